@@ -1,0 +1,240 @@
+"""ModelCard: what a segmentation model file says about itself.
+
+A node needs only the model path: class names, colours, traversable classes, input size and
+normalisation travel inside the model file (ONNX ``metadata_props`` under the key
+``seg_ros.model_card``) or, for formats without metadata (TensorRT ``.engine``, TorchScript /
+exported ``.pt``), in a JSON sidecar next to it (``model.engine`` -> ``model.engine.json``).
+
+ROS-free and torch-free by design.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from seg_ros.errors import SegRosError
+
+METADATA_KEY = "seg_ros.model_card"
+CARD_VERSION = 1
+
+OutputKind = Literal["logits", "labels"]
+ChannelOrder = Literal["RGB", "BGR"]
+
+
+class ModelCardError(SegRosError, ValueError):
+    """A model card is missing, unreadable or inconsistent; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything a runtime needs to use a segmentation model.
+
+    Attributes:
+        name: short model name, shown in diagnostics and ``label_info``.
+        class_names: one name per output class, index = class id.
+        colors: one RGB colour (0..255) per class, used for colour masks and overlays.
+        traversable: class ids a ground robot may drive on (floor grid "free").
+        input_size: (height, width) in pixels of the engine input tensor.
+        mean: per-channel mean in 0..1 units of full scale, in ``channel_order``.
+        std: per-channel standard deviation in 0..1 units of full scale.
+        channel_order: channel order the engine expects ("RGB" or "BGR").
+        output_kind: "labels" when the graph ends in argmax (outputs ``labels`` and optionally
+            ``confidence``), "logits" when it outputs raw class scores (N, C, h, w).
+        ignore_index: label id meaning "void" in training data (not a model output).
+        provenance: free-form facts about how the model was made (dataset, metrics, command).
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    traversable: tuple[int, ...] = ()
+    input_size: tuple[int, int] = (360, 480)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: ChannelOrder = "RGB"
+    output_kind: OutputKind = "labels"
+    ignore_index: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Normalise list-y inputs (JSON gives lists) into hashable tuples.
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        object.__setattr__(self, "colors", tuple(tuple(int(v) for v in c) for c in self.colors))
+        object.__setattr__(self, "traversable", tuple(int(t) for t in self.traversable))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        self.validate()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def validate(self) -> None:
+        """Raise ModelCardError naming the field and the fix when the card is inconsistent."""
+        n = len(self.class_names)
+        if n == 0:
+            raise ModelCardError("model card has no class_names: list one name per output class")
+        if len(self.colors) != n:
+            raise ModelCardError(
+                f"model card has {n} class_names but {len(self.colors)} colors: "
+                "give one RGB colour per class"
+            )
+        for i, c in enumerate(self.colors):
+            if len(c) != 3 or any(not 0 <= v <= 255 for v in c):
+                raise ModelCardError(
+                    f"model card colour {i} = {c} is not an RGB triple in 0..255"
+                )
+        bad = [t for t in self.traversable if not 0 <= t < n]
+        if bad:
+            raise ModelCardError(
+                f"model card traversable ids {bad} are outside 0..{n - 1}: "
+                "use class ids of this model"
+            )
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise ModelCardError(
+                f"model card input_size {self.input_size} must be (height, width) > 0"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ModelCardError("model card mean/std must be 3 values each, std > 0")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ModelCardError(
+                f"model card channel_order {self.channel_order!r} must be 'RGB' or 'BGR'"
+            )
+        if self.output_kind not in ("logits", "labels"):
+            raise ModelCardError(
+                f"model card output_kind {self.output_kind!r} must be 'logits' or 'labels'"
+            )
+
+    def with_provenance(self, **facts: Any) -> ModelCard:
+        """A copy with ``facts`` merged into provenance."""
+        return replace(self, provenance={**self.provenance, **facts})
+
+    # --- serialisation -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["card_version"] = CARD_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "model card") -> ModelCard:
+        d = dict(d)
+        d.pop("card_version", None)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelCardError(f"{source}: unknown fields {unknown}; known fields: {sorted(known)}")
+        missing = [k for k in ("name", "class_names", "colors") if k not in d]
+        if missing:
+            raise ModelCardError(f"{source}: missing required fields {missing}")
+        try:
+            return cls(**d)
+        except ModelCardError as e:
+            raise ModelCardError(f"{source}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ModelCardError(f"{source}: malformed value ({e})") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model card") -> ModelCard:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ModelCardError(f"{source}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ModelCardError(f"{source}: expected a JSON object")
+        return cls.from_dict(d, source)
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """JSON sidecar of a model file: ``model.engine`` -> ``model.engine.json``."""
+    p = Path(model_path)
+    return p.with_name(p.name + ".json")
+
+
+def write_sidecar(card: ModelCard, model_path: str | Path) -> Path:
+    path = sidecar_path(model_path)
+    path.write_text(card.to_json() + "\n")
+    return path
+
+
+def read_sidecar(model_path: str | Path) -> ModelCard:
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise ModelCardError(
+            f"{model_path} has no model card: expected the JSON sidecar {path} "
+            "(write it with `seg-ros card` or keep the one made with the model)"
+        )
+    return ModelCard.from_json(path.read_text(), source=str(path))
+
+
+def embed_in_onnx(card: ModelCard, onnx_model: Any) -> None:
+    """Store ``card`` in an ``onnx.ModelProto``'s metadata_props (replacing an older card)."""
+    props = onnx_model.metadata_props
+    for i in reversed(range(len(props))):
+        if props[i].key == METADATA_KEY:
+            del props[i]
+    entry = props.add()
+    entry.key = METADATA_KEY
+    entry.value = card.to_json()
+
+
+def card_from_onnx_metadata(metadata: dict[str, str], source: str) -> ModelCard:
+    """Card from an ONNX metadata map (``onnx`` metadata_props or onnxruntime custom map)."""
+    if METADATA_KEY not in metadata:
+        raise ModelCardError(
+            f"{source} has no model card (metadata key {METADATA_KEY!r}): export it with "
+            "`seg-ros export`, or add one with `seg-ros card MODEL --from card.json`"
+        )
+    return ModelCard.from_json(metadata[METADATA_KEY], source=source)
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    """Read the card of any supported model file (ONNX metadata, else the JSON sidecar)."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelCardError(f"model file {path} does not exist: check the model path")
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # onnx raises DecodeError and friends
+            raise ModelCardError(
+                f"{path} is not a readable ONNX file ({type(e).__name__}): re-export or re-copy it"
+            ) from None
+        meta = {p.key: p.value for p in model.metadata_props}
+        if METADATA_KEY not in meta and sidecar_path(path).is_file():
+            return read_sidecar(path)
+        return card_from_onnx_metadata(meta, str(path))
+    return read_sidecar(path)
+
+
+CAMVID_CLASSES = (
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
+    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+)
+CAMVID_COLORS = (
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+    (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+)
+
+
+def camvid_card(**overrides: Any) -> ModelCard:
+    """The 11-class CamVid (SegNet split) card: road and pavement traversable, 11 = void."""
+    base: dict[str, Any] = dict(
+        name="camvid",
+        class_names=CAMVID_CLASSES,
+        colors=CAMVID_COLORS,
+        traversable=(3, 4),
+        input_size=(360, 480),
+        ignore_index=11,
+    )
+    base.update(overrides)
+    return ModelCard(**base)
