@@ -1,0 +1,1 @@
+"""Training tools: torch lives here (and in engines/torch.py) only."""
