@@ -130,7 +130,9 @@ class ModelCard:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ModelCardError(f"{source}: unknown fields {unknown}; known fields: {sorted(known)}")
+            raise ModelCardError(
+                f"{source}: unknown fields {unknown}; known fields: {sorted(known)}"
+            )
         missing = [k for k in ("name", "class_names", "colors") if k not in d]
         if missing:
             raise ModelCardError(f"{source}: missing required fields {missing}")

@@ -10,7 +10,7 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("seg_ros.cli.info", "print a model's card"),
-    "segment": ("seg_ros.cli.segment", "segment an image or a folder into label/colour/overlay PNGs"),
+    "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
 }
 
 

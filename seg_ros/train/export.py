@@ -25,15 +25,17 @@ OUTPUT_NAMES = ("labels", "confidence")
 class LabelsHead(nn.Module):
     """Wraps a logits network: bilinear upsample to the input size, argmax and max-softmax."""
 
-    def __init__(self, net: nn.Module, num_classes: int) -> None:
+    def __init__(self, net: nn.Module, card: ModelCard) -> None:
         super().__init__()
         self.net = net
-        self.label_dtype = torch.uint8 if num_classes <= 255 else torch.int32
+        self.label_dtype = torch.uint8 if card.num_classes <= 255 else torch.int32
+        # A constant output size keeps the graph static (no Shape ops): simpler for TensorRT.
+        self.size = tuple(int(v) for v in card.input_size)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(x)
-        if logits.shape[-2:] != x.shape[-2:]:
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if tuple(logits.shape[-2:]) != self.size:
+            logits = F.interpolate(logits, size=self.size, mode="bilinear", align_corners=False)
         confidence, labels = logits.softmax(dim=1).max(dim=1)
         return labels.to(self.label_dtype), confidence
 
@@ -52,7 +54,9 @@ def export_onnx(
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    head = LabelsHead(net, card.num_classes).eval()
+    logits_only = card.output_kind == "logits"
+    head = net.eval() if logits_only else LabelsHead(net, card).eval()
+    output_names = ["logits"] if logits_only else list(OUTPUT_NAMES)
     h, w = card.input_size
     example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -67,8 +71,9 @@ def export_onnx(
     tmp = out.with_suffix(".tmp.onnx")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            head, (example,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            head, (example,), str(tmp), input_names=[INPUT_NAME], output_names=output_names,
             opset_version=opset, dynamo=False,
         )
     model = onnx.load(str(tmp))
@@ -81,16 +86,37 @@ def export_onnx(
     return out
 
 
+def export_torchscript(net: nn.Module, card: ModelCard, out: str | Path) -> Path:
+    """Trace ``net`` with the labels head to TorchScript (``out``) plus its JSON card sidecar."""
+    from seg_ros.model_card import write_sidecar
+
+    out = Path(out)
+    head = LabelsHead(net, card).eval()
+    example = torch.zeros(1, 3, *card.input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(head, example)
+    traced.save(str(out))
+    write_sidecar(card, out)
+    return out
+
+
 def verify_onnx(head: nn.Module, path: Path, example: torch.Tensor) -> float:
     """Label agreement (fraction) between PyTorch and onnxruntime on ``example``."""
     import onnxruntime as ort
 
-    with torch.no_grad():
-        ref_labels, ref_conf = head(example)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    labels, conf = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: example.numpy()})
-    agree = float(np.mean(labels == ref_labels.numpy()))
-    if agree < 0.999 or not np.allclose(conf, ref_conf.numpy(), atol=1e-3):
+    got = sess.run(None, {INPUT_NAME: example.numpy()})
+    with torch.no_grad():
+        ref = head(example)
+    if isinstance(ref, torch.Tensor):  # logits graph: compare argmax and values
+        ref_labels, ref_conf = ref.argmax(1).numpy(), ref.numpy()
+        labels, conf = got[0].argmax(1), got[0]
+    else:
+        ref_labels, ref_conf = ref[0].numpy(), ref[1].numpy()
+        labels, conf = got
+    agree = float(np.mean(labels == ref_labels))
+    if agree < 0.999 or not np.allclose(conf, ref_conf, atol=1e-3):
         path.unlink(missing_ok=True)
         raise EngineError(
             f"exported ONNX disagrees with PyTorch ({agree:.4%} labels equal): the export is "

@@ -1,0 +1,5 @@
+import sys
+
+from seg_ros.cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""PyTorch backend: TorchScript (.pt/.ts) or torch.export programs (.pt2), CPU or CUDA.
+
+Neither format unpickles arbitrary Python objects: TorchScript archives hold TorchScript code
+and tensors, and .pt2 files are loaded by ``torch.export.load``. The card comes from the JSON
+sidecar (``model.pt`` -> ``model.pt.json``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seg_ros.errors import EngineError
+from seg_ros.model_card import ModelCard, read_sidecar
+
+
+class TorchEngine:
+    backend = "torch"
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, **_: object) -> None:
+        import torch
+
+        self._torch = torch
+        self.card: ModelCard = read_sidecar(path)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise EngineError(f"device {device!r} asked for but torch sees no CUDA GPU: use cpu")
+        if device not in ("cpu",) and not device.startswith("cuda"):
+            raise EngineError(f"unknown device {device!r} for torch: use cpu, cuda or cuda:N")
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        try:
+            if path.suffix == ".pt2":
+                self.module = torch.export.load(str(path)).module()
+            else:
+                self.module = torch.jit.load(str(path), map_location=self.device).eval()
+        except Exception as e:
+            raise EngineError(
+                f"{path} is not a loadable TorchScript / torch.export program "
+                f"({type(e).__name__}): re-export it, or use the .onnx model"
+            ) from None
+        self.module.to(self.device)
+        self.input_shape = (1, 3, *self.card.input_size)
+        self.output_names = (
+            ["labels", "confidence"] if self.card.output_kind == "labels" else ["logits"]
+        )
+
+    def infer(self, batch: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            result = self.module(torch.from_numpy(batch).to(self.device))
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        return {n: t.cpu().numpy() for n, t in zip(self.output_names, result)}
+
+    def describe(self) -> str:
+        return f"torch {self._torch.__version__} ({self.device})"
