@@ -244,3 +244,10 @@ def test_cli_errors_are_one_line(tmp_path):
     r = _cli("info", tmp_path / "missing.onnx")
     assert r.returncode == 2
     assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plugin_backend_by_import_path(tiny_model):
+    engine = open_engine(tiny_model, backend="seg_ros.engines.onnxruntime:OnnxRuntimeEngine")
+    assert engine.card.name == "tiny"
+    with pytest.raises(EngineError, match="cannot be imported"):
+        open_engine(tiny_model, backend="no_such_module:Engine")

@@ -64,6 +64,8 @@ def resolve_backend(path: Path, backend: str) -> str:
     """Pick the backend for ``path``: 'auto' goes by file type, ONNX preferring TensorRT when a
     CUDA GPU and the tensorrt package are both present."""
     if backend != "auto":
+        if ":" in backend:  # "package.module:Factory", a plugin backend
+            return backend
         if backend not in BACKENDS and backend not in _REGISTERED:
             raise EngineError(
                 f"unknown backend {backend!r}: choose one of {', '.join(backend_names())}"
@@ -95,7 +97,8 @@ def open_engine(
 
     Args:
         path: model file (.onnx with an embedded card, or .engine/.pt/.pt2 + JSON sidecar).
-        backend: 'auto', 'onnxruntime', 'tensorrt', 'torch' or a registered name.
+        backend: 'auto', 'onnxruntime', 'tensorrt', 'torch', a registered name, or
+            'package.module:Factory' naming an importable factory (plugins, fault injection).
         device: 'cpu', 'cuda' or 'cuda:N'; for onnxruntime also 'tensorrt' (the TensorRT EP).
         threads: intra-op CPU threads; 0 lets the runtime decide.
         options: backend-specific settings (e.g. ``trt_cache_dir``).
@@ -107,8 +110,14 @@ def open_engine(
     if name in _REGISTERED:
         factory = _REGISTERED[name]
     else:
-        module, _, attr = BACKENDS[name].partition(":")
-        factory = getattr(importlib.import_module(module), attr)
+        module, _, attr = BACKENDS.get(name, name).partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise EngineError(
+                f"backend {name!r} cannot be imported ({e}): install it, or give "
+                "'package.module:Factory' of an importable engine factory"
+            ) from None
     return factory(path, device=device, threads=threads, **options)
 
 
