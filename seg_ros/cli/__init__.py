@@ -11,6 +11,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("seg_ros.cli.info", "print a model's card"),
     "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
+    "bag": ("seg_ros.cli.bag", "rosbag2 tools: make, play, record, eval (mIoU through a node)"),
 }
 
 

@@ -1,0 +1,211 @@
+"""rosbag2 tools on the `rosbags` library: make (folder -> bag), play (bag -> live topics),
+record (live topics -> bag) and evaluate (bag -> real node process -> mIoU, latency, drops).
+
+This module and :mod:`seg_ros.bag.make` are ROS-free (rosbags only); ``play``, ``record`` and
+``evaluate`` import rclpy. Bags use the ROS 2 Kilted message definitions; rosbags' CDR bytes
+are exactly what rmw puts on the wire, so raw bytes go from a bag to a publisher unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seg_ros.errors import SegRosError
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+STORAGES = ("mcap", "sqlite3")
+LABELS_SUFFIX = "labels_gt"
+
+
+class BagError(SegRosError, ValueError):
+    """A bag is missing, unreadable or lacks what a command needs; the message names the fix."""
+
+
+_TYPESTORE: Any = None
+
+
+def typestore() -> Any:
+    """The rosbags typestore with the ROS 2 Kilted definitions (cached)."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        from rosbags.typesys import Stores, get_typestore
+
+        _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+    return _TYPESTORE
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names a made bag uses under ``prefix`` (default ``/camera``)."""
+
+    prefix: str = "/camera"
+    compressed: bool = False
+
+    @property
+    def image(self) -> str:
+        return f"{self.prefix}/image_raw" + ("/compressed" if self.compressed else "")
+
+    @property
+    def camera_info(self) -> str:
+        return f"{self.prefix}/camera_info"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.prefix}/{LABELS_SUFFIX}" + ("/compressed" if self.compressed else "")
+
+
+def open_reader(path: str | Path) -> Any:
+    """Open a rosbag2 folder (or a lone .mcap/.db3 file) with rosbags; BagError when unreadable."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag {path} does not exist: check the path (a rosbag2 folder)")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        partial = path.parent / f".{path.name}.partial"
+        hint = " (a failed write leaves only a hidden .partial folder)" if partial.exists() else ""
+        raise BagError(
+            f"{path} has no metadata.yaml, so it is not a complete rosbag2 folder{hint}: "
+            "re-make or re-record it"
+        )
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as e:  # rosbags raises ReaderError, sqlite3/mcap errors, OSError...
+        raise BagError(
+            f"cannot read bag {path} ({type(e).__name__}: {e}): the file is truncated or "
+            "corrupt; re-make or re-record it"
+        ) from None
+    return reader
+
+
+def iter_raw(reader: Any, connections: list[Any], source: str) -> Iterator[tuple[Any, int, bytes]]:
+    """(connection, timestamp ns, raw CDR) in bag order; BagError when the data is truncated."""
+    try:
+        yield from reader.messages(connections=connections)
+    except BagError:
+        raise
+    except Exception as e:
+        raise BagError(
+            f"bag {source} is truncated or corrupt ({type(e).__name__}: {e}): re-make or "
+            "re-record it"
+        ) from None
+
+
+def deserialize(raw: bytes | memoryview, msgtype: str, source: str = "message") -> Any:
+    try:
+        return typestore().deserialize_cdr(bytes(raw) if isinstance(raw, memoryview) else raw,
+                                           msgtype)
+    except Exception as e:
+        raise BagError(
+            f"{source}: cannot deserialize a {msgtype} ({type(e).__name__}: {e}): the data is "
+            "corrupt or of another type"
+        ) from None
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def image_from_msg(msg: Any, msgtype: str, keep_ids: bool = False) -> np.ndarray:
+    """Decode a rosbags Image/CompressedImage to RGB uint8; ``keep_ids`` keeps mono label ids
+    (mono8/mono16 raw, PNG compressed) as a 2-D array instead of converting to RGB."""
+    from seg_ros import codec
+
+    if msgtype == COMPRESSED:
+        if keep_ids:
+            import cv2
+
+            buf = np.frombuffer(memoryview(msg.data), np.uint8)
+            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            if out is None or out.ndim != 2:
+                raise BagError(
+                    f"labels message ({msg.format!r}) is not a single-channel PNG: write labels "
+                    "as mono8 Image or 'mono8; png compressed mono8'"
+                )
+            return out
+        return codec.decode_compressed(msg.format, msg.data)
+    if keep_ids:
+        if msg.encoding in ("mono8", "8UC1"):
+            dt = np.dtype(np.uint8)
+        elif msg.encoding in ("mono16", "16UC1"):
+            dt = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        else:
+            raise BagError(
+                f"labels message has encoding {msg.encoding!r}: label images must be mono8 or "
+                "mono16 class ids"
+            )
+        need = msg.height * msg.step
+        if len(msg.data) < need:
+            raise BagError(f"labels message holds {len(msg.data)} bytes, expected {need}")
+        rows = np.frombuffer(memoryview(msg.data)[:need], np.uint8).reshape(msg.height, msg.step)
+        return rows[:, : msg.width * dt.itemsize].copy().view(dt).astype(dt.newbyteorder("="))
+    return codec.decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                            bool(msg.is_bigendian))
+
+
+def find_topic(reader: Any, types: tuple[str, ...], source: str, want: str | None = None,
+               exclude: str | None = None, what: str = "image") -> Any:
+    """The one connection of ``types`` (named ``want`` when given) in ``reader``; BagError else."""
+    conns = [c for c in reader.connections if c.msgtype in types]
+    if want is not None:
+        named = [c for c in reader.connections if c.topic == want]
+        if not named:
+            raise BagError(
+                f"bag {source} has no topic {want}; its topics: "
+                f"{_listing(reader)}: pass one of them"
+            )
+        if named[0].msgtype not in types:
+            raise BagError(f"{want} in {source} is a {named[0].msgtype}, not {' or '.join(types)}")
+        return named[0]
+    if exclude:
+        conns = [c for c in conns if exclude not in c.topic]
+    if not conns:
+        raise BagError(
+            f"bag {source} has no {what} topic ({' or '.join(types)}); its topics: "
+            f"{_listing(reader)}: record the camera topic, or make one with `seg-ros bag make`"
+        )
+    if len(conns) > 1:
+        names = sorted({c.topic for c in conns})
+        if len(names) > 1:
+            raise BagError(
+                f"bag {source} has several {what} topics {names}: choose one with --image-topic"
+            )
+    return conns[0]
+
+
+def _listing(reader: Any) -> str:
+    return ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections) or "none"
+
+
+def staging(out: Path) -> Path:
+    """Where to write ``out`` first: ``.<name>.partial/<name>`` next to it. The storage file
+    keeps its final name; :func:`commit` renames the finished folder onto ``out``, so a failure
+    never leaves anything at ``out`` that looks complete."""
+    out = Path(out)
+    if out.exists():
+        raise BagError(f"{out} exists already: choose another --out or delete it first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp / out.name
+
+
+def commit(staged: Path, out: Path) -> None:
+    staged.rename(out)
+    shutil.rmtree(staged.parent, ignore_errors=True)
+
+
+def discard(staged: Path) -> None:
+    shutil.rmtree(staged.parent, ignore_errors=True)

@@ -1,0 +1,620 @@
+"""Bag -> a REAL segmentation node process -> mIoU, latency, throughput and drops.
+
+``evaluate_bag`` starts ``seg-ros node`` as a subprocess in a private ROS domain (loopback only,
+Fast DDS LARGE_DATA), publishes the bag's frames (and camera info) to it over real topics,
+matches the ``/segmentation_node/labels`` it publishes back to the bag's ground truth by header
+stamp, and scores them with :mod:`seg_ros.metrics`.
+
+Pacing:
+* lockstep (default): the next frame is published only after the previous frame's labels came
+  back (or ``timeout`` passed), so a healthy node drops nothing and mIoU covers every frame;
+* ``rate=X``: frames go out at X times the bag's real time, like ``bag play``; the node's
+  one-slot mailbox then drops what it cannot keep up with.
+
+Every input frame is accounted for: ``matched`` (labels with its stamp arrived), ``dropped``
+(the node says so: the increase of the dropped counter in its /diagnostics) or ``missing``
+(neither: lost in transport, or the node failed silently). Latency is measured in this process
+from just before ``publish`` to the labels' arrival (monotonic clock), so it includes DDS
+transport both ways, decode, inference and encode.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seg_ros.bag import (
+    CAMERA_INFO,
+    COMPRESSED,
+    IMAGE,
+    IMAGE_TYPES,
+    LABELS_SUFFIX,
+    BagError,
+    deserialize,
+    find_topic,
+    image_from_msg,
+    iter_raw,
+    open_reader,
+    stamp_ns,
+)
+
+NODE_NAME = "segmentation_node"
+LABELS_TOPIC = f"/{NODE_NAME}/labels"
+GRID_TOPIC = f"/{NODE_NAME}/floor_grid"
+DIAGNOSTICS = "/diagnostics"
+
+
+@dataclass
+class Frame:
+    """One input frame of the bag."""
+
+    stamp: int                 # header stamp, ns (the key outputs are matched by)
+    t_bag: int                 # bag timestamp, ns (pacing)
+    raw: bytes                 # the image message as CDR, published unchanged
+    info_raw: bytes | None     # camera info with the same stamp (or the latest before)
+    truth: np.ndarray | None   # ground-truth class ids (H, W)
+    size: tuple[int, int]      # (H, W) of the image
+
+
+@dataclass
+class BagFrames:
+    frames: list[Frame]
+    image_topic: str
+    image_type: str
+    info_topic: str | None
+    labels_topic: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def load_frames(bag: str | Path, image_topic: str | None = None,
+                labels_topic: str | None = None) -> BagFrames:
+    """Read the frames, camera info and ground truth of ``bag`` (ROS-free; rosbags only)."""
+    reader = open_reader(bag)
+    source = str(bag)
+    try:
+        img_c = find_topic(reader, IMAGE_TYPES, source, image_topic, exclude=LABELS_SUFFIX)
+        lab_c = None
+        if labels_topic is not None:
+            lab_c = find_topic(reader, IMAGE_TYPES, source, labels_topic, what="labels")
+        else:
+            cands = [c for c in reader.connections
+                     if c.msgtype in IMAGE_TYPES and LABELS_SUFFIX in c.topic]
+            lab_c = cands[0] if cands else None
+        infos = [c for c in reader.connections if c.msgtype == CAMERA_INFO]
+        info_c = infos[0] if infos else None
+        conns = [c for c in (img_c, lab_c, info_c) if c is not None]
+
+        images: list[tuple[int, int, bytes, tuple[int, int]]] = []
+        truths: dict[int, np.ndarray] = {}
+        info_by_stamp: dict[int, bytes] = {}
+        for conn, t, raw in iter_raw(reader, conns, source):
+            raw = bytes(raw)
+            msg = deserialize(raw, conn.msgtype, f"{source} {conn.topic}")
+            s = stamp_ns(msg.header)
+            if conn is img_c:
+                size = _image_size(msg, conn.msgtype)
+                images.append((s, t, raw, size))
+            elif conn is lab_c:
+                truths[s] = image_from_msg(msg, conn.msgtype, keep_ids=True)
+            else:
+                info_by_stamp[s] = raw
+    finally:
+        reader.close()
+    if not images:
+        raise BagError(f"bag {source}: {img_c.topic} holds no messages: nothing to evaluate")
+
+    frames: list[Frame] = []
+    info_stamps = sorted(info_by_stamp)
+    for s, t, raw, size in images:
+        truth = truths.get(s)
+        if truth is not None and truth.shape != size:
+            raise BagError(
+                f"bag {source}: labels on {lab_c.topic} at stamp {s / 1e9:.3f} are "
+                f"{truth.shape[1]}x{truth.shape[0]} but the image on {img_c.topic} is "
+                f"{size[1]}x{size[0]}: ground truth must match its frame pixel for pixel "
+                "(re-make the bag from label maps of the frames' size)"
+            )
+        info = info_by_stamp.get(s)
+        if info is None and info_stamps:
+            i = int(np.searchsorted(info_stamps, s, side="right")) - 1
+            info = info_by_stamp[info_stamps[max(i, 0)]]
+        frames.append(Frame(s, t, raw, info, truth, size))
+    if len({f.stamp for f in frames}) != len(frames):
+        raise BagError(
+            f"bag {source}: several frames on {img_c.topic} share a header stamp, so outputs "
+            "cannot be matched to inputs: give every frame its own stamp"
+        )
+    return BagFrames(frames, img_c.topic, img_c.msgtype, info_c.topic if info_c else None,
+                     lab_c.topic if lab_c else None,
+                     {"truth_frames": sum(f.truth is not None for f in frames)})
+
+
+def _image_size(msg: Any, msgtype: str) -> tuple[int, int]:
+    if msgtype == IMAGE:
+        return int(msg.height), int(msg.width)
+    import cv2
+
+    buf = np.frombuffer(memoryview(msg.data), np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise BagError(f"a compressed frame ({msg.format!r}) does not decode: corrupt bag")
+    return int(img.shape[0]), int(img.shape[1])
+
+
+# --------------------------------------------------------------------------- node process
+
+
+class NodeProcess:
+    """``seg-ros node`` as a subprocess in its own session, stopped with SIGINT (then KILL)."""
+
+    def __init__(self, model: str | Path, domain_id: int, image_topic: str, compressed: bool,
+                 info_topic: str | None, params: list[str], log_path: Path) -> None:
+        base = image_topic[: -len("/compressed")] if compressed else image_topic
+        args = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
+                "-r", f"__node:={NODE_NAME}",
+                "-p", f"model_path:={Path(model).resolve()}",
+                "-r", f"image:={base}", "-r", f"image/compressed:={base}/compressed"]
+        if info_topic:
+            args += ["-r", f"camera_info:={info_topic}"]
+        if compressed:
+            args += ["-p", "input_transport:=compressed"]
+        for p in params:
+            args += ["-p", p]
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id),
+               "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+               "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, n: int = 15) -> str:
+        self._log.flush()
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+def _free_domain() -> int:
+    """A ROS domain id for this run: not the caller's, random so parallel runs rarely meet."""
+    own = os.environ.get("ROS_DOMAIN_ID", "0")
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    while True:
+        d = rng.randint(1, 100)
+        if str(d) != own:
+            return d
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class _Run:
+    pub_time: dict[int, float] = field(default_factory=dict)       # stamp -> monotonic
+    recv: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)
+    unexpected: int = 0
+    grids: dict[int, Any] = field(default_factory=dict)             # stamp -> OccupancyGrid
+    diag: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    last_output: float = 0.0
+
+
+def evaluate_bag(
+    bag: str | Path,
+    model: str | Path,
+    out_bag: str | Path | None = None,
+    rate: float | None = None,
+    png: str | Path | None = None,
+    image_topic: str | None = None,
+    labels_topic: str | None = None,
+    timeout: float = 10.0,
+    node_params: list[str] | None = None,
+    startup_timeout: float = 90.0,
+    progress: bool = True,
+    log_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` on ``bag`` through a real node; returns the report as a JSON-able dict.
+
+    Args:
+        rate: None = lockstep; X = publish at X times the bag's real time.
+        timeout: lockstep: seconds to wait for one frame's labels before moving on.
+        node_params: extra ``name:=value`` node parameters.
+    """
+    from seg_ros.model_card import read_card
+
+    data = load_frames(bag, image_topic, labels_topic)
+    if data.labels_topic is None or data.meta["truth_frames"] == 0:
+        raise BagError(
+            f"bag {bag} has no ground-truth labels topic (*{LABELS_SUFFIX}*, mono8 Image or PNG "
+            "CompressedImage) matching its frames: make it with `seg-ros bag make --labels DIR`"
+            " or name it with --labels-topic"
+        )
+    if rate is not None and not rate > 0:
+        raise BagError(f"--rate {rate} must be > 0 (leave it out for lockstep)")
+    card = read_card(model)  # fails fast, before starting a node, on a bad model path
+    if out_bag is not None and Path(out_bag).exists():
+        raise BagError(f"{out_bag} exists already: choose another --out or delete it first")
+
+    domain = _free_domain()
+    log_dir = Path(log_dir) if log_dir else Path(png).parent if png else Path(tempfile.mkdtemp(
+        prefix="seg_ros_eval_"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    compressed = data.image_type == COMPRESSED
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    node_proc = NodeProcess(model, domain, data.image_topic, compressed, data.info_topic,
+                            node_params or [], log_dir / "node.log")
+    writer = None
+    try:
+        from seg_ros.bag.rosio import RawBagWriter
+
+        if out_bag is not None:
+            writer = RawBagWriter(out_bag)
+        run, timing, outputs = _drive(data, node_proc, domain, rate, timeout, startup_timeout,
+                                      writer, want_grid=png is not None or writer is not None,
+                                      progress=progress)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        node_proc.stop()
+
+    report = _report(data, run, timing, card, rate, model, bag)
+    report["node"] = {"command": " ".join(node_proc.args), "log": str(node_proc.log_path),
+                      "domain_id": domain, "outputs": outputs}
+    if writer is not None:
+        report["out_bag"] = str(out_bag)
+    if png is not None:
+        from seg_ros.bag.sheet import contact_sheet
+
+        contact_sheet(data, run.recv, run.grids, card, png, report)
+        report["png"] = str(png)
+    return report
+
+
+def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | None,
+           timeout: float, startup_timeout: float, writer: Any, want_grid: bool,
+           progress: bool) -> tuple[_Run, dict[str, float], list[str]]:
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from tqdm import tqdm
+
+    from seg_ros.bag.rosio import matching_qos, qos, ros_node
+
+    run = _Run()
+    frames = data.frames
+    stamps = {f.stamp for f in frames}
+    with ros_node("seg_ros_bag_eval", domain) as (node, executor):
+        img_pub = node.create_publisher(CompressedImage if data.image_type == COMPRESSED
+                                        else Image, data.image_topic, qos(depth=10))
+        info_pub = (node.create_publisher(CameraInfo, data.info_topic, qos(depth=10))
+                    if data.info_topic else None)
+
+        def on_labels(raw: bytes) -> None:
+            now = time.monotonic()
+            msg = deserialize(raw, IMAGE, LABELS_TOPIC)
+            s = stamp_ns(msg.header)
+            run.last_output = now
+            if writer is not None:
+                writer.write(LABELS_TOPIC, IMAGE, time.time_ns(), raw)
+            if s in stamps and s not in run.recv:
+                run.recv[s] = (now, image_from_msg(msg, IMAGE, keep_ids=True))
+            else:
+                run.unexpected += 1
+
+        def on_diag(raw: bytes) -> None:
+            if writer is not None:
+                writer.write(DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray", time.time_ns(),
+                             raw)
+            msg = deserialize(raw, "diagnostic_msgs/msg/DiagnosticArray", DIAGNOSTICS)
+            for st in msg.status:
+                if NODE_NAME in st.name or NODE_NAME in st.hardware_id:
+                    run.diag.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
+
+        def on_grid(raw: bytes) -> None:
+            if writer is not None:
+                writer.write(GRID_TOPIC, "nav_msgs/msg/OccupancyGrid", time.time_ns(), raw)
+            msg = deserialize(raw, "nav_msgs/msg/OccupancyGrid", GRID_TOPIC)
+            run.grids[stamp_ns(msg.header)] = msg
+
+        # Best effort + deep queue: compatible with whatever QoS the node offers.
+        lab_sub = node.create_subscription(Image, LABELS_TOPIC, on_labels,
+                                           qos(False, 100), raw=True)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS, on_diag, qos(False, 100),
+                                 raw=True)
+        if want_grid:
+            node.create_subscription(OccupancyGrid, GRID_TOPIC, on_grid, qos(False, 100),
+                                     raw=True)
+
+        # Wait until the node is up: it subscribes our images and publishes labels.
+        t0 = time.monotonic()
+        while img_pub.get_subscription_count() == 0 or lab_sub.get_publisher_count() == 0:
+            if not node_proc.alive():
+                raise BagError(
+                    f"the node exited with code {node_proc.proc.returncode} before it was ready "
+                    f"(log {node_proc.log_path}):\n{node_proc.tail()}"
+                )
+            if time.monotonic() - t0 > startup_timeout:
+                raise BagError(
+                    f"the node did not subscribe {data.image_topic} and publish {LABELS_TOPIC} "
+                    f"within {startup_timeout:.0f} s (log {node_proc.log_path}):\n"
+                    f"{node_proc.tail()}"
+                )
+            executor.spin_once(timeout_sec=0.1)
+        startup_s = time.monotonic() - t0
+        outputs = sorted(t for t, _ in node.get_publisher_names_and_types_by_node(NODE_NAME, "/"))
+        # Record every other output of the node too when asked (this makes it compute them).
+        if writer is not None:
+            for topic, types in node.get_publisher_names_and_types_by_node(NODE_NAME, "/"):
+                if topic in (LABELS_TOPIC, GRID_TOPIC, DIAGNOSTICS) or not topic.startswith(
+                        f"/{NODE_NAME}/"):
+                    continue
+                node.create_subscription(
+                    _msg_class(types[0]), topic,
+                    lambda raw, t=topic, ty=types[0]: writer.write(t, ty, time.time_ns(), raw),
+                    matching_qos(node, topic), raw=True)
+        executor.spin_once(timeout_sec=0.2)  # let the output subscriptions match
+
+        def publish(f: Frame) -> None:
+            if info_pub is not None and f.info_raw is not None:
+                info_pub.publish(f.info_raw)
+            run.pub_time[f.stamp] = time.monotonic()
+            img_pub.publish(f.raw)
+
+        def check_alive() -> None:
+            if not node_proc.alive():
+                raise BagError(
+                    f"the node died during the run (exit {node_proc.proc.returncode}, log "
+                    f"{node_proc.log_path}):\n{node_proc.tail()}"
+                )
+
+        bar = tqdm(total=len(frames), desc="bag eval", unit="frame", disable=not progress)
+        t_start = time.monotonic()
+        if rate is None:  # lockstep
+            for f in frames:
+                publish(f)
+                deadline = time.monotonic() + timeout
+                while f.stamp not in run.recv and time.monotonic() < deadline:
+                    executor.spin_once(timeout_sec=0.01)
+                    check_alive()
+                bar.update()
+        else:
+            bag0 = frames[0].t_bag
+            for f in frames:
+                due = t_start + (f.t_bag - bag0) / 1e9 / rate
+                while time.monotonic() < due:
+                    executor.spin_once(timeout_sec=max(0.0, min(0.005, due - time.monotonic())))
+                publish(f)
+                check_alive()
+                bar.update()
+        t_last_pub = time.monotonic()
+        # Drain: outputs still in flight, then one fresh diagnostics message for the counters.
+        quiet, hard = 1.5, t_last_pub + max(timeout, 5.0)
+        while time.monotonic() < hard and len(run.recv) < len(frames):
+            executor.spin_once(timeout_sec=0.02)
+            if time.monotonic() - max(run.last_output, t_last_pub) > quiet:
+                break
+        t_end = time.monotonic()
+        diag_deadline = t_end + 3.0
+        while time.monotonic() < diag_deadline:
+            if any(t > t_end for t, _ in run.diag):
+                break
+            executor.spin_once(timeout_sec=0.05)
+        bar.close()
+    timing = {"startup_s": startup_s, "t_start": t_start, "t_last_pub": t_last_pub,
+              "t_end": t_end}
+    return run, timing, outputs
+
+
+def _msg_class(msgtype: str) -> Any:
+    from seg_ros.bag.rosio import msg_class
+
+    return msg_class(msgtype)
+
+
+def _counter(values: dict[str, str], word: str) -> int | None:
+    """Sum of integer diagnostics values whose key mentions ``word`` (e.g. 'dropped')."""
+    total, found = 0, False
+    for k, v in values.items():
+        if word in k.lower():
+            try:
+                total += int(float(v))
+                found = True
+            except ValueError:
+                continue
+    return total if found else None
+
+
+def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
+            rate: float | None, model: str | Path, bag: str | Path) -> dict[str, Any]:
+    from seg_ros import metrics
+
+    frames = data.frames
+    n = len(frames)
+    matched = [f for f in frames if f.stamp in run.recv]
+    unmatched = n - len(matched)
+
+    # The node's own account of frames it dropped (mailbox overwrite) or rejected (bad input).
+    dropped_raw = rejected_raw = None
+    if run.diag:
+        first, last = run.diag[0][1], run.diag[-1][1]
+        d0, d1 = _counter(first, "drop"), _counter(last, "drop")
+        r0, r1 = _counter(first, "reject"), _counter(last, "reject")
+        # Counters are cumulative since node start; nothing was published before our first frame.
+        if d1 is not None:
+            dropped_raw = d1 - (d0 if run.diag[0][0] < timing["t_start"] else 0)
+        if r1 is not None:
+            rejected_raw = r1 - (r0 if run.diag[0][0] < timing["t_start"] else 0)
+    dropped = min(dropped_raw or 0, unmatched)
+    rejected = min(rejected_raw or 0, unmatched - dropped)
+    missing = unmatched - dropped - rejected
+
+    num_classes = card.num_classes
+    ignore = card.ignore_index if card.ignore_index is not None else 255
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    scored = 0
+    for f in matched:
+        if f.truth is None:
+            continue
+        pred = run.recv[f.stamp][1]
+        if pred.shape != f.truth.shape:
+            raise BagError(
+                f"the node published {pred.shape[1]}x{pred.shape[0]} labels for a "
+                f"{f.size[1]}x{f.size[0]} frame (stamp {f.stamp / 1e9:.3f}): labels must come "
+                "back at the input size; this is a node bug"
+            )
+        cm += metrics.confusion_matrix(pred, f.truth, num_classes, ignore)
+        scored += 1
+    summ = metrics.summary(cm, list(card.class_names))
+
+    lat = np.array([(run.recv[f.stamp][0] - run.pub_time[f.stamp]) * 1e3 for f in matched])
+    recv_times = [run.recv[f.stamp][0] for f in matched]
+    span = (max(recv_times) - timing["t_start"]) if recv_times else 0.0
+    report: dict[str, Any] = {
+        "bag": str(bag),
+        "model": str(model),
+        "model_name": card.name,
+        "image_topic": data.image_topic,
+        "labels_topic": data.labels_topic,
+        "pacing": "lockstep" if rate is None else f"rate x{rate:g}",
+        "frames": n,
+        "matched": len(matched),
+        "dropped": dropped,
+        "rejected": rejected,
+        "missing": missing,
+        "scored": scored,
+        "node_dropped_counter": dropped_raw,
+        "node_rejected_counter": rejected_raw,
+        "unexpected_outputs": run.unexpected,
+        "diagnostics_seen": len(run.diag),
+        "latency_ms": {
+            "median": float(np.median(lat)) if lat.size else None,
+            "p99": float(np.percentile(lat, 99)) if lat.size else None,
+            "mean": float(lat.mean()) if lat.size else None,
+            "max": float(lat.max()) if lat.size else None,
+        },
+        "throughput_fps": len(matched) / span if span > 0 else None,
+        "input_fps": (n / (timing["t_last_pub"] - timing["t_start"])
+                      if timing["t_last_pub"] > timing["t_start"] else None),
+        "node_startup_s": timing["startup_s"],
+        "metrics": _jsonable(summ),
+        "confusion_matrix": cm.tolist(),
+        "class_names": list(card.class_names),
+        "ignore_index": ignore,
+    }
+    return report
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        v = float(x)
+        return None if np.isnan(v) else v
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Rich tables: per-class IoU and the run's figures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = report["metrics"]
+    per_class = _per_class_iou(m, report["class_names"])
+    t = Table(title=f"{report['model_name']} on {Path(report['bag']).name} "
+                    f"({report['scored']} frames scored, {report['pacing']})")
+    t.add_column("class")
+    t.add_column("IoU %", justify="right")
+    for name, iou in per_class.items():
+        t.add_row(name, "-" if iou is None else f"{100 * iou:.1f}")
+    console.print(t)
+    lat = report["latency_ms"]
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    s = Table(show_header=False, title="run")
+    s.add_column()
+    s.add_column(justify="right")
+    s.add_row("mIoU %", f(_get(m, "miou"), ".4g") if _get(m, "miou") is None
+              else f"{100 * _get(m, 'miou'):.2f}")
+    s.add_row("pixel accuracy %", "-" if _get(m, "pixel_acc") is None
+              else f"{100 * _get(m, 'pixel_acc'):.2f}")
+    s.add_row("frames", str(report["frames"]))
+    s.add_row("matched / dropped / rejected / missing",
+              f"{report['matched']} / {report['dropped']} / {report['rejected']} / "
+              f"{report['missing']}")
+    s.add_row("latency median / p99 ms", f"{f(lat['median'], '.1f')} / {f(lat['p99'], '.1f')}")
+    s.add_row("throughput fps", f(report["throughput_fps"], ".1f"))
+    s.add_row("input fps", f(report["input_fps"], ".1f"))
+    s.add_row("node startup s", f(report["node_startup_s"], ".1f"))
+    console.print(s)
+    if report["diagnostics_seen"] == 0:
+        console.print("[yellow]no /diagnostics from the node: frames it dropped count as "
+                      "missing[/yellow]")
+    if report.get("png"):
+        console.print(f"contact sheet: {report['png']}")
+    if report.get("out_bag"):
+        console.print(f"node outputs recorded in: {report['out_bag']}")
+
+
+_ALIASES = {
+    "miou": ("miou", "mIoU", "mean_iou"),
+    "pixel_acc": ("pixel_acc", "pixel_accuracy", "acc", "accuracy"),
+    "iou": ("iou", "per_class_iou", "IoU", "class_iou"),
+}
+
+
+def _get(m: dict[str, Any], what: str) -> Any:
+    for k in _ALIASES[what]:
+        if k in m:
+            return m[k]
+    return None
+
+
+def _per_class_iou(m: dict[str, Any], names: list[str]) -> dict[str, float | None]:
+    iou = _get(m, "iou")
+    if isinstance(iou, dict):
+        return {n: iou.get(n) for n in names}
+    if isinstance(iou, list):
+        return dict(zip(names, iou))
+    return {n: None for n in names}

@@ -1,0 +1,261 @@
+"""seg_ros.bag: make (both storages), play -> record over real topics, eval through a real node
+process, drop accounting, and clear errors on bad bags."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_ros.bag import BagError, image_from_msg, open_reader, typestore
+from seg_ros.bag.make import default_camera, make_bag
+
+REPO = Path(__file__).resolve().parents[1]
+START_NS = 1_700_000_000_000_000_000
+N_FRAMES = 6
+
+
+def _domain() -> int:
+    """A private DDS domain per test so parallel test runs never cross-talk."""
+    return random.Random(os.getpid() * 1000 + time.monotonic_ns()).randint(20, 99)
+
+
+def _frames(camvid_dir: Path, n: int = N_FRAMES) -> list[Path]:
+    return sorted((camvid_dir / "val").iterdir())[:n]
+
+
+def _read_rgb(p: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _read_all(bag: Path) -> dict[str, list[tuple[int, object, str]]]:
+    out: dict[str, list] = {}
+    reader = open_reader(bag)
+    try:
+        for conn, t, raw in reader.messages():
+            msg = typestore().deserialize_cdr(raw, conn.msgtype)
+            out.setdefault(conn.topic, []).append((t, msg, conn.msgtype))
+    finally:
+        reader.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def raw_bag(camvid_dir: Path, tmp_path_factory) -> Path:
+    """A raw rgb8 bag of the first N_FRAMES CamVid val frames with ground truth."""
+    out = tmp_path_factory.mktemp("bags") / "raw"
+    make_bag(camvid_dir / "val", out, camvid_dir / "valannot", limit=N_FRAMES,
+             start_ns=START_NS, rate=10.0, progress=False)
+    return out
+
+
+# --------------------------------------------------------------------------------------- make
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_make_reads_back(camvid_dir: Path, tmp_path: Path, storage: str) -> None:
+    out = tmp_path / "bag"
+    res = make_bag(camvid_dir / "val", out, camvid_dir / "valannot", limit=4, rate=5.0,
+                   storage=storage, start_ns=START_NS, progress=False)
+    assert res.frames == 4
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["metadata.yaml", f"bag.{'mcap' if storage == 'mcap' else 'db3'}"])
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # staging cleaned up
+    msgs = _read_all(out)
+    assert {t: len(v) for t, v in msgs.items()} == {
+        "/camera/image_raw": 4, "/camera/camera_info": 4, "/camera/labels_gt": 4}
+    types = {t: v[0][2] for t, v in msgs.items()}
+    assert types == {"/camera/image_raw": "sensor_msgs/msg/Image",
+                     "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+                     "/camera/labels_gt": "sensor_msgs/msg/Image"}
+    for i, path in enumerate(_frames(camvid_dir, 4)):
+        want_t = START_NS + i * 200_000_000
+        for topic in msgs:
+            t, msg, _ = msgs[topic][i]
+            assert t == want_t
+            assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == want_t
+            assert msg.header.frame_id == "camera"
+        _, img, _ = msgs["/camera/image_raw"][i]
+        assert (img.encoding, img.height, img.width, img.step) == ("rgb8", 360, 480, 1440)
+        assert img.data.tobytes() == _read_rgb(path).tobytes()
+        _, lab, _ = msgs["/camera/labels_gt"][i]
+        truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
+        assert lab.encoding == "mono8"
+        assert lab.data.tobytes() == truth.tobytes()
+        _, info, _ = msgs["/camera/camera_info"][i]
+        assert (info.width, info.height) == (480, 360)
+        np.testing.assert_allclose(info.k, default_camera(480, 360).k)
+
+
+def test_make_compressed(camvid_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    make_bag(camvid_dir / "val", out, camvid_dir / "valannot", compressed=True, limit=3,
+             start_ns=START_NS, progress=False)
+    msgs = _read_all(out)
+    assert set(msgs) == {"/camera/image_raw/compressed", "/camera/camera_info",
+                         "/camera/labels_gt/compressed"}
+    for i, path in enumerate(_frames(camvid_dir, 3)):
+        _, img, ty = msgs["/camera/image_raw/compressed"][i]
+        assert img.format.startswith("rgb8; jpeg")
+        rgb = image_from_msg(img, ty)
+        assert np.abs(rgb.astype(int) - _read_rgb(path)).mean() < 4  # JPEG q90
+        _, lab, ty = msgs["/camera/labels_gt/compressed"][i]
+        truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(image_from_msg(lab, ty, keep_ids=True), truth)
+
+
+def test_make_camera_yaml(camvid_dir: Path, tmp_path: Path) -> None:
+    yaml_text = """image_width: 480
+image_height: 360
+camera_name: cam
+camera_matrix: {rows: 3, cols: 3, data: [400, 0, 240, 0, 401, 180, 0, 0, 1]}
+distortion_model: plumb_bob
+distortion_coefficients: {rows: 1, cols: 5, data: [0.1, -0.2, 0, 0, 0]}
+rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+projection_matrix: {rows: 3, cols: 4, data: [400, 0, 240, 0, 0, 401, 180, 0, 0, 0, 1, 0]}
+"""
+    (tmp_path / "cam.yaml").write_text(yaml_text)
+    make_bag(camvid_dir / "val", tmp_path / "b", camera_info=tmp_path / "cam.yaml", limit=1,
+             progress=False)
+    (_, info, _), = _read_all(tmp_path / "b")["/camera/camera_info"]
+    assert list(info.k) == [400, 0, 240, 0, 401, 180, 0, 0, 1]
+    assert list(info.d) == [0.1, -0.2, 0, 0, 0]
+    # calibration for another resolution is refused, nothing left behind
+    (tmp_path / "bad.yaml").write_text(yaml_text.replace("480", "640"))
+    with pytest.raises(BagError, match="640x360 but the frames are 480x360"):
+        make_bag(camvid_dir / "val", tmp_path / "c", camera_info=tmp_path / "bad.yaml",
+                 limit=1, progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_make_label_size_mismatch_leaves_nothing(camvid_dir: Path, tmp_path: Path) -> None:
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    for i, p in enumerate(_frames(camvid_dir, 3)):
+        shutil.copy(p, images / p.name)
+        truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
+        if i == 2:
+            truth = cv2.resize(truth, (240, 180), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(labels / p.name), truth)
+    bad = _frames(camvid_dir, 3)[2].name
+    with pytest.raises(BagError, match=f"label map .*{bad} is 240x180 but its frame"):
+        make_bag(images, tmp_path / "out", labels, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img", "lab"]
+    # the CLI says it in one line, exit 2
+    r = _cli("bag", "make", "--images", images, "--labels", labels, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("seg-ros bag: error: label map")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img", "lab"]
+
+
+def _cli(*args: object, timeout: float = 120, env: dict | None = None,
+         ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seg_ros.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **(env or {})})
+
+
+# ------------------------------------------------------------------------- play -> record
+
+
+@pytest.mark.ros
+def test_play_then_record_roundtrip(raw_bag: Path, tmp_path: Path) -> None:
+    """Messages played onto live topics arrive byte-identical in a recorded bag."""
+    from seg_ros.bag.play import play_bag
+    from seg_ros.bag.record import record_bag
+
+    domain = _domain()
+    result: dict = {}
+    topics = ["/camera/image_raw", "/camera/labels_gt", "/clock"]
+    rec = threading.Thread(target=lambda: result.update(res=record_bag(
+        topics, tmp_path / "rec", duration=4.0, domain_id=domain, progress=False)))
+    rec.start()
+    time.sleep(0.5)
+    played = play_bag(raw_bag, rate=5.0, clock_hz=20, domain_id=domain, delay=1.5,
+                      progress=False)
+    rec.join()
+    assert played.published["/camera/image_raw"] == N_FRAMES
+    res = result["res"]
+    assert res.counts["/camera/image_raw"] == N_FRAMES
+    assert res.counts["/camera/labels_gt"] == N_FRAMES
+    assert res.counts["/clock"] >= N_FRAMES
+    src, got = _read_all(raw_bag), _read_all(tmp_path / "rec")
+    for topic in ("/camera/image_raw", "/camera/labels_gt"):
+        for (_, a, _), (_, b, _) in zip(src[topic], got[topic]):
+            assert a.header == b.header
+            assert a.data.tobytes() == b.data.tobytes()
+    clocks = [m.clock.sec * 10**9 + m.clock.nanosec for _, m, _ in got["/clock"]]
+    assert clocks == sorted(clocks)
+    assert clocks[0] >= START_NS and clocks[-1] <= START_NS + (N_FRAMES - 1) * 100_000_000
+
+
+# ---------------------------------------------------------------------------- bad bags
+
+
+def test_truncated_bag_is_a_clear_error(raw_bag: Path, tmp_path: Path) -> None:
+    from seg_ros.bag.evaluate import load_frames
+
+    cut = tmp_path / "cut"
+    shutil.copytree(raw_bag, cut)
+    data = cut / "raw.mcap"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(BagError, match="truncated or corrupt"):
+        load_frames(cut)
+    r = _cli("bag", "eval", cut, "--model", "nonexistent.onnx")
+    assert r.returncode == 2
+    assert "truncated or corrupt" in r.stderr.strip().splitlines()[-1]
+
+
+def test_bag_without_image_topic(camvid_dir: Path, tmp_path: Path) -> None:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from seg_ros.bag.evaluate import load_frames
+
+    bag = tmp_path / "noimg"
+    ts = typestore()
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c = w.add_connection("/chatter", "std_msgs/msg/String", typestore=ts)
+        w.write(c, START_NS, ts.serialize_cdr(ts.types["std_msgs/msg/String"](data="hi"),
+                                              "std_msgs/msg/String"))
+    with pytest.raises(BagError, match=r"has no image topic .* its topics: /chatter"):
+        load_frames(bag)
+    with pytest.raises(BagError, match="does not exist"):
+        load_frames(tmp_path / "nothing")
+    with pytest.raises(BagError, match="no metadata.yaml"):
+        load_frames(tmp_path)
+
+
+def test_gt_size_disagrees_with_images(camvid_dir: Path, tmp_path: Path) -> None:
+    """A bag (not made by us) whose label topic has another size than its images."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from seg_ros.bag.evaluate import load_frames
+
+    ts = typestore()
+    T = ts.types
+    bag = tmp_path / "mismatch"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        ci = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        cl = w.add_connection("/camera/labels_gt", "sensor_msgs/msg/Image", typestore=ts)
+        header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=5,
+                                                                                 nanosec=0),
+                                          frame_id="camera")
+        img = T["sensor_msgs/msg/Image"](header=header, height=4, width=6, encoding="rgb8",
+                                         is_bigendian=0, step=18,
+                                         data=np.zeros(72, np.uint8))
+        lab = T["sensor_msgs/msg/Image"](header=header, height=2, width=3, encoding="mono8",
+                                         is_bigendian=0, step=3, data=np.zeros(6, np.uint8))
+        w.write(ci, 5 * 10**9, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
+        w.write(cl, 5 * 10**9, ts.serialize_cdr(lab, "sensor_msgs/msg/Image"))
+    with pytest.raises(BagError, match=r"labels .* are 3x2 but the image .* is 6x4"):
+        load_frames(bag)
