@@ -197,7 +197,8 @@ def make_bag(
     try:
         writer = Writer(staged, version=9,
                         storage_plugin=StoragePlugin[storage.upper()])
-        writer.set_custom_data("seg_ros.source", str(Path(images).resolve()))
+        src = Path(images).resolve()
+        writer.set_custom_data("seg_ros.source", f"{src.parent.name}/{src.name}")
         writer.open()
         c_info = writer.add_connection(topics.camera_info, CAMERA_INFO, typestore=ts)
         c_img = writer.add_connection(topics.image, COMPRESSED if compressed else IMAGE,

@@ -92,7 +92,8 @@ def play_bag(
         reader.close()
 
 
-def _play_once(reader: Any, source: str, conns: list[Any], pubs: dict[str, Any], clock_pub: Any, rate: float,
+def _play_once(reader: Any, source: str, conns: list[Any], pubs: dict[str, Any],
+               clock_pub: Any, rate: float,
                clock_hz: float | None, result: PlayResult, total: int, progress: bool) -> None:
     from rosgraph_msgs.msg import Clock
     from tqdm import tqdm

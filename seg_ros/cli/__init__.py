@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("seg_ros.cli.info", "print a model's card"),
     "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
     "bag": ("seg_ros.cli.bag", "rosbag2 tools: make, play, record, eval (mIoU through a node)"),
+    "demo": ("seg_ros.cli.demo", "the CamVid demo bag through a real node: mIoU, latency, PNGs"),
 }
 
 
