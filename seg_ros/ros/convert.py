@@ -1,0 +1,127 @@
+"""Messages <-> core types, kept thin: the pixel work is in :mod:`seg_ros.codec`.
+
+Speed rules (rclpy Kilted): incoming ``msg.data`` is an ``array.array('B')`` that the codec
+reads through ``np.frombuffer`` (no copy); outgoing ``msg.data`` is an ``array.array('B')`` filled
+with one ``frombytes`` memcpy from the codec's memoryview. Assigning an ndarray or a list makes
+rclpy check and convert every byte in Python (about 1000x slower for a 640x480 image).
+"""
+
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from seg_ros import codec
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image -> RGB uint8 (H, W, 3); a zero-copy view for rgb8. Raises CodecError."""
+    return codec.decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                            bool(msg.is_bigendian))
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) -> RGB uint8 (H, W, 3). Raises CodecError."""
+    return codec.decode_compressed(msg.format, msg.data)
+
+
+def byte_array(data: Any) -> array.array:
+    """Any bytes-like object -> ``array.array('B')`` in one memcpy (rclpy's fast path)."""
+    out = array.array("B")
+    out.frombytes(data)
+    return out
+
+
+def to_image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
+    """(H, W) labels / (H, W, 3) RGB array -> sensor_msgs/Image with ``header`` (shared, not
+    copied: the outputs of one frame carry the input's stamp and frame_id)."""
+    step, data = codec.encode_raw(image, encoding)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = step
+    msg.data = byte_array(data)
+    return msg
+
+
+def stamp_ns(header: Header) -> int:
+    """Header stamp in integer nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+@dataclass(frozen=True, eq=False)
+class CameraCalibration:
+    """sensor_msgs/CameraInfo as plain arrays, for the ROS-free floor module.
+
+    Pixel units; ``k`` is the 3x3 intrinsic matrix, ``d`` the distortion coefficients of
+    ``distortion_model`` (plumb_bob, rational_polynomial, equidistant), ``r`` the 3x3
+    rectification rotation, ``p`` the 3x4 projection matrix. ``frame_id`` is the optical frame
+    (z forward, x right, y down). ``binning`` and ``roi`` are as in the message (roi =
+    (x_offset, y_offset, width, height), all 0 = full image).
+    """
+
+    frame_id: str
+    stamp_ns: int
+    width: int
+    height: int
+    distortion_model: str
+    d: np.ndarray
+    k: np.ndarray
+    r: np.ndarray
+    p: np.ndarray
+    binning: tuple[int, int]
+    roi: tuple[int, int, int, int]
+
+    @property
+    def valid(self) -> bool:
+        """False for an uncalibrated camera (K all zero), which cannot project to the floor."""
+        return bool(self.k[0, 0] > 0 and self.k[1, 1] > 0 and self.width > 0 and self.height > 0)
+
+
+def camera_info_to_calibration(msg: CameraInfo) -> CameraCalibration:
+    """sensor_msgs/CameraInfo -> :class:`CameraCalibration` (float64 arrays, copied)."""
+    roi = msg.roi
+    return CameraCalibration(
+        frame_id=msg.header.frame_id,
+        stamp_ns=stamp_ns(msg.header),
+        width=int(msg.width),
+        height=int(msg.height),
+        distortion_model=msg.distortion_model,
+        d=np.array(msg.d, np.float64),
+        k=np.array(msg.k, np.float64).reshape(3, 3),
+        r=np.array(msg.r, np.float64).reshape(3, 3),
+        p=np.array(msg.p, np.float64).reshape(3, 4),
+        binning=(int(msg.binning_x), int(msg.binning_y)),
+        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
+    )
+
+
+def occupancy_grid_msg(cells: np.ndarray, resolution: float, origin_xy: tuple[float, float],
+                       header: Header) -> Any:
+    """int8 (rows, cols) cells (free 0 / occupied 100 / unknown -1; row 0 at ``origin_xy``, the
+    grid's lower-left corner in metres in ``header.frame_id``) -> nav_msgs/OccupancyGrid.
+
+    For the floor grid: ``cells[i, j]`` is the cell at x = origin_x + (j + 0.5) * resolution,
+    y = origin_y + (i + 0.5) * resolution, as OccupancyGrid stores it (row-major, x fastest).
+    """
+    from nav_msgs.msg import OccupancyGrid
+
+    grid = np.ascontiguousarray(cells, dtype=np.int8)
+    msg = OccupancyGrid()
+    msg.header = header
+    msg.info.map_load_time = header.stamp
+    msg.info.resolution = float(resolution)
+    msg.info.height, msg.info.width = int(grid.shape[0]), int(grid.shape[1])
+    msg.info.origin.position.x, msg.info.origin.position.y = map(float, origin_xy)
+    msg.info.origin.orientation.w = 1.0
+    data = array.array("b")
+    data.frombytes(memoryview(grid).cast("B"))
+    msg.data = data
+    return msg

@@ -1,0 +1,439 @@
+"""SegmentationNode: camera images in; labels, confidence, colour mask, overlay and (later) a
+floor grid out, each with the input header and at the input size.
+
+Threads: the executor thread runs the subscription callbacks, the diagnostics timer and the
+parameter services; the subscription callbacks only drop the message into a one-slot
+:class:`Mailbox` (latest frame wins). One worker thread decodes -> segments -> publishes, and
+computes only the outputs somebody subscribes to (confidence is not even asked of the model when
+nobody listens to ~/confidence).
+
+Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
+    in:  image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info
+    out: ~/labels, ~/confidence, ~/color_mask, ~/overlay (sensor_msgs/Image),
+         ~/label_info (seg_ros_msgs/SegmentationInfo, transient-local), /diagnostics
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from seg_ros.engines import open_engine
+from seg_ros.errors import CodecError, ConfigError, is_user_error
+from seg_ros.render import Palette
+from seg_ros.ros import convert, params
+from seg_ros.segmenter import Segmentation, Segmenter
+
+NODE_NAME = "segmentation_node"
+OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
+LATENCY_WINDOW = 300  # frames kept for the latency percentiles in /diagnostics
+STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
+
+try:  # the interface package is optional: a robot without it built still segments
+    from seg_ros_msgs.msg import SegmentationInfo
+except ImportError:  # pragma: no cover - depends on the install
+    SegmentationInfo = None
+
+
+# ------------------------------------------------------------------------------- mailbox
+
+
+@dataclass
+class Frame:
+    """A received message and when it arrived (time.monotonic(), seconds)."""
+
+    msg: Any
+    t_receive: float
+
+
+class Mailbox:
+    """A one-slot, thread-safe mailbox: :meth:`put` never blocks and overwrites the unprocessed
+    frame (counted in :attr:`dropped`), so the worker always gets the newest frame and latency
+    cannot build up the way it does in a queue."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Frame | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Frame) -> bool:
+        """Store ``item``; True when it replaced a frame nobody had taken (a drop)."""
+        with self._cond:
+            replaced = self._item is not None
+            if replaced:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+        return replaced
+
+    def take(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame (emptying the slot); None on timeout or once closed."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return None if self._closed else item
+
+    def close(self) -> None:
+        """Wake and release a waiting :meth:`take` for shutdown."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+# ---------------------------------------------------------------------------- floor hook
+
+
+class FloorHook(Protocol):
+    """What the floor-grid module plugs into the node (see ``SegmentationNode.floor``).
+
+    ``wanted()`` is asked once per frame (True when ~/floor_grid has subscribers; then the
+    labels are computed even if nobody listens to ~/labels); ``__call__`` gets the labels at the
+    input size, the input header and the latest camera calibration (None before the first
+    camera_info) and publishes the grid itself. Runs on the worker thread.
+    """
+
+    def wanted(self) -> bool: ...
+
+    def __call__(self, labels: np.ndarray, header: Header,
+                 camera: convert.CameraCalibration | None) -> None: ...
+
+
+# ------------------------------------------------------------------------------ counters
+
+
+@dataclass
+class Stats:
+    """Counters since start; the worker writes, the diagnostics timer reads (GIL-atomic)."""
+
+    received: int = 0
+    processed: int = 0          # frames segmented and published
+    rejected: int = 0           # bad input (decode failed)
+    failed: int = 0             # engine / publish errors
+    idle: int = 0               # frames skipped because no output had a subscriber
+    last_error: str = ""
+    last_receive: float = 0.0   # monotonic
+    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTPUTS, 0))
+    lat_receive_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    lat_stamp_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    engine_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+
+
+def _percentiles(samples: collections.deque) -> tuple[float, float]:
+    if not samples:
+        return float("nan"), float("nan")
+    a = np.fromiter(list(samples), np.float64)
+    return float(np.median(a)), float(np.percentile(a, 99))
+
+
+# ---------------------------------------------------------------------------------- node
+
+
+class SegmentationNode(Node):
+    """Semantic segmentation of a camera stream (see the module docstring for the topics).
+
+    Raises a :class:`~seg_ros.errors.SegRosError` (one clear line, see :func:`main`) when a
+    parameter is invalid or the model cannot be opened.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        try:
+            self.startup, self.live = params.declare(self)
+        except rclpy.exceptions.ParameterException as e:
+            raise ConfigError(f"invalid parameter: {e}: fix the value or the params file") from None
+        s = self.startup
+        self.engine = open_engine(s.model_path, s.backend, s.device, s.threads)
+        self.segmenter = Segmenter(self.engine)
+        self.card = self.segmenter.card
+        self.palette = Palette.from_card(self.card)
+        self.labels_encoding = "mono8" if self.card.num_classes <= 255 else "mono16"
+        self._filter_src = self.live.class_filter
+        self.palette.set_visible(
+            params.parse_class_filter(self.live.class_filter, self.card.class_names))
+        self.stats = Stats()
+        self.mailbox = Mailbox()
+        self.camera_info: CameraInfo | None = None
+        self._calibration: tuple[CameraInfo, convert.CameraCalibration] | None = None
+        # Hook for ~/floor_grid (seg_ros.floor): set to a FloorHook; None = no floor grid.
+        self.floor: FloorHook | None = None
+
+        out_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.pubs = {name: self.create_publisher(Image, f"~/{name}", out_qos) for name in OUTPUTS}
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.info_pub = None
+        if SegmentationInfo is None:
+            self.get_logger().warning(
+                "seg_ros_msgs is not importable: ~/label_info is disabled (build msg/ with colcon, "
+                "or scripts/build_msgs.sh in a venv)")
+        else:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.info_pub = self.create_publisher(SegmentationInfo, "~/label_info", latched)
+            self.info_pub.publish(self._label_info())
+
+        in_qos = params.qos_profile(s.qos_reliability, s.qos_depth, s.qos_durability)
+        if s.input_transport == "compressed":
+            self._decode: Callable[[Any], np.ndarray] = convert.compressed_to_rgb
+            self.image_sub = self.create_subscription(
+                CompressedImage, "image/compressed", self._on_image, in_qos)
+        else:
+            self._decode = convert.image_to_rgb
+            self.image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
+        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, in_qos)
+
+        self.add_on_set_parameters_callback(self._check_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+        self._last_diag = (time.monotonic(), 0, 0)
+        self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+
+        self._stop = threading.Event()
+        self.worker = threading.Thread(target=self._work, name="seg_ros_worker", daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f"segmenting {self.image_sub.topic_name} ({s.input_transport}) with "
+            f"{self.card.name} [{self.engine.describe()}], {self.card.num_classes} classes")
+
+    # --- executor thread: callbacks only hand over ------------------------------------------
+
+    def _on_image(self, msg: Any) -> None:
+        self.stats.received += 1
+        self.stats.last_receive = time.monotonic()
+        self.mailbox.put(Frame(msg, self.stats.last_receive))
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg  # kept for the floor grid; converted lazily
+
+    def camera_calibration(self) -> convert.CameraCalibration | None:
+        """The latest camera_info as arrays (converted once per new message)."""
+        msg = self.camera_info
+        if msg is None:
+            return None
+        if self._calibration is None or self._calibration[0] is not msg:
+            self._calibration = (msg, convert.camera_info_to_calibration(msg))
+        return self._calibration[1]
+
+    # --- parameters ---------------------------------------------------------------------------
+
+    def _check_params(self, changed: list[rclpy.parameter.Parameter]) -> SetParametersResult:
+        for p in changed:
+            reason = params.check_update(p.name, p.value, self.card.class_names)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, changed: list[rclpy.parameter.Parameter]) -> None:
+        self.live = params.live_from({p.name: p.value for p in changed}, self.live)
+        self.get_logger().info(
+            "set " + ", ".join(f"{p.name}={p.value!r}" for p in changed))
+
+    # --- worker thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        next_start = 0.0
+        while not self._stop.is_set():
+            rate = self.live.max_rate_hz
+            if rate > 0 and (wait := next_start - time.monotonic()) > 0:
+                self._stop.wait(wait)  # frames arriving meanwhile overwrite each other
+                continue
+            frame = self.mailbox.take(timeout=0.1)
+            if frame is None:
+                continue
+            next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            try:
+                self._process(frame)
+            except CodecError as e:
+                self.stats.rejected += 1
+                self.stats.last_error = str(e)
+                self.get_logger().error(f"rejected a frame: {e}", throttle_duration_sec=5.0)
+            except Exception as e:  # keep serving: one bad engine call must not kill the node
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                self.stats.failed += 1
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                self.get_logger().error(f"frame failed: {self.stats.last_error}",
+                                        throttle_duration_sec=5.0)
+
+    def _wanted(self) -> dict[str, bool]:
+        live = self.live
+        on = {"labels": live.publish_labels, "confidence": live.publish_confidence,
+              "color_mask": live.publish_color_mask, "overlay": live.publish_overlay}
+        return {k: on[k] and self.pubs[k].get_subscription_count() > 0 for k in OUTPUTS}
+
+    def _process(self, frame: Frame) -> None:
+        msg = frame.msg
+        rgb = self._decode(msg)  # CodecError -> rejected
+        want = self._wanted()
+        floor = self.floor is not None and self.floor.wanted()
+        if not (any(want.values()) or floor):
+            self.stats.idle += 1
+            return
+        seg = self._segment(rgb, want["confidence"])
+        header: Header = msg.header
+        live = self.live
+        labels, stats = seg.labels, self.stats
+        if want["labels"]:
+            self.pubs["labels"].publish(convert.to_image_msg(labels, self.labels_encoding, header))
+            stats.computed["labels"] += 1
+        if want["confidence"] and seg.confidence is not None:
+            self.pubs["confidence"].publish(convert.to_image_msg(seg.confidence, "mono8", header))
+            stats.computed["confidence"] += 1
+        mask = None
+        if want["color_mask"]:
+            mask = self.palette.color_mask(labels)
+            self.pubs["color_mask"].publish(convert.to_image_msg(mask, "rgb8", header))
+            stats.computed["color_mask"] += 1
+        if want["overlay"]:
+            if live.class_filter != self._filter_src:  # validated when it was set
+                self._filter_src = live.class_filter
+                self.palette.set_visible(
+                    params.parse_class_filter(live.class_filter, self.card.class_names))
+            overlay = self.palette.overlay(rgb, labels, live.overlay_alpha, mask)
+            self.pubs["overlay"].publish(convert.to_image_msg(overlay, "rgb8", header))
+            stats.computed["overlay"] += 1
+        if floor:
+            self.floor(labels, header, self.camera_calibration())
+        stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
+        now_ns = self.get_clock().now().nanoseconds
+        stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
+        stats.processed += 1
+
+    def _segment(self, rgb: np.ndarray, want_confidence: bool) -> Segmentation:
+        seg = self.segmenter
+        batch = seg.preprocess(rgb)
+        t0 = time.perf_counter()
+        outputs = seg.infer(batch, want_confidence)
+        self.stats.engine_ms.append((time.perf_counter() - t0) * 1e3)
+        return seg.postprocess(outputs, rgb.shape[:2], want_confidence)
+
+    # --- label info and diagnostics -----------------------------------------------------------
+
+    def _label_info(self) -> Any:
+        from std_msgs.msg import ColorRGBA
+
+        card = self.card
+        msg = SegmentationInfo()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.model_name = card.name
+        msg.engine = self.engine.describe()
+        msg.class_names = list(card.class_names)
+        msg.colors = [ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0)
+                      for r, g, b in card.colors]
+        trav = set(card.traversable)
+        msg.traversable = [i in trav for i in range(card.num_classes)]
+        msg.input_height, msg.input_width = (int(v) for v in card.input_size)
+        msg.labels_encoding = self.labels_encoding
+        return msg
+
+    def diagnostics_status(self) -> DiagnosticStatus:
+        """One DiagnosticStatus for the last diagnostics period (rates) and the run (counters)."""
+        st = self.stats
+        now = time.monotonic()
+        t_last, rx_last, px_last = self._last_diag
+        dt = max(now - t_last, 1e-6)
+        self._last_diag = (now, st.received, st.processed)
+        in_rate, out_rate = (st.received - rx_last) / dt, (st.processed - px_last) / dt
+        rx_med, rx_p99 = _percentiles(st.lat_receive_ms)
+        sx_med, sx_p99 = _percentiles(st.lat_stamp_ms)
+        eng_med, _ = _percentiles(st.engine_ms)
+        level, message = DiagnosticStatus.OK, "segmenting"
+        if not self.worker.is_alive():
+            level, message = DiagnosticStatus.ERROR, "worker thread stopped: restart the node"
+        elif st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
+            level, message = DiagnosticStatus.ERROR, f"no frame processed: {st.last_error}"
+        elif st.received == 0 or now - st.last_receive > STALE_INPUT_S:
+            level, message = DiagnosticStatus.WARN, f"no images on {self.image_sub.topic_name}"
+        elif st.rejected + st.failed > getattr(self, "_errors_seen", 0):
+            level, message = DiagnosticStatus.WARN, f"bad frames: {st.last_error}"
+        self._errors_seen = st.rejected + st.failed
+        values = {
+            "input_rate_hz": f"{in_rate:.2f}",
+            "output_rate_hz": f"{out_rate:.2f}",
+            "latency_receive_median_ms": f"{rx_med:.2f}",
+            "latency_receive_p99_ms": f"{rx_p99:.2f}",
+            "latency_stamp_median_ms": f"{sx_med:.2f}",
+            "latency_stamp_p99_ms": f"{sx_p99:.2f}",
+            "engine_median_ms": f"{eng_med:.2f}",
+            "frames_received": str(st.received),
+            "frames_processed": str(st.processed),
+            "frames_dropped": str(self.mailbox.dropped),
+            "frames_rejected": str(st.rejected),
+            "frames_failed": str(st.failed),
+            "frames_idle": str(st.idle),
+            "last_error": st.last_error,
+            **{f"computed_{k}": str(v) for k, v in st.computed.items()},
+            "engine": self.engine.describe(),
+            "model": self.card.name,
+            "model_path": str(self.startup.model_path),
+            "input_topic": self.image_sub.topic_name,
+        }
+        return DiagnosticStatus(
+            level=level, name=f"{self.get_fully_qualified_name()}: segmentation",
+            message=message, hardware_id=self.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.diagnostics_status()]
+        self.diag_pub.publish(msg)
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and join the worker (before destroy_node, so it never publishes on a dead node)."""
+        self._stop.set()
+        self.mailbox.close()
+        if self.worker.is_alive() and self.worker is not threading.current_thread():
+            self.worker.join(timeout)
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run seg_ros segmentation_node`` / ``seg-ros node``: spin until SIGINT/SIGTERM.
+
+    Returns 0 on a clean shutdown, 1 when the node cannot start (one line naming the fix).
+    """
+    rclpy.init(args=args)  # installs SIGINT/SIGTERM handlers that shut the context down
+    try:
+        node = SegmentationNode()
+    except Exception as e:
+        rclpy.try_shutdown()
+        if not is_user_error(e):
+            raise
+        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

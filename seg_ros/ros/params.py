@@ -1,0 +1,302 @@
+"""The segmentation node's parameters: one table of specs, their descriptors and validation.
+
+Everything except :func:`declare`, :func:`descriptor` and :func:`qos_profile` is pure Python, so
+the rules (ranges, choices, which parameters change live and which need a restart) are unit
+tested without a ROS graph. Reasons returned by the checks are shown to whoever set the
+parameter (``ros2 param set`` prints them): each names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seg_ros.errors import ConfigError
+
+PACKAGE = "seg_ros"
+DEFAULT_MODEL_NAME = "camvid.onnx"
+REPO = Path(__file__).resolve().parents[2]
+
+TRANSPORTS = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable", "system_default")
+DURABILITIES = ("volatile", "transient_local", "system_default")
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter.
+
+    kind: 'string', 'double', 'integer', 'bool' or 'string_array' (the ROS parameter type).
+    live: may change while the node runs; otherwise a change is refused with "restart".
+    read_only: declared read-only, so rclpy itself refuses any change (QoS cannot change on a
+        live subscription).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    description: str
+    live: bool = False
+    read_only: bool = False
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    choices: tuple[str, ...] = ()
+
+
+SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_path", "string", "",
+              "Model file (.onnx with an embedded model card, or .engine/.pt + JSON sidecar). "
+              "Empty: the shipped models/camvid.onnx (package share dir when installed, else "
+              "the repository's models/ folder). Restart the node to change it."),
+    ParamSpec("backend", "string", "auto",
+              "Inference backend: auto (by file type; TensorRT for ONNX when a GPU and "
+              "tensorrt are present), onnxruntime, tensorrt, torch, or 'module:Factory'.",
+              choices=BACKENDS),
+    ParamSpec("device", "string", "cpu",
+              "Where the engine runs: cpu, cuda, cuda:N (onnxruntime also: tensorrt)."),
+    ParamSpec("threads", "integer", 0,
+              "Intra-op CPU threads of the engine; 0 lets the runtime decide.",
+              int_range=(0, 256)),
+    ParamSpec("input_transport", "string", "raw",
+              "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
+              "sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.",
+              choices=TRANSPORTS),
+    ParamSpec("overlay_alpha", "double", 0.5,
+              "Opacity of the class colours in ~/overlay: 0 = camera only, 1 = colours only.",
+              live=True, float_range=(0.0, 1.0)),
+    ParamSpec("max_rate_hz", "double", 0.0,
+              "Upper bound on frames processed per second (frames arriving faster are "
+              "dropped, latest wins); 0 = as fast as the engine allows.",
+              live=True, float_range=(0.0, 1000.0)),
+    ParamSpec("publish_labels", "bool", True,
+              "Publish ~/labels (mono8 class ids; mono16 for > 255 classes).", live=True),
+    ParamSpec("publish_confidence", "bool", True,
+              "Publish ~/confidence (mono8, max softmax probability x 255).", live=True),
+    ParamSpec("publish_color_mask", "bool", True,
+              "Publish ~/color_mask (rgb8, one colour per class).", live=True),
+    ParamSpec("publish_overlay", "bool", True,
+              "Publish ~/overlay (rgb8 camera image blended with the class colours).", live=True),
+    ParamSpec("class_filter", "string_array", None,
+              "Classes shown in ~/overlay, by name or id (e.g. [Road, '4']); unset, empty or "
+              "[''] shows every class. Other classes keep the camera pixels.", live=True),
+    ParamSpec("qos.reliability", "string", "best_effort",
+              "Reliability of the image and camera_info subscriptions (best_effort matches "
+              "every camera driver).", read_only=True, choices=RELIABILITIES),
+    ParamSpec("qos.depth", "integer", 1,
+              "History depth of the input subscriptions; the node keeps only the latest frame "
+              "anyway.", read_only=True, int_range=(1, 1000)),
+    ParamSpec("qos.durability", "string", "volatile",
+              "Durability of the input subscriptions.", read_only=True, choices=DURABILITIES),
+)
+SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
+RESTART_PARAMS: tuple[str, ...] = tuple(s.name for s in SPECS if not s.live and not s.read_only)
+
+
+@dataclass(frozen=True)
+class StartupSettings:
+    """Fixed for the node's lifetime (they shape the engine and the subscriptions)."""
+
+    model_path: Path
+    backend: str
+    device: str
+    threads: int
+    input_transport: str
+    qos_reliability: str
+    qos_depth: int
+    qos_durability: str
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Changed at run time through ``ros2 param set``; the worker reads one snapshot per frame."""
+
+    overlay_alpha: float = 0.5
+    max_rate_hz: float = 0.0
+    publish_labels: bool = True
+    publish_confidence: bool = True
+    publish_color_mask: bool = True
+    publish_overlay: bool = True
+    class_filter: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------------- checks
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` (None when it is)."""
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return None  # not ours (use_sim_time and friends)
+    if value is None:
+        return None if spec.kind == "string_array" else f"{name} must have a value"
+    if spec.float_range is not None:
+        lo, hi = spec.float_range
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value) or not lo <= value <= hi:
+            return f"{name} = {value!r} is outside {lo:g}..{hi:g}: give a number in that range"
+    if spec.int_range is not None:
+        lo, hi = spec.int_range
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            return f"{name} = {value!r} is outside {lo}..{hi}: give an integer in that range"
+    if spec.choices and value not in spec.choices and not (
+            name == "backend" and isinstance(value, str) and ":" in value):
+        return f"{name} = {value!r} is not one of {', '.join(spec.choices)}"
+    return None
+
+
+def check_update(name: str, value: Any, class_names: Sequence[str] = ()) -> str | None:
+    """Why a run-time change of ``name`` to ``value`` is refused (None: accept it)."""
+    if name in RESTART_PARAMS:
+        return f"restart the node to change {name} (it is only read at start-up)"
+    reason = check_value(name, value)
+    if reason is None and name == "class_filter" and class_names:
+        try:
+            parse_class_filter(value, class_names)
+        except ConfigError as e:
+            return str(e)
+    return reason
+
+
+def parse_class_filter(items: Iterable[str] | None, class_names: Sequence[str]) -> tuple[int, ...]:
+    """Class names (case-insensitive) or ids -> sorted unique class ids; () means all classes."""
+    ids: set[int] = set()
+    lower = {n.lower(): i for i, n in enumerate(class_names)}
+    for raw in items or ():
+        item = str(raw).strip()
+        if not item:
+            continue
+        if item.lstrip("-").isdigit():
+            i = int(item)
+            if not 0 <= i < len(class_names):
+                raise ConfigError(
+                    f"class_filter id {i} is outside 0..{len(class_names) - 1}: use ids of this "
+                    "model (see ~/label_info or `seg-ros info MODEL`)"
+                )
+            ids.add(i)
+        elif item.lower() in lower:
+            ids.add(lower[item.lower()])
+        else:
+            raise ConfigError(
+                f"class_filter name {item!r} is not a class of this model: choose from "
+                f"{', '.join(class_names)}"
+            )
+    return tuple(sorted(ids))
+
+
+def default_model_path() -> Path:
+    """The shipped model: <share>/seg_ros/models/camvid.onnx when installed, else the repo's."""
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+
+        try:
+            shipped = Path(get_package_share_directory(PACKAGE)) / "models" / DEFAULT_MODEL_NAME
+            if shipped.is_file():
+                return shipped
+        except (PackageNotFoundError, ValueError, KeyError):
+            pass
+    except ImportError:
+        pass
+    return REPO / "models" / DEFAULT_MODEL_NAME
+
+
+def resolve_model_path(value: str) -> Path:
+    """``model_path`` parameter -> file path ('' = :func:`default_model_path`, ~ expanded)."""
+    return Path(value).expanduser() if value else default_model_path()
+
+
+def startup_from(values: Mapping[str, Any]) -> StartupSettings:
+    """Validate the start-up parameters; ConfigError names the parameter and the fix."""
+    for name in (*RESTART_PARAMS, "qos.reliability", "qos.depth", "qos.durability"):
+        reason = check_value(name, values[name])
+        if reason:
+            raise ConfigError(f"parameter {reason}")
+    return StartupSettings(
+        model_path=resolve_model_path(values["model_path"]),
+        backend=values["backend"], device=values["device"], threads=int(values["threads"]),
+        input_transport=values["input_transport"],
+        qos_reliability=values["qos.reliability"], qos_depth=int(values["qos.depth"]),
+        qos_durability=values["qos.durability"],
+    )
+
+
+def live_from(values: Mapping[str, Any], base: LiveSettings | None = None) -> LiveSettings:
+    """A LiveSettings with ``values`` (only live parameter names) applied over ``base``."""
+    cur = base or LiveSettings()
+    kw: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in SPEC_BY_NAME or not SPEC_BY_NAME[name].live:
+            continue
+        if name == "class_filter":
+            kw[name] = tuple(str(v) for v in (value or ()))
+        elif SPEC_BY_NAME[name].kind == "double":
+            kw[name] = float(value)
+        else:
+            kw[name] = bool(value)
+    return LiveSettings(**{**cur.__dict__, **kw})
+
+
+# ------------------------------------------------------------------------- rclpy-facing parts
+
+
+def descriptor(spec: ParamSpec) -> Any:
+    """rcl_interfaces ParameterDescriptor of ``spec`` (type, range, description, read_only)."""
+    from rcl_interfaces.msg import (
+        FloatingPointRange,
+        IntegerRange,
+        ParameterDescriptor,
+        ParameterType,
+    )
+
+    types = {"string": ParameterType.PARAMETER_STRING, "double": ParameterType.PARAMETER_DOUBLE,
+             "integer": ParameterType.PARAMETER_INTEGER, "bool": ParameterType.PARAMETER_BOOL,
+             "string_array": ParameterType.PARAMETER_STRING_ARRAY}
+    d = ParameterDescriptor(name=spec.name, type=types[spec.kind], description=spec.description,
+                            read_only=spec.read_only)
+    if spec.float_range is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.float_range[0]),
+                                                     to_value=float(spec.float_range[1]))]
+    if spec.int_range is not None:
+        d.integer_range = [IntegerRange(from_value=spec.int_range[0],
+                                        to_value=spec.int_range[1], step=1)]
+    notes = []
+    if spec.choices:
+        notes.append("one of: " + ", ".join(spec.choices))
+    if not spec.live and not spec.read_only:
+        notes.append("read at start-up: restart the node to change it")
+    d.additional_constraints = "; ".join(notes)
+    return d
+
+
+def declare(node: Any) -> tuple[StartupSettings, LiveSettings]:
+    """Declare every parameter on ``node``; returns the validated start-up and live settings."""
+    from rclpy.parameter import Parameter
+
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        default = Parameter.Type.STRING_ARRAY if spec.kind == "string_array" else spec.default
+        values[spec.name] = node.declare_parameter(spec.name, default, descriptor(spec)).value
+    for name in (s.name for s in SPECS if s.live):
+        reason = check_value(name, values[name])
+        if reason:
+            raise ConfigError(f"parameter {reason}")
+    return startup_from(values), live_from(values)
+
+
+def qos_profile(reliability: str, depth: int, durability: str) -> Any:
+    """QoSProfile for the input subscriptions from the qos.* parameter values."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    rel = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE,
+           "system_default": ReliabilityPolicy.SYSTEM_DEFAULT}[reliability]
+    dur = {"volatile": DurabilityPolicy.VOLATILE,
+           "transient_local": DurabilityPolicy.TRANSIENT_LOCAL,
+           "system_default": DurabilityPolicy.SYSTEM_DEFAULT}[durability]
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel,
+                      durability=dur)
