@@ -1,0 +1,534 @@
+"""The segmentation node as a real process, driven over real topics (rclpy, Fast DDS loopback).
+
+Two node processes are shared by the module (started together, ~5 s): one on raw images, one on
+JPEG CompressedImage, both via ``seg-ros node --params-file config/camvid.yaml``. The test side
+is one rclpy node spun by a background thread in its own context and ROS domain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+
+from seg_ros import codec  # noqa: E402
+from seg_ros.engines import open_engine  # noqa: E402
+from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
+from seg_ros.render import Palette  # noqa: E402
+from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.ros.node import Frame, Mailbox  # noqa: E402
+from seg_ros.segmenter import Segmenter  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "config" / "camvid.yaml"
+DOMAIN = 1 + os.getpid() % 100
+RAW, CMP = "/segmentation_node", "/seg_compressed"
+IMAGE_TOPIC = "/cam/image_raw"
+OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
+
+
+def node_command(*ros_args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("seg-ros")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "seg_ros.cli"]
+    return [*cmd, "node", "--params-file", str(PARAMS_FILE), "--ros-args", *ros_args]
+
+
+def node_env() -> dict[str, str]:
+    return {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN), "PYTHONUNBUFFERED": "1",
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+
+
+# ------------------------------------------------------------------------------ harness
+
+
+class Harness:
+    """Test-side rclpy node: publishers, collectors by header stamp, diagnostics, parameters."""
+
+    def __init__(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CompressedImage, Image
+
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=DOMAIN)
+        self.node = rclpy.create_node("seg_ros_node_test", context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.diag: dict[str, tuple[float, int, dict[str, str]]] = {}  # node -> (t, level, values)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.raw_pub = self.node.create_publisher(Image, IMAGE_TOPIC, reliable)
+        self.cmp_pub = self.node.create_publisher(CompressedImage, IMAGE_TOPIC + "/compressed",
+                                                  reliable)
+        self._stamp = 1_000
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.ctx.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down under us at teardown
+                return
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+        self._thread.join(2)
+
+    def _on_diag(self, msg: Any) -> None:
+        for st in msg.status:
+            with self.lock:
+                self.diag[st.hardware_id] = (time.monotonic(), int.from_bytes(st.level, "little")
+                                             if isinstance(st.level, bytes) else int(st.level),
+                                             {kv.key: kv.value for kv in st.values})
+
+    def diagnostics(self, node: str, after: float | None = None, timeout: float = 5.0
+                    ) -> dict[str, str]:
+        """The node's diagnostics values from a message received after ``after`` (monotonic)."""
+        after = time.monotonic() if after is None else after
+        got = wait_for(lambda: self.diag.get(node) if node in self.diag
+                       and self.diag[node][0] > after else None, timeout, f"diagnostics of {node}")
+        return got[2]
+
+    def next_header(self, frame_id: str = "camera_optical") -> Any:
+        from std_msgs.msg import Header
+
+        self._stamp += 1
+        h = Header(frame_id=frame_id)
+        h.stamp.sec, h.stamp.nanosec = 1_700_000_000, self._stamp * 1000
+        return h
+
+    def collect(self, node: str, outputs: tuple[str, ...] = OUTPUTS) -> Collector:
+        return Collector(self, node, outputs)
+
+    def set_params(self, node: str, **values: Any) -> list[Any]:
+        from rcl_interfaces.srv import SetParameters
+
+        req = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        return self._call(node + "/set_parameters", SetParameters, req).results
+
+    def get_param(self, node: str, name: str) -> Any:
+        from rcl_interfaces.srv import GetParameters
+
+        res = self._call(node + "/get_parameters", GetParameters, GetParameters.Request(
+            names=[name]))
+        from rcl_interfaces.msg import Parameter as ParameterMsg
+
+        return Parameter.from_parameter_msg(ParameterMsg(name=name, value=res.values[0])).value
+
+    def _call(self, service: str, srv_type: Any, request: Any) -> Any:
+        client = self.node.create_client(srv_type, service)
+        try:
+            assert client.wait_for_service(10.0), f"{service} not available"
+            future = client.call_async(request)
+            wait_for(future.done, 10.0, f"reply of {service}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+
+class Collector:
+    """Subscribes a node's image outputs and keeps the first message per (output, stamp)."""
+
+    def __init__(self, h: Harness, node: str, outputs: tuple[str, ...]) -> None:
+        from sensor_msgs.msg import Image
+
+        self.h, self.node_name = h, node
+        self.got: dict[str, dict[int, Any]] = {o: {} for o in outputs}
+        self.arrivals: list[tuple[float, int]] = []
+        self.subs = [h.node.create_subscription(
+            Image, f"{node}/{o}", lambda m, o=o: self._on(o, m),
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)) for o in outputs]
+
+    def _on(self, output: str, msg: Any) -> None:
+        s = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        with self.h.lock:
+            self.got[output].setdefault(s, msg)
+            if output == "labels":
+                self.arrivals.append((time.monotonic(), s))
+
+    def request(self, publish: Callable[[Any], None], header: Any, timeout: float = 15.0
+                ) -> dict[str, Any]:
+        """Publish (again every 0.5 s, until discovery settles) until every output has ``header``'s
+        stamp; returns the output messages by name."""
+        s = header.stamp.sec * 10**9 + header.stamp.nanosec
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            publish(header)
+            t_next = time.monotonic() + 0.5
+            while time.monotonic() < t_next:
+                with self.h.lock:
+                    if all(s in g for g in self.got.values()):
+                        return {o: g[s] for o, g in self.got.items()}
+                time.sleep(0.01)
+        missing = [o for o, g in self.got.items() if s not in g]
+        raise AssertionError(f"{self.node_name} published no {missing} for the frame")
+
+    def close(self) -> None:
+        for sub in self.subs:
+            self.h.node.destroy_subscription(sub)
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
+    h = Harness()
+    yield h
+    h.close()
+    if old is None:
+        os.environ.pop("ROS_DOMAIN_ID", None)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = old
+
+
+@pytest.fixture(scope="module")
+def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """Both node processes, up and subscribed."""
+    logs = tmp_path_factory.mktemp("node_logs")
+    common = ["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
+              "-r", f"image:={IMAGE_TOPIC}", "-r", f"image/compressed:={IMAGE_TOPIC}/compressed",
+              "-r", "camera_info:=/cam/camera_info"]
+    specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed"]}
+    procs: dict[str, Any] = {}
+    for name, extra in specs.items():
+        log = open(logs / f"{name.strip('/')}.log", "wb")  # noqa: SIM115 - closed below
+        procs[name] = (subprocess.Popen(node_command(*common, *extra), stdout=log,
+                                        stderr=subprocess.STDOUT, env=node_env()), log)
+
+    def tail(name: str) -> str:
+        return (logs / f"{name.strip('/')}.log").read_text(errors="replace")[-3000:]
+
+    try:
+        for name, pub in ((RAW, harness.raw_pub), (CMP, harness.cmp_pub)):
+            def ready(name: str = name, pub: Any = pub) -> bool:
+                proc = procs[name][0]
+                assert proc.poll() is None, f"{name} exited {proc.returncode}:\n{tail(name)}"
+                return (pub.get_subscription_count() > 0
+                        and harness.node.count_publishers(f"{name}/labels") > 0)
+            wait_for(ready, 60, f"{name} to start")
+        yield {"procs": procs, "tail": tail}
+    finally:
+        for proc, _ in procs.values():
+            proc.send_signal(2)  # SIGINT: the node shuts down cleanly
+        for name, (proc, log) in procs.items():
+            try:
+                rc = proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait(5)
+            log.close()
+            assert rc == 0, f"{name} did not shut down cleanly on SIGINT ({rc}):\n{tail(name)}"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model: Path) -> tuple[Segmenter, Palette]:
+    """The core segmenter the node must agree with pixel for pixel (same model, one thread)."""
+    seg = Segmenter(open_engine(tiny_model, threads=1))
+    return seg, Palette.from_card(seg.card)
+
+
+def image_msg(rgb: np.ndarray, encoding: str, header: Any, pad: int = 0) -> Any:
+    from sensor_msgs.msg import Image
+
+    if encoding == "rgb8":
+        pix = rgb
+    elif encoding == "bgr8":
+        pix = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    else:
+        pix = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = pix.shape[:2]
+    row = pix.reshape(h, -1)
+    step = row.shape[1] + pad
+    buf = np.zeros((h, step), np.uint8)
+    buf[:, : row.shape[1]] = row
+    msg = Image(header=header, height=h, width=w, encoding=encoding, step=step)
+    msg.data = byte_array(buf.data)  # array.array('B'): rclpy's fast path
+    return msg
+
+
+def check_outputs(out: dict[str, Any], rgb: np.ndarray, header: Any,
+                  reference: tuple[Segmenter, Palette], alpha: float) -> None:
+    seg, palette = reference
+    expect = seg(rgb, want_confidence=True)
+    h, w = rgb.shape[:2]
+    for name, msg in out.items():
+        assert (msg.height, msg.width) == (h, w), name
+        assert msg.header.frame_id == header.frame_id, name
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
+            header.stamp.sec, header.stamp.nanosec), name
+    got = {n: np.frombuffer(m.data, np.uint8).reshape(h, w, -1).squeeze(-1)
+           if m.encoding.startswith("mono") else np.frombuffer(m.data, np.uint8).reshape(h, w, 3)
+           for n, m in out.items()}
+    assert out["labels"].encoding == "mono8" and out["confidence"].encoding == "mono8"
+    np.testing.assert_array_equal(got["labels"], expect.labels)
+    np.testing.assert_array_equal(got["confidence"], expect.confidence)
+    mask = palette.color_mask(expect.labels)
+    np.testing.assert_array_equal(got["color_mask"], mask)
+    np.testing.assert_array_equal(got["overlay"], palette.overlay(rgb, expect.labels, alpha, mask))
+
+
+# --------------------------------------------------------------------------------- tests
+
+
+def test_mailbox_latest_frame_wins() -> None:
+    box = Mailbox()
+    assert box.take(timeout=0.01) is None
+    assert not box.put(Frame("a", 1.0))
+    assert box.put(Frame("b", 2.0))  # overwrote "a"
+    assert box.dropped == 1 and box.take(0.01).msg == "b" and box.take(0.01) is None
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(box.take(timeout=5)))
+    t.start()
+    box.put(Frame("c", 3.0))
+    t.join(2)
+    assert got[0].msg == "c"
+    box.close()
+    assert box.take(timeout=5) is None  # closed: returns at once
+
+
+def test_label_info_latched(harness: Harness, nodes: dict) -> None:
+    info_mod = pytest.importorskip("seg_ros_msgs.msg", reason="seg_ros_msgs not built "
+                                   "(scripts/build_msgs.sh): the node runs without label_info")
+    got: list[Any] = []
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    sub = harness.node.create_subscription(info_mod.SegmentationInfo, f"{RAW}/label_info",
+                                           got.append, latched)
+    try:
+        wait_for(lambda: got, 10, "label_info (a late joiner must still get it)")
+    finally:
+        harness.node.destroy_subscription(sub)
+    info = got[0]
+    assert tuple(info.class_names) == CAMVID_CLASSES and info.model_name == "tiny"
+    assert len(info.colors) == 11 and abs(info.colors[3].r - 128 / 255) < 1e-6
+    assert [i for i, t in enumerate(info.traversable) if t] == [3, 4]
+    assert (info.input_height, info.input_width) == (180, 240)
+    assert info.labels_encoding == "mono8" and "onnxruntime" in info.engine
+
+
+def test_lazy_outputs_not_computed(harness: Harness, nodes: dict, camvid_frame) -> None:
+    rgb = camvid_frame[0]
+    col = harness.collect(RAW, ("labels",))
+    try:
+        pub = harness.raw_pub.publish
+        col.request(lambda h: pub(image_msg(rgb, "rgb8", h)), harness.next_header())
+        time.sleep(0.3)
+        before = harness.diagnostics(RAW, after=time.monotonic())
+        for _ in range(3):
+            col.request(lambda h: pub(image_msg(rgb, "rgb8", h)), harness.next_header())
+        after = harness.diagnostics(RAW, after=time.monotonic())
+    finally:
+        col.close()
+    n = {k: int(after[f"computed_{k}"]) - int(before[f"computed_{k}"]) for k in OUTPUTS}
+    assert n["labels"] >= 3
+    assert n["overlay"] == n["color_mask"] == n["confidence"] == 0, n
+
+
+@pytest.mark.parametrize(("encoding", "pad"), [("rgb8", 0), ("rgb8", 16), ("bgr8", 0),
+                                               ("mono8", 3)])
+def test_raw_frames_match_segmenter(harness: Harness, nodes: dict, camvid_frame, reference,
+                                    encoding: str, pad: int) -> None:
+    rgb = camvid_frame[0]
+    if encoding == "mono8":  # what the codec decodes: the grey image expanded to RGB
+        rgb = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    header = harness.next_header(f"cam_{encoding}")
+    col = harness.collect(RAW)
+    try:
+        out = col.request(lambda h: harness.raw_pub.publish(image_msg(rgb, encoding, h, pad)),
+                          header)
+    finally:
+        col.close()
+    check_outputs(out, rgb, header, reference, harness.get_param(RAW, "overlay_alpha"))
+
+
+def test_jpeg_frames_match_segmenter(harness: Harness, nodes: dict, camvid_frame,
+                                     reference) -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    fmt, data = codec.encode_compressed(camvid_frame[0], "jpeg", 90)
+    rgb = codec.decode_compressed(fmt, data)  # what the node sees
+    header = harness.next_header("cam_jpeg")
+    col = harness.collect(CMP)
+    try:
+        out = col.request(lambda h: harness.cmp_pub.publish(
+            CompressedImage(header=h, format=fmt, data=byte_array(data))), header)
+    finally:
+        col.close()
+    check_outputs(out, rgb, header, reference, harness.get_param(CMP, "overlay_alpha"))
+
+
+def _bad_raw(header: Any) -> list[Any]:
+    from sensor_msgs.msg import Image
+
+    def img(**kw: Any) -> Any:
+        base = dict(header=header, height=4, width=4, encoding="rgb8", step=12)
+        data = kw.pop("data", bytes(48))
+        m = Image(**{**base, **kw})
+        m.data = byte_array(data)
+        return m
+
+    return [img(encoding="xyz16"), img(data=bytes(20)), img(step=5),
+            img(height=0, width=0, step=0, data=b"")]
+
+
+def test_bad_frames_are_counted_and_skipped(harness: Harness, nodes: dict, camvid_frame) -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    rgb = camvid_frame[0]
+    fmt, jpeg = codec.encode_compressed(rgb, "jpeg", 90)
+    bad_raw = _bad_raw(harness.next_header())
+    bad_cmp = [CompressedImage(header=harness.next_header(), format=fmt,
+                               data=byte_array(jpeg[: len(jpeg) // 2])),
+               CompressedImage(header=harness.next_header(), format="jpeg")]
+    before = {n: harness.diagnostics(n, after=0) for n in (RAW, CMP)}
+    t_sent = time.monotonic()
+    for i in range(max(len(bad_raw), len(bad_cmp))):
+        if i < len(bad_raw):
+            harness.raw_pub.publish(bad_raw[i])
+        if i < len(bad_cmp):
+            harness.cmp_pub.publish(bad_cmp[i])
+        time.sleep(0.3)  # one at a time: a frame overwritten in the mailbox is a drop instead
+    # ... and the next good frame is processed
+    for name, pub, make in (
+            (RAW, harness.raw_pub.publish, lambda h: image_msg(rgb, "rgb8", h)),
+            (CMP, harness.cmp_pub.publish, lambda h: CompressedImage(header=h, format=fmt,
+                                                                      data=byte_array(jpeg)))):
+        col = harness.collect(name, ("labels",))
+        try:
+            col.request(lambda h, pub=pub, make=make: pub(make(h)), harness.next_header())
+        finally:
+            col.close()
+    for name, n_bad in ((RAW, len(bad_raw)), (CMP, len(bad_cmp))):
+        after = harness.diagnostics(name, after=max(t_sent, time.monotonic() - 0.1))
+        rejected = int(after["frames_rejected"]) - int(before[name]["frames_rejected"])
+        assert rejected == n_bad, (name, after)
+        assert after["last_error"], after
+    assert "JPEG" in harness.diagnostics(CMP, after=0)["last_error"] or "no data" in \
+        harness.diagnostics(CMP, after=0)["last_error"]
+
+
+def test_parameters_live_and_refused(harness: Harness, nodes: dict, camvid_frame,
+                                     reference) -> None:
+    assert harness.get_param(RAW, "overlay_alpha") == pytest.approx(0.5)  # from camvid.yaml
+    ok = harness.set_params(RAW, overlay_alpha=0.25, class_filter=["Road", "4"])
+    assert all(r.successful for r in ok), ok
+    bad = harness.set_params(RAW, overlay_alpha=1.5)[0]
+    assert not bad.successful and "overlay_alpha" in bad.reason and "1.5" in bad.reason
+    bad = harness.set_params(RAW, model_path="/tmp/other.onnx")[0]
+    assert not bad.successful and "restart" in bad.reason
+    bad = harness.set_params(RAW, class_filter=["Lava"])[0]
+    assert not bad.successful and "Lava" in bad.reason and "Road" in bad.reason
+    try:
+        rgb = camvid_frame[0]
+        col = harness.collect(RAW, ("labels", "overlay"))
+        try:
+            out = col.request(lambda h: harness.raw_pub.publish(image_msg(rgb, "rgb8", h)),
+                              harness.next_header())
+        finally:
+            col.close()
+        seg, _ = reference
+        palette = Palette.from_card(seg.card)
+        palette.set_visible([3, 4])
+        labels = seg(rgb, want_confidence=False).labels
+        overlay = np.frombuffer(out["overlay"].data, np.uint8).reshape(rgb.shape)
+        np.testing.assert_array_equal(overlay, palette.overlay(rgb, labels, 0.25))
+    finally:
+        harness.set_params(RAW, overlay_alpha=0.5, class_filter=[""])
+
+
+def test_latest_frame_wins_under_overload(harness: Harness, nodes: dict, camvid_frame) -> None:
+    """Frames at 4x the node's rate for 10 s: latency stays bounded, the surplus is dropped."""
+    rate = 4.0
+    assert harness.set_params(RAW, max_rate_hz=rate)[0].successful
+    rgb = camvid_frame[0]
+    col = harness.collect(RAW, ("labels",))
+    try:
+        col.request(lambda h: harness.raw_pub.publish(image_msg(rgb, "rgb8", h)),
+                    harness.next_header())  # subscribed and matched
+        before = harness.diagnostics(RAW, after=time.monotonic())
+        sent: list[tuple[float, int]] = []
+        period, t0 = 1.0 / (4 * rate), time.monotonic()
+        while (t := time.monotonic()) - t0 < 10.0:
+            h = harness.next_header()
+            harness.raw_pub.publish(image_msg(rgb, "rgb8", h))
+            sent.append((t, h.stamp.sec * 10**9 + h.stamp.nanosec))
+            time.sleep(max(0.0, t0 + len(sent) * period - time.monotonic()))
+        time.sleep(0.6)
+        after = harness.diagnostics(RAW, after=time.monotonic())
+    finally:
+        col.close()
+        harness.set_params(RAW, max_rate_hz=0.0)
+    sent_stamps = {s for _, s in sent}
+    got = [s for _, s in col.arrivals if s in sent_stamps]
+    dropped = int(after["frames_dropped"]) - int(before["frames_dropped"])
+    assert dropped > 0.5 * len(sent), (dropped, len(sent))
+    assert len(got) <= rate * 10 * 1.3 + 2, len(got)
+    assert float(after["latency_receive_p99_ms"]) < 1000.0 / rate + 250.0, after
+    # Latest wins: the last output is one of the last frames sent, not an old queued one.
+    last = max(got)
+    recent = [s for t, s in sent if t > sent[-1][0] - 2.0 / rate]
+    assert last >= min(recent), "the node was still working through old frames"
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_bad_model_exits_with_one_line(tmp_path: Path, kind: str) -> None:
+    model = tmp_path / "model.onnx"
+    if kind == "corrupt":
+        model.write_bytes(b"not an onnx file")
+    t0 = time.monotonic()
+    res = subprocess.run(node_command("-p", f"model_path:={model}"), env=node_env(),
+                         capture_output=True, text=True, timeout=60)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert str(model) in out and "Traceback" not in out, out
+    assert time.monotonic() - t0 < 30
+
+
+def test_launch_description() -> None:
+    launch = pytest.importorskip("launch", reason="ROS 2 launch is not installed here")
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed here")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "seg_launch", REPO / "launch" / "segmentation.launch.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ld = mod.generate_launch_description()
+    assert isinstance(ld, launch.LaunchDescription)
+    names = {a.name for a in ld.entities if isinstance(a, launch.actions.DeclareLaunchArgument)}
+    assert {"model", "camera", "params_file", "input_transport"} <= names
