@@ -199,7 +199,7 @@ def default_model_path() -> Path:
             shipped = Path(get_package_share_directory(PACKAGE)) / "models" / DEFAULT_MODEL_NAME
             if shipped.is_file():
                 return shipped
-        except (PackageNotFoundError, ValueError, KeyError):
+        except (PackageNotFoundError, OSError, ValueError):  # OSError: AMENT_PREFIX_PATH unset
             pass
     except ImportError:
         pass

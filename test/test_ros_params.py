@@ -1,0 +1,167 @@
+"""Pure parts of seg_ros.ros: parameter rules, descriptors, QoS, message conversion."""
+
+from __future__ import annotations
+
+import array
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from rcl_interfaces.msg import ParameterType
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from seg_ros.errors import CodecError, ConfigError
+from seg_ros.model_card import CAMVID_CLASSES
+from seg_ros.ros import convert, params
+
+DEFAULTS = {s.name: s.default for s in params.SPECS}
+
+
+def test_every_spec_has_a_valid_default_and_description() -> None:
+    for spec in params.SPECS:
+        assert params.check_value(spec.name, spec.default) is None, spec.name
+        assert len(spec.description) > 20, spec.name
+    assert set(params.RESTART_PARAMS) == {"model_path", "backend", "device", "threads",
+                                          "input_transport"}
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("overlay_alpha", 1.5, ["overlay_alpha", "0..1"]),
+    ("overlay_alpha", -0.1, ["outside"]),
+    ("overlay_alpha", float("nan"), ["outside"]),
+    ("overlay_alpha", True, ["outside"]),
+    ("max_rate_hz", -1.0, ["max_rate_hz"]),
+    ("threads", 1000, ["threads", "0..256"]),
+    ("input_transport", "theora", ["raw", "compressed"]),
+    ("qos.reliability", "sometimes", ["best_effort", "reliable"]),
+])
+def test_bad_values_are_refused_with_a_reason(name: str, value: object, words: list[str]) -> None:
+    reason = params.check_value(name, value)
+    assert reason is not None and all(w in reason for w in words), reason
+
+
+def test_plugin_backend_accepted() -> None:
+    assert params.check_value("backend", "my_pkg.engines:Factory") is None
+    assert params.check_value("backend", "openvino") is not None
+
+
+def test_start_up_parameters_need_a_restart() -> None:
+    for name in params.RESTART_PARAMS:
+        reason = params.check_update(name, DEFAULTS[name])
+        assert reason and "restart the node to change " + name in reason
+    assert params.check_update("overlay_alpha", 0.2) is None
+    assert params.check_update("publish_overlay", False) is None
+
+
+def test_class_filter_names_and_ids() -> None:
+    assert params.parse_class_filter(["road", " 4 ", "", "Road"], CAMVID_CLASSES) == (3, 4)
+    assert params.parse_class_filter(None, CAMVID_CLASSES) == ()
+    assert params.parse_class_filter([""], CAMVID_CLASSES) == ()
+    with pytest.raises(ConfigError, match="Lava.*choose from Sky"):
+        params.parse_class_filter(["Lava"], CAMVID_CLASSES)
+    with pytest.raises(ConfigError, match=r"id 11 is outside 0\.\.10"):
+        params.parse_class_filter(["11"], CAMVID_CLASSES)
+    reason = params.check_update("class_filter", ["Sky", "Lava"], CAMVID_CLASSES)
+    assert reason and "Lava" in reason
+
+
+def test_live_settings_merge_and_ignore_start_up_params() -> None:
+    live = params.live_from({"overlay_alpha": 1, "class_filter": ["Road"], "model_path": "x"})
+    assert live.overlay_alpha == 1.0 and live.class_filter == ("Road",)
+    live2 = params.live_from({"publish_overlay": False}, live)
+    assert live2.class_filter == ("Road",) and not live2.publish_overlay
+    assert params.live_from({"class_filter": None}).class_filter == ()
+
+
+def test_startup_settings_and_default_model_path(tmp_path: Path) -> None:
+    s = params.startup_from(DEFAULTS)
+    assert s.model_path == params.default_model_path()
+    assert s.model_path.name == "camvid.onnx" and s.input_transport == "raw"
+    assert params.startup_from({**DEFAULTS, "model_path": str(tmp_path / "m.onnx")}).model_path \
+        == tmp_path / "m.onnx"
+    with pytest.raises(ConfigError, match="input_transport"):
+        params.startup_from({**DEFAULTS, "input_transport": "ffmpeg"})
+
+
+def test_descriptors_carry_type_range_and_read_only() -> None:
+    d = params.descriptor(params.SPEC_BY_NAME["overlay_alpha"])
+    assert d.type == ParameterType.PARAMETER_DOUBLE and not d.read_only
+    assert (d.floating_point_range[0].from_value, d.floating_point_range[0].to_value) == (0, 1)
+    d = params.descriptor(params.SPEC_BY_NAME["qos.depth"])
+    assert d.read_only and d.integer_range[0].to_value == 1000
+    d = params.descriptor(params.SPEC_BY_NAME["model_path"])
+    assert "restart" in d.additional_constraints
+    d = params.descriptor(params.SPEC_BY_NAME["class_filter"])
+    assert d.type == ParameterType.PARAMETER_STRING_ARRAY
+
+
+def test_qos_profile() -> None:
+    q = params.qos_profile("best_effort", 1, "volatile")
+    assert q.reliability == ReliabilityPolicy.BEST_EFFORT and q.depth == 1
+    q = params.qos_profile("reliable", 5, "transient_local")
+    assert q.reliability == ReliabilityPolicy.RELIABLE
+    assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL
+
+
+# ------------------------------------------------------------------------------ convert
+
+
+def _header() -> Header:
+    h = Header(frame_id="cam")
+    h.stamp.sec, h.stamp.nanosec = 12, 345
+    return h
+
+
+def test_image_round_trip_keeps_header_and_pixels() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    msg = convert.to_image_msg(rgb, "rgb8", _header())
+    assert isinstance(msg.data, array.array) and msg.step == 30 and msg.encoding == "rgb8"
+    assert convert.stamp_ns(msg.header) == 12_000_000_345 and msg.header.frame_id == "cam"
+    np.testing.assert_array_equal(convert.image_to_rgb(msg), rgb)
+    labels = rng.integers(0, 300, (6, 10)).astype(np.uint16)
+    msg16 = convert.to_image_msg(labels, "mono16", _header())
+    assert msg16.step == 20 and len(msg16.data) == 120
+    np.testing.assert_array_equal(np.frombuffer(msg16.data, "<u2").reshape(6, 10), labels)
+
+
+def test_bad_image_raises_codec_error() -> None:
+    msg = Image(height=4, width=4, encoding="rgb8", step=12)
+    msg.data = convert.byte_array(bytes(10))
+    with pytest.raises(CodecError, match="truncated"):
+        convert.image_to_rgb(msg)
+
+
+def test_output_message_is_fast_to_fill() -> None:
+    """msg.data from the codec's memoryview: a memcpy, not rclpy's per-byte check."""
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    convert.to_image_msg(rgb, "rgb8", _header())
+    t0 = time.perf_counter()
+    for _ in range(10):
+        convert.to_image_msg(rgb, "rgb8", _header())
+    assert (time.perf_counter() - t0) / 10 < 0.01  # per-byte assignment takes ~100 ms
+
+
+def test_camera_info_to_calibration() -> None:
+    msg = CameraInfo(header=_header(), width=640, height=480, distortion_model="plumb_bob")
+    msg.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    msg.d = [0.1, -0.2, 0.0, 0.0, 0.0]
+    cal = convert.camera_info_to_calibration(msg)
+    assert cal.valid and cal.k[1, 1] == 510.0 and cal.k.shape == (3, 3) and cal.p.shape == (3, 4)
+    assert cal.d.tolist() == [0.1, -0.2, 0.0, 0.0, 0.0] and cal.frame_id == "cam"
+    assert cal.stamp_ns == 12_000_000_345 and cal.roi == (0, 0, 0, 0)
+    assert not convert.camera_info_to_calibration(CameraInfo()).valid
+
+
+def test_occupancy_grid_msg() -> None:
+    cells = np.array([[0, 100, -1], [0, 0, 100]], np.int8)
+    msg = convert.occupancy_grid_msg(cells, 0.05, (1.0, -2.0), _header())
+    assert (msg.info.width, msg.info.height, msg.info.resolution) == (3, 2, pytest.approx(0.05))
+    assert list(msg.data) == [0, 100, -1, 0, 0, 100]
+    assert msg.info.origin.position.y == -2.0 and msg.header.frame_id == "cam"
