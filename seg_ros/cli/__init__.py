@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
     "bag": ("seg_ros.cli.bag", "rosbag2 tools: make, play, record, eval (mIoU through a node)"),
     "demo": ("seg_ros.cli.demo", "the CamVid demo bag through a real node: mIoU, latency, PNGs"),
+    "build-engine": ("seg_ros.cli.build_engine", "build a TensorRT engine (fp32/fp16/int8) + card"),
+    "quantize": ("seg_ros.cli.quantize", "int8 QDQ ONNX for the CPU, calibrated on frames"),
     "node": ("seg_ros.cli.node", "run the segmentation node (ros2 run seg_ros segmentation_node)"),
 }
 

@@ -1,0 +1,52 @@
+"""INT8 (onnxruntime QDQ) vs fp32 model latency on the CPU at 480x360, 2 intra-op threads.
+
+Uses ``models/camvid.onnx`` and ``models/camvid.int8.onnx`` when present (quantizing on the fly
+into a temp folder when only the float model exists); otherwise a small stand-in network at
+360x480, quantized on CamVid train frames, so the benchmark always runs. Engine inference only
+(pre/post-processing are in bench_segmenter).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.timing import median_ms
+from seg_ros.engines import open_engine
+
+REPO = Path(__file__).resolve().parents[1]
+CAMVID_TRAIN = REPO.parent / "shared" / "datasets" / "camvid" / "train"
+
+
+def _models() -> tuple[Path, Path]:
+    from seg_ros.engines.quantize import quantize_onnx
+
+    fp32, int8 = REPO / "models" / "camvid.onnx", REPO / "models" / "camvid.int8.onnx"
+    tmp = Path(tempfile.mkdtemp(prefix="bench_int8_"))
+    if not fp32.is_file():
+        sys.path.insert(0, str(REPO / "test"))
+        from conftest import make_tiny_model
+
+        fp32 = make_tiny_model(tmp / "tiny.onnx", input_size=(360, 480))
+        int8 = tmp / "tiny.int8.onnx"
+    if not int8.is_file():
+        int8 = quantize_onnx(fp32, CAMVID_TRAIN, tmp / int8.name, calib_frames=32).out
+    return fp32, int8
+
+
+def run() -> dict[str, float]:
+    fp32_path, int8_path = _models()
+    batch = np.random.default_rng(0).standard_normal((1, 3, 360, 480)).astype(np.float32)
+    times = {}
+    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+        engine = open_engine(path, backend="onnxruntime", threads=2)
+        assert engine.input_shape == (1, 3, 360, 480), engine.input_shape
+        times[name] = median_ms(lambda e=engine: e.infer(batch), repeats=30, warmup=5)
+    return {
+        "int8_model_latency_ms_480x360": times["int8"],
+        "fp32_model_latency_ms_480x360": times["fp32"],
+        "int8_speedup": times["fp32"] / times["int8"],
+    }

@@ -1,0 +1,139 @@
+"""Calibration frames for int8: one reader shared by the TensorRT entropy calibrator
+(:mod:`seg_ros.engines.trt_build`) and the onnxruntime static quantizer
+(:mod:`seg_ros.engines.quantize`).
+
+Frames are turned into engine inputs by :meth:`Segmenter.preprocess` -- the exact function the
+node runs -- so the int8 ranges are measured on the same distribution the engine will see
+(resize, mean/std, channel order). Using any other pre-processing here silently shifts the
+activation ranges and costs accuracy. No torch, no TensorRT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from seg_ros.errors import ConfigError
+from seg_ros.model_card import ModelCard
+from seg_ros.segmenter import Segmenter
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class InputSpec:
+    """The part of an Engine a :class:`Segmenter` needs for pre-processing (no runtime)."""
+
+    card: ModelCard
+    input_shape: tuple[int, int, int, int]
+    backend: str = "none"
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise RuntimeError("InputSpec only pre-processes; open a real engine to infer")
+
+    def describe(self) -> str:
+        return "pre-processing only"
+
+
+def preprocessor(card: ModelCard) -> Segmenter:
+    """A Segmenter for ``card`` whose ``preprocess`` gives the engine's (1, 3, H, W) float32."""
+    return Segmenter(InputSpec(card, (1, 3, *card.input_size)), card)  # type: ignore[arg-type]
+
+
+def list_frames(folder: str | Path, limit: int | None = None, option: str = "--calib-data"
+                ) -> list[Path]:
+    """Images of ``folder`` (sorted by name), ``limit`` of them spread evenly over the folder.
+
+    Even spreading (not the first N) matters for video-ordered sets like CamVid, where
+    consecutive frames are near-duplicates of one scene.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"{option} {path} is not a folder: give a folder of RGB frames "
+                          "(e.g. the dataset's train split; never the evaluation split)")
+    frames = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not frames:
+        raise ConfigError(f"{option} {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                          ": point it at a folder of frames")
+    if limit is not None:
+        if limit <= 0:
+            raise ConfigError(f"--calib-frames {limit} must be > 0 (100 is typical)")
+        if limit < len(frames):
+            idx = np.linspace(0, len(frames) - 1, limit).round().astype(int)
+            frames = [frames[i] for i in idx]
+    return frames
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of an image file; ConfigError when unreadable."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ConfigError(f"calibration frame {path} is not a readable image: remove it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class CalibrationBatches:
+    """Frames -> contiguous float32 batches (batch_size, 3, H, W) via ``Segmenter.preprocess``.
+
+    A fixed-shape engine cannot take a short batch, so a partial last batch is dropped
+    (``drop_last``, the default) or filled up by repeating frames from the start of the set.
+    """
+
+    def __init__(self, frames: list[Path], card: ModelCard, batch_size: int = 1,
+                 drop_last: bool = True) -> None:
+        if batch_size <= 0:
+            raise ConfigError(f"calibration batch size {batch_size} must be > 0")
+        if len(frames) < batch_size:
+            raise ConfigError(
+                f"{len(frames)} calibration frames cannot fill one batch of {batch_size}: "
+                "give more frames (--calib-frames) or a folder with more images"
+            )
+        self.frames = list(frames)
+        self.card = card
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.shape: tuple[int, int, int, int] = (batch_size, 3, *card.input_size)
+        self._pre = preprocessor(card)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.frames), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    @property
+    def frames_used(self) -> int:
+        """Distinct frames that reach the calibrator."""
+        return min(len(self.frames), len(self) * self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = len(self) * self.batch_size
+        order = [self.frames[i % len(self.frames)] for i in range(n)]
+        for start in range(0, n, self.batch_size):
+            batch = np.empty(self.shape, np.float32)  # fresh: callers may keep it
+            for j, path in enumerate(order[start:start + self.batch_size]):
+                batch[j] = self._pre.preprocess(read_rgb(path))[0]
+            yield batch
+
+
+def read_calibration_cache(path: str | Path | None) -> bytes | None:
+    """Bytes of a calibration cache file, None when there is none (calibration then runs)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return None
+    return p.read_bytes()
+
+
+def write_calibration_cache(path: str | Path | None, data: bytes | memoryview) -> None:
+    """Write a calibration cache atomically (a killed build never leaves half a cache)."""
+    if path is None:
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(bytes(data))
+    tmp.replace(p)

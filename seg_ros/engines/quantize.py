@@ -1,0 +1,207 @@
+"""INT8 on the CPU: onnxruntime static QDQ quantization of a seg_ros ONNX model.
+
+Steps: ``quant_pre_process`` (shape inference + graph optimisation, as onnxruntime advises)
+-> ``quantize_static`` in QDQ format with per-channel int8 weights, activation ranges measured on
+real frames pre-processed by ``Segmenter.preprocess`` (the same reader the TensorRT calibrator
+uses) -> the model card embedded again with the int8 facts in its provenance.
+
+The argmax/softmax tail (and the upsample feeding it) stays float: quantizing the logits right
+before argmax flips labels wherever two classes are close, and ``confidence`` must stay a float
+probability. Outputs therefore keep the export contract: ``labels`` uint8, ``confidence`` float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seg_ros.engines.calibration import CalibrationBatches, list_frames
+from seg_ros.errors import ConfigError, EngineError
+from seg_ros.model_card import embed_in_onnx, read_card
+
+# Ops that turn logits into labels/confidence; kept float together with everything after them.
+TAIL_OPS = {"ArgMax", "Softmax", "LogSoftmax", "ReduceMax", "TopK"}
+# Layout/resampling ops allowed between the last conv and the tail (also kept float).
+PASS_THROUGH_OPS = {"Resize", "Upsample", "Transpose", "Reshape", "Identity", "Cast"}
+METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass
+class QuantizeReport:
+    """What ``quantize_onnx`` did: sizes in bytes, time in seconds."""
+
+    out: Path
+    frames: int
+    excluded_nodes: list[str]
+    fp32_bytes: int
+    int8_bytes: int
+    seconds: float
+
+
+class FrameReader:
+    """onnxruntime ``CalibrationDataReader`` over :class:`CalibrationBatches` (batch 1)."""
+
+    def __init__(self, batches: CalibrationBatches, input_name: str) -> None:
+        self.batches = batches
+        self.input_name = input_name
+        self._it: Iterator[np.ndarray] | None = None
+        self.count = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._it is None:
+            self._it = iter(self.batches)
+        batch = next(self._it, None)
+        if batch is None:
+            return None
+        self.count += 1
+        return {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._it = None
+        self.count = 0
+
+
+def float_tail_nodes(model: object) -> list[str]:
+    """Names of the nodes to keep float: the argmax/softmax tail, the resample/layout ops
+    feeding it, and everything downstream of those (Cast to uint8, ...)."""
+    graph = model.graph  # type: ignore[attr-defined]
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    keep: dict[str, object] = {}
+    stack = [n for n in graph.node if n.op_type in TAIL_OPS]
+    # backwards through pass-through ops to the tensor the network computes (the logits)
+    back = list(stack)
+    while back:
+        n = back.pop()
+        for i in n.input:
+            p = producer.get(i)
+            if p is not None and p.op_type in PASS_THROUGH_OPS and p.name not in keep:
+                keep[p.name] = p
+                back.append(p)
+    # forwards: everything downstream of the tail
+    seen: set[str] = set()
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        keep[n.name] = n
+        for out in n.output:
+            stack.extend(consumers.get(out, []))
+    return sorted(keep)
+
+
+def _name_nodes(model: object) -> None:
+    """Give unnamed nodes a unique name: nodes_to_exclude works by name."""
+    seen: set[str] = set()
+    for i, n in enumerate(model.graph.node):  # type: ignore[attr-defined]
+        if not n.name or n.name in seen:
+            n.name = f"{n.op_type}_{i}"
+        seen.add(n.name)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def quantize_onnx(
+    model: str | Path,
+    calib_data: str | Path,
+    out: str | Path,
+    calib_frames: int = 100,
+    method: str = "minmax",
+    per_channel: bool = True,
+    log: Callable[[str], None] = lambda s: None,
+) -> QuantizeReport:
+    """Write an int8 QDQ copy of ``model`` to ``out``, calibrated on ``calib_frames`` frames of
+    ``calib_data`` (use a training split, never the split you evaluate on)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model, out = Path(model), Path(out)
+    if model.suffix != ".onnx" or not model.is_file():
+        raise ConfigError(f"{model} is not an .onnx file: quantize the exported ONNX model")
+    if out.resolve() == model.resolve():
+        raise ConfigError(f"--out {out} would overwrite the float model: pick another name")
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    card = read_card(model)
+    if card.provenance.get("precision") == "int8":
+        raise ConfigError(f"{model} is already int8: quantize the float model instead")
+    frames = list_frames(calib_data, calib_frames)
+    batches = CalibrationBatches(frames, card, batch_size=1)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="seg_ros_quant_") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        log(f"pre-processing {model.name} (shape inference, optimisation)")
+        quant_pre_process(str(model), str(pre), skip_symbolic_shape=False)
+        proto = onnx.load(str(pre))
+        _name_nodes(proto)
+        onnx.save(proto, str(pre))
+        excluded = float_tail_nodes(proto)
+        input_name = proto.graph.input[0].name
+        log(f"calibrating on {len(batches)} frames from {Path(calib_data)} "
+            f"({method}, per-channel weights); kept float: {', '.join(excluded) or 'none'}")
+        reader = FrameReader(batches, input_name)
+        q_tmp = Path(tmp) / "q.onnx"
+        try:
+            quantize_static(
+                str(pre), str(q_tmp), reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded,
+                calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                  "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except Exception as e:  # onnxruntime raises plain exceptions from deep inside
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise EngineError(
+                f"onnxruntime could not quantize {model.name} ({first}): check that it is a "
+                "seg-ros exported model and onnxruntime is >= 1.18"
+            ) from None
+        qmodel = onnx.load(str(q_tmp))
+    provenance = card.with_provenance(
+        precision="int8",
+        quantization={
+            "tool": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ", "weights": "int8 per-channel" if per_channel else "int8",
+            "activations": "uint8", "method": method,
+            "calibration_frames": len(batches),
+            "calibration_data": Path(calib_data).resolve().name,
+            "float_nodes": excluded,
+            "source_sha256": file_sha256(model),
+        },
+    )
+    embed_in_onnx(provenance, qmodel)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".part")
+    onnx.save(qmodel, str(part))
+    part.replace(out)
+    report = QuantizeReport(out, len(batches), excluded, model.stat().st_size,
+                            out.stat().st_size, time.perf_counter() - t0)
+    log(f"wrote {out} ({report.int8_bytes / 1e6:.2f} MB, float {report.fp32_bytes / 1e6:.2f} MB)"
+        f" in {report.seconds:.1f} s")
+    return report
