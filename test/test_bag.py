@@ -259,3 +259,74 @@ def test_gt_size_disagrees_with_images(camvid_dir: Path, tmp_path: Path) -> None
         w.write(cl, 5 * 10**9, ts.serialize_cdr(lab, "sensor_msgs/msg/Image"))
     with pytest.raises(BagError, match=r"labels .* are 3x2 but the image .* is 6x4"):
         load_frames(bag)
+
+
+# ------------------------------------------------------------------- eval through a real node
+
+
+def _direct_summary(camvid_dir: Path, model: Path, frames: list[Path]) -> dict:
+    """The core path without ROS: Segmenter + seg_ros.metrics on the same frames."""
+    from seg_ros import metrics
+    from seg_ros.engines import open_engine
+    from seg_ros.segmenter import Segmenter
+
+    seg = Segmenter(open_engine(model))
+    card = seg.card
+    cm = np.zeros((card.num_classes, card.num_classes), np.int64)
+    for p in frames:
+        truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
+        pred = seg(_read_rgb(p), want_confidence=False).labels
+        cm += metrics.confusion_matrix(pred, truth, card.num_classes, card.ignore_index)
+    return metrics.summary(cm, list(card.class_names))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_eval_lockstep_equals_core(raw_bag: Path, camvid_dir: Path, tiny_model: Path,
+                                   tmp_path: Path) -> None:
+    """`seg-ros bag eval` through a real node process and real topics gives the core's mIoU."""
+    import json
+
+    from seg_ros.bag.evaluate import _get
+
+    js, png, outb = tmp_path / "r.json", tmp_path / "sheet.png", tmp_path / "outputs"
+    r = _cli("bag", "eval", raw_bag, "--model", tiny_model, "--json", js, "--png", png,
+             "--out", outb, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(js.read_text())
+    assert (rep["frames"], rep["matched"], rep["dropped"], rep["missing"]) == (N_FRAMES,
+                                                                               N_FRAMES, 0, 0)
+    assert rep["scored"] == N_FRAMES
+    direct = _direct_summary(camvid_dir, tiny_model, _frames(camvid_dir))
+    assert abs(_get(rep["metrics"], "miou") - _get(direct, "miou")) < 1e-3
+    assert abs(_get(rep["metrics"], "pixel_acc") - _get(direct, "pixel_acc")) < 1e-3
+    assert rep["latency_ms"]["median"] > 0 and rep["latency_ms"]["p99"] >= rep["latency_ms"][
+        "median"]
+    assert "mIoU" in r.stdout
+    sheet = cv2.imread(str(png))
+    assert sheet is not None and sheet.shape[0] > 6 * 240
+    got = _read_all(outb)
+    labels = got["/segmentation_node/labels"]
+    assert len(labels) == N_FRAMES
+    assert sorted(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m, _ in labels) == [
+        START_NS + i * 100_000_000 for i in range(N_FRAMES)]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_eval_fast_replay_accounts_for_every_frame(camvid_dir: Path, tiny_model: Path,
+                                                   tmp_path: Path) -> None:
+    """Replayed far faster than the node runs: frames drop, but every one is accounted for."""
+    from seg_ros.bag.evaluate import evaluate_bag
+
+    n = 24
+    bag = tmp_path / "fast"
+    make_bag(camvid_dir / "val", bag, camvid_dir / "valannot", limit=n, rate=10.0,
+             start_ns=START_NS, progress=False)
+    rep = evaluate_bag(bag, tiny_model, rate=100.0, progress=False, log_dir=tmp_path)
+    assert rep["frames"] == n
+    assert rep["matched"] + rep["dropped"] + rep["rejected"] + rep["missing"] == n
+    assert rep["matched"] >= 1
+    assert rep["matched"] < n, "1000 fps in: the node should not keep up"
+    assert rep["diagnostics_seen"] > 0
+    assert rep["dropped"] > 0

@@ -313,6 +313,7 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
 
     run = _Run()
     frames = data.frames
+    warm: dict[int, float] = {}  # warm-up stamp -> arrival of its labels (0: not yet)
     stamps = {f.stamp for f in frames}
     with ros_node("seg_ros_bag_eval", domain) as (node, executor):
         img_pub = node.create_publisher(CompressedImage if data.image_type == COMPRESSED
@@ -324,6 +325,9 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
             now = time.monotonic()
             msg = deserialize(raw, IMAGE, LABELS_TOPIC)
             s = stamp_ns(msg.header)
+            if s in warm:
+                warm[s] = now
+                return
             run.last_output = now
             if writer is not None:
                 writer.write(LABELS_TOPIC, IMAGE, time.time_ns(), raw)
@@ -347,23 +351,37 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
             msg = deserialize(raw, "nav_msgs/msg/OccupancyGrid", GRID_TOPIC)
             run.grids[stamp_ns(msg.header)] = msg
 
-        # Best effort + deep queue: compatible with whatever QoS the node offers.
-        lab_sub = node.create_subscription(Image, LABELS_TOPIC, on_labels,
-                                           qos(False, 100), raw=True)
-        node.create_subscription(DiagnosticArray, DIAGNOSTICS, on_diag, qos(False, 100),
-                                 raw=True)
-        if want_grid:
-            node.create_subscription(OccupancyGrid, GRID_TOPIC, on_grid, qos(False, 100),
-                                     raw=True)
+        subs: dict[str, Any] = {}
+
+        def subscribe_outputs() -> None:
+            """Subscribe the node's outputs once they are in the graph, with the QoS they offer
+            (reliable when the node publishes reliable: best effort would lose frames)."""
+            wanted = [(LABELS_TOPIC, Image, on_labels), (DIAGNOSTICS, DiagnosticArray, on_diag)]
+            if want_grid:
+                wanted.append((GRID_TOPIC, OccupancyGrid, on_grid))
+            for topic, cls, cb in wanted:
+                if topic not in subs and node.count_publishers(topic) > 0:
+                    subs[topic] = node.create_subscription(cls, topic, cb,
+                                                           matching_qos(node, topic), raw=True)
 
         # Wait until the node is up: it subscribes our images and publishes labels.
         t0 = time.monotonic()
-        while img_pub.get_subscription_count() == 0 or lab_sub.get_publisher_count() == 0:
+
+        def check_alive() -> None:
             if not node_proc.alive():
                 raise BagError(
-                    f"the node exited with code {node_proc.proc.returncode} before it was ready "
-                    f"(log {node_proc.log_path}):\n{node_proc.tail()}"
+                    f"the node exited (code {node_proc.proc.returncode}, log "
+                    f"{node_proc.log_path}):\n{node_proc.tail()}"
                 )
+
+        def ready() -> bool:
+            subscribe_outputs()
+            return (img_pub.get_subscription_count() > 0 and LABELS_TOPIC in subs
+                    and subs[LABELS_TOPIC].get_publisher_count() > 0
+                    and NODE_NAME in node.get_node_names())
+
+        while not ready():
+            check_alive()
             if time.monotonic() - t0 > startup_timeout:
                 raise BagError(
                     f"the node did not subscribe {data.image_topic} and publish {LABELS_TOPIC} "
@@ -371,11 +389,14 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
                     f"{node_proc.tail()}"
                 )
             executor.spin_once(timeout_sec=0.1)
-        startup_s = time.monotonic() - t0
-        outputs = sorted(t for t, _ in node.get_publisher_names_and_types_by_node(NODE_NAME, "/"))
+        try:
+            published = node.get_publisher_names_and_types_by_node(NODE_NAME, "/")
+        except Exception:  # the graph lags: the node's name may not be listed yet
+            published = []
+        outputs = sorted(t for t, _ in published)
         # Record every other output of the node too when asked (this makes it compute them).
         if writer is not None:
-            for topic, types in node.get_publisher_names_and_types_by_node(NODE_NAME, "/"):
+            for topic, types in published:
                 if topic in (LABELS_TOPIC, GRID_TOPIC, DIAGNOSTICS) or not topic.startswith(
                         f"/{NODE_NAME}/"):
                     continue
@@ -383,7 +404,6 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
                     _msg_class(types[0]), topic,
                     lambda raw, t=topic, ty=types[0]: writer.write(t, ty, time.time_ns(), raw),
                     matching_qos(node, topic), raw=True)
-        executor.spin_once(timeout_sec=0.2)  # let the output subscriptions match
 
         def publish(f: Frame) -> None:
             if info_pub is not None and f.info_raw is not None:
@@ -391,12 +411,36 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
             run.pub_time[f.stamp] = time.monotonic()
             img_pub.publish(f.raw)
 
-        def check_alive() -> None:
-            if not node_proc.alive():
+        # Warm-up: the graph can list a subscription before its reader accepts our writer, and
+        # the first inference is slow. Send the first frame under stamps of its own (1 s before
+        # the bag) until one comes back; its outputs are not scored.
+        first = frames[0]
+        next_try = 0.0
+        while not any(warm.values()):
+            check_alive()
+            now = time.monotonic()
+            if now - t0 > startup_timeout:
                 raise BagError(
-                    f"the node died during the run (exit {node_proc.proc.returncode}, log "
-                    f"{node_proc.log_path}):\n{node_proc.tail()}"
+                    f"the node took no frame on {data.image_topic} within {startup_timeout:.0f}"
+                    f" s (log {node_proc.log_path}):\n{node_proc.tail()}"
                 )
+            if now >= next_try:
+                subscribe_outputs()
+                stamp = first.stamp - 1_000_000_000 - len(warm)
+                warm[stamp] = 0.0
+                info = (None if first.info_raw is None
+                        else _restamp(first.info_raw, CAMERA_INFO, stamp))
+                publish(Frame(stamp, first.t_bag, _restamp(first.raw, data.image_type, stamp),
+                              info, None, first.size))
+                next_try = now + 1.0
+            executor.spin_once(timeout_sec=0.01)
+        startup_s = time.monotonic() - t0
+        # A diagnostics status from after the warm-up is the baseline of the node's counters.
+        subscribe_outputs()
+        t_warm = time.monotonic()
+        while time.monotonic() - t_warm < 2.5 and not any(t > t_warm for t, _ in run.diag):
+            executor.spin_once(timeout_sec=0.05)
+        run.pub_time.clear()
 
         bar = tqdm(total=len(frames), desc="bag eval", unit="frame", disable=not progress)
         t_start = time.monotonic()
@@ -436,23 +480,38 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
     return run, timing, outputs
 
 
+def _restamp(raw: bytes, msgtype: str, stamp: int) -> bytes:
+    """The message ``raw`` with its header stamp set to ``stamp`` (ns)."""
+    from seg_ros.bag import typestore
+
+    ts = typestore()
+    msg = ts.deserialize_cdr(raw, msgtype)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    return bytes(ts.serialize_cdr(msg, msgtype))
+
+
 def _msg_class(msgtype: str) -> Any:
     from seg_ros.bag.rosio import msg_class
 
     return msg_class(msgtype)
 
 
-def _counter(values: dict[str, str], word: str) -> int | None:
-    """Sum of integer diagnostics values whose key mentions ``word`` (e.g. 'dropped')."""
-    total, found = 0, False
-    for k, v in values.items():
-        if word in k.lower():
-            try:
-                total += int(float(v))
-                found = True
-            except ValueError:
-                continue
-    return total if found else None
+# /diagnostics keys of the node's counters (cumulative since it started): frames it dropped
+# (one-slot mailbox overwritten), rejected (undecodable), failed (engine error) or skipped as
+# idle (no output subscribed yet).
+COUNTERS = {"dropped": "frames_dropped", "rejected": "frames_rejected",
+            "failed": "frames_failed", "idle": "frames_idle",
+            "received": "frames_received", "processed": "frames_processed"}
+
+
+def _counters(values: dict[str, str]) -> dict[str, int]:
+    out = {}
+    for name, key in COUNTERS.items():
+        try:
+            out[name] = int(values[key])
+        except (KeyError, ValueError):
+            continue
+    return out
 
 
 def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
@@ -464,24 +523,27 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
     matched = [f for f in frames if f.stamp in run.recv]
     unmatched = n - len(matched)
 
-    # The node's own account of frames it dropped (mailbox overwrite) or rejected (bad input).
-    dropped_raw = rejected_raw = None
+    # The node's own account of the frames it did not answer, from its /diagnostics counters.
+    # They count from node start; nothing reached it before our first frame, but take the
+    # difference to a status sent before the run anyway.
+    node_counts: dict[str, int] = {}
     if run.diag:
-        first, last = run.diag[0][1], run.diag[-1][1]
-        d0, d1 = _counter(first, "drop"), _counter(last, "drop")
-        r0, r1 = _counter(first, "reject"), _counter(last, "reject")
-        # Counters are cumulative since node start; nothing was published before our first frame.
-        if d1 is not None:
-            dropped_raw = d1 - (d0 if run.diag[0][0] < timing["t_start"] else 0)
-        if r1 is not None:
-            rejected_raw = r1 - (r0 if run.diag[0][0] < timing["t_start"] else 0)
-    dropped = min(dropped_raw or 0, unmatched)
-    rejected = min(rejected_raw or 0, unmatched - dropped)
-    missing = unmatched - dropped - rejected
+        last = _counters(run.diag[-1][1])
+        before = [v for t, v in run.diag if t < timing["t_start"]]
+        base = _counters(before[-1]) if before else {}
+        node_counts = {k: v - base.get(k, 0) for k, v in last.items()}
+    left = unmatched
+    accounted: dict[str, int] = {}
+    for k in ("dropped", "rejected", "failed", "idle"):
+        accounted[k] = min(node_counts.get(k, 0), left)
+        left -= accounted[k]
+    missing = left
+    # Of the missing, how many never reached the node's subscription callback (lost in DDS:
+    # e.g. overwritten in a depth-1 reader queue, which no node counter can see).
+    never_received = (min(missing, max(0, n - node_counts["received"]))
+                      if "received" in node_counts else None)
 
-    num_classes = card.num_classes
-    ignore = card.ignore_index if card.ignore_index is not None else 255
-    cm = np.zeros((num_classes, num_classes), np.int64)
+    meter = metrics.ConfusionMeter(card.num_classes, card.ignore_index)
     scored = 0
     for f in matched:
         if f.truth is None:
@@ -493,8 +555,9 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
                 f"{f.size[1]}x{f.size[0]} frame (stamp {f.stamp / 1e9:.3f}): labels must come "
                 "back at the input size; this is a node bug"
             )
-        cm += metrics.confusion_matrix(pred, f.truth, num_classes, ignore)
+        meter.update(pred, f.truth)
         scored += 1
+    cm = meter.compute()
     summ = metrics.summary(cm, list(card.class_names))
 
     lat = np.array([(run.recv[f.stamp][0] - run.pub_time[f.stamp]) * 1e3 for f in matched])
@@ -509,12 +572,15 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
         "pacing": "lockstep" if rate is None else f"rate x{rate:g}",
         "frames": n,
         "matched": len(matched),
-        "dropped": dropped,
-        "rejected": rejected,
+        "dropped": accounted["dropped"],
+        "rejected": accounted["rejected"] + accounted["failed"] + accounted["idle"],
         "missing": missing,
+        "missing_never_received": never_received,
         "scored": scored,
-        "node_dropped_counter": dropped_raw,
-        "node_rejected_counter": rejected_raw,
+        "rejected_detail": {k: accounted[k] for k in ("rejected", "failed", "idle")},
+        "node_counters": node_counts,
+        "latency_per_frame_ms": [round(float(v), 2) for v in lat],
+        "missing_stamps": [f.stamp for f in frames if f.stamp not in run.recv][:100],
         "unexpected_outputs": run.unexpected,
         "diagnostics_seen": len(run.diag),
         "latency_ms": {
@@ -530,7 +596,7 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
         "metrics": _jsonable(summ),
         "confusion_matrix": cm.tolist(),
         "class_names": list(card.class_names),
-        "ignore_index": ignore,
+        "ignore_index": card.ignore_index,
     }
     return report
 
@@ -588,6 +654,10 @@ def print_report(report: dict[str, Any]) -> None:
     s.add_row("input fps", f(report["input_fps"], ".1f"))
     s.add_row("node startup s", f(report["node_startup_s"], ".1f"))
     console.print(s)
+    if report["missing"] and report.get("missing_never_received"):
+        console.print(f"[yellow]{report['missing_never_received']} of the {report['missing']} "
+                      "missing frames never reached the node (lost in DDS before its callback, "
+                      "e.g. a depth-1 input queue); its dropped counter cannot see those[/yellow]")
     if report["diagnostics_seen"] == 0:
         console.print("[yellow]no /diagnostics from the node: frames it dropped count as "
                       "missing[/yellow]")
@@ -597,24 +667,11 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"node outputs recorded in: {report['out_bag']}")
 
 
-_ALIASES = {
-    "miou": ("miou", "mIoU", "mean_iou"),
-    "pixel_acc": ("pixel_acc", "pixel_accuracy", "acc", "accuracy"),
-    "iou": ("iou", "per_class_iou", "IoU", "class_iou"),
-}
-
-
 def _get(m: dict[str, Any], what: str) -> Any:
-    for k in _ALIASES[what]:
-        if k in m:
-            return m[k]
-    return None
+    """A figure of a seg_ros.metrics summary: 'miou', 'pixel_acc' or 'iou' (per class)."""
+    return m.get({"pixel_acc": "pixel_accuracy", "iou": "per_class_iou"}.get(what, what))
 
 
 def _per_class_iou(m: dict[str, Any], names: list[str]) -> dict[str, float | None]:
-    iou = _get(m, "iou")
-    if isinstance(iou, dict):
-        return {n: iou.get(n) for n in names}
-    if isinstance(iou, list):
-        return dict(zip(names, iou))
-    return {n: None for n in names}
+    iou = _get(m, "iou") or {}
+    return {n: iou.get(n) for n in names}

@@ -53,6 +53,7 @@ def contact_sheet(data: Any, recv: dict[int, tuple[float, np.ndarray]], grids: d
     if len(shown) > rows:
         shown = [shown[round(i)] for i in np.linspace(0, len(shown) - 1, rows)]
     grid_stamps = sorted(grids)
+    t0 = data.frames[0].stamp
     cols = ["frame", "node labels (overlay)", "ground truth"] + (["floor grid"] if grids else [])
     width = TILE_W * len(cols)
     body = []
@@ -72,15 +73,15 @@ def contact_sheet(data: Any, recv: dict[int, tuple[float, np.ndarray]], grids: d
             tiles.append(_fit(grid_image(g), interp=cv2.INTER_NEAREST) if g is not None
                          else np.full((TILE_H, TILE_W, 3), 200, np.uint8))
         row = np.concatenate(tiles, axis=1)
-        _text(row, f"t={f.stamp / 1e9:.2f}s  acc {100 * acc:.1f}%", (6, 18), 0.5,
-              (255, 255, 255), 2)
-        _text(row, f"t={f.stamp / 1e9:.2f}s  acc {100 * acc:.1f}%", (6, 18), 0.5, (0, 0, 0), 1)
+        k = data.frames.index(f)
+        row[:24, :TILE_W] //= 3  # a dark band for the caption
+        _text(row, f"#{k}  t={(f.stamp - t0) / 1e9:.2f} s  pixel acc {100 * acc:.1f}%",
+              (6, 17), 0.5, (255, 255, 255))
         body.append(row)
 
     head = np.full((HEAD + TITLE, width, 3), 255, np.uint8)
     m = report["metrics"]
-    miou = next((m[k] for k in ("miou", "mIoU", "mean_iou") if k in m), None)
-    pacc = next((m[k] for k in ("pixel_acc", "pixel_accuracy", "acc") if k in m), None)
+    miou, pacc = m.get("miou"), m.get("pixel_accuracy")
     lat = report["latency_ms"]
     line1 = (f"{report['model_name']} on {Path(report['bag']).name}: mIoU "
              f"{'-' if miou is None else f'{100 * miou:.1f}%'}, pixel acc "
