@@ -165,3 +165,26 @@ def test_occupancy_grid_msg() -> None:
     assert (msg.info.width, msg.info.height, msg.info.resolution) == (3, 2, pytest.approx(0.05))
     assert list(msg.data) == [0, 100, -1, 0, 0, 100]
     assert msg.info.origin.position.y == -2.0 and msg.header.frame_id == "cam"
+
+
+def test_rviz_config_shows_the_outputs() -> None:
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "config" / "seg_ros.rviz").read_text())["Visualization Manager"]
+    assert cfg["Global Options"]["Fixed Frame"] == "base_footprint"
+    shown = {(d["Class"], d.get("Topic", {}).get("Value")) for d in cfg["Displays"]}
+    assert ("rviz_default_plugins/Image", "/segmentation_node/overlay") in shown
+    assert ("rviz_default_plugins/Image", "/segmentation_node/labels") in shown
+    assert ("rviz_default_plugins/Map", "/segmentation_node/floor_grid") in shown
+
+
+def test_params_file_names_every_parameter() -> None:
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    doc = yaml.safe_load((repo / "config" / "camvid.yaml").read_text())
+    values = doc["/**"]["ros__parameters"]
+    assert set(values) == set(DEFAULTS)
+    for name, value in values.items():
+        assert params.check_value(name, value) is None, name
