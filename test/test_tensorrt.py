@@ -327,3 +327,11 @@ def test_build_engine_subprocess_no_traceback(tiny_model: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "onnxruntime" in r.stderr
+
+
+@no_trt
+def test_ensure_engine_without_tensorrt_is_one_clear_line(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="building a TensorRT engine is not available") as e:
+        ensure_engine(tiny_model, tmp_path, "fp16", log=lambda s: None)
+    assert "\n" not in str(e.value) and "onnxruntime" in str(e.value)
+    assert not list(tmp_path.iterdir())  # nothing half-built left behind

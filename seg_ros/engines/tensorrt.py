@@ -19,6 +19,7 @@ CUDA GPU and the tensorrt package exist.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -36,6 +37,7 @@ from seg_ros.model_card import ModelCard, read_sidecar, sidecar_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 PROVENANCE_KEY = "tensorrt_build"
+DEFAULT_CACHE_DIR = "~/.cache/seg_ros/engines"
 
 # TensorRT DataType name -> numpy dtype. By name so it is testable without tensorrt.
 # BF16 / FP8 / INT4 / FP4 have no plain numpy dtype: such I/O tensors are refused.
@@ -319,15 +321,24 @@ def ensure_engine(
         def build(onnx: Path, options: BuildOptions) -> Path:
             return build_engine(onnx, options, log=log)
     path.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building TensorRT {precision} engine for {onnx_path.name} on {gpu.name} "
-        f"(sm {gpu.compute_capability}, TensorRT {trt_version}) -> {path}; this happens once")
-    t0 = time.perf_counter()
-    options = BuildOptions(precision=precision, out=path, calib_data=calib_data,
-                           calib_frames=calib_frames, cache_key=key,
-                           timing_cache=Path(cache_dir).expanduser() / "timing.cache",
-                           device_index=device_index)
-    build(onnx_path, options)
-    log(f"built {path.name} in {time.perf_counter() - t0:.1f} s")
+    # One builder at a time per cache entry: a second node starting meanwhile waits, then
+    # finds the engine the first one built.
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = find_cached_engine(path, key)
+        if cached is not None:
+            log(f"TensorRT engine cache hit (built by another process): {cached}")
+            return cached
+        log(f"building TensorRT {precision} engine for {onnx_path.name} on {gpu.name} "
+            f"(sm {gpu.compute_capability}, TensorRT {trt_version}) -> {path}; "
+            "this happens once per model, GPU and TensorRT version")
+        t0 = time.perf_counter()
+        options = BuildOptions(precision=precision, out=path, calib_data=calib_data,
+                               calib_frames=calib_frames, cache_key=key,
+                               timing_cache=Path(cache_dir).expanduser() / "timing.cache",
+                               device_index=device_index)
+        build(onnx_path, options)
+        log(f"built {path.name} in {time.perf_counter() - t0:.1f} s")
     return path
 
 
@@ -467,14 +478,15 @@ class TensorRTEngine:
 
     ``path`` is an ``.engine`` with its sidecar, or an ``.onnx`` model: then the engine comes
     from :func:`ensure_engine` in ``engine_cache_dir`` (default ``~/.cache/seg_ros/engines``)
-    at ``precision`` (default fp16).
+    at ``precision`` (default fp16); ``log`` receives the build/cache messages (the node's
+    logger).
     """
 
     backend = "tensorrt"
 
     def __init__(self, path: Path, device: str = "cuda", threads: int = 0,
                  engine_cache_dir: str | None = None, precision: str = "fp16",
-                 **_: object) -> None:
+                 log: Callable[[str], None] = print, **_: object) -> None:
         path = Path(path)
         index = parse_device("cuda" if device == "cpu" else device)
         missing = missing_for_tensorrt(index)
@@ -486,8 +498,8 @@ class TensorRTEngine:
         if gpu is None:
             raise EngineError(f"CUDA GPU {index} could not be queried: check nvidia-smi")
         if path.suffix == ".onnx":
-            path = ensure_engine(path, engine_cache_dir or "~/.cache/seg_ros/engines",
-                                 precision, device_index=index)
+            path = ensure_engine(path, engine_cache_dir or DEFAULT_CACHE_DIR, precision,
+                                 device_index=index, log=log)
         self.path = path
         self.card: ModelCard = read_sidecar(path)
         check_engine_compat(self.card, gpu, str(trt.__version__), str(path))

@@ -238,9 +238,10 @@ def build_engine(onnx: str | Path, options: BuildOptions,
         raise EngineError(format_parser_errors(onnx, parser_issues(parser)))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mb << 20)
-    if opts.precision in ("fp16", "int8") and not builder.platform_has_fast_fp16:
+    # (platform_has_fast_* are deprecated in newer TRT 10 releases: absent means "assume yes")
+    if opts.precision in ("fp16", "int8") and not getattr(builder, "platform_has_fast_fp16", 1):
         log(f"warning: {gpu.name} has no fast fp16; the engine may not be faster than fp32")
-    if opts.precision == "int8" and not builder.platform_has_fast_int8:
+    if opts.precision == "int8" and not getattr(builder, "platform_has_fast_int8", 1):
         log(f"warning: {gpu.name} has no fast int8; layers may fall back to fp16")
     for name in builder_flag_names(opts.precision, dla=opts.dla_core is not None):
         config.set_flag(getattr(trt.BuilderFlag, name))
