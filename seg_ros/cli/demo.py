@@ -2,8 +2,8 @@
 
 Uses ``data/camvid_demo_bag`` (30 CamVid val frames, JPEG, with ground truth); when it is missing
 it is built from the CamVid folder in $SEG_ROS_CAMVID. Runs ``bag eval`` in lockstep with the
-default model and writes the report, the contact sheet, the node's log and its recorded outputs
-under ``out/demo/`` (ignored by git).
+default model and writes the report, the contact sheet and the node's log (and with --record
+its outputs) under ``out/demo/`` (ignored by git).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bag", default=str(DEMO_BAG), help="bag to evaluate (default: %(default)s)")
     p.add_argument("--out", default=str(REPO / "out" / "demo"), help="output folder")
     p.add_argument("--rate", type=float, help="replay at X times real time (default: lockstep)")
+    p.add_argument("--record", action="store_true",
+                   help="also record all node outputs to out/demo/node_outputs (the node then "
+                   "computes and ships overlay/colour/confidence too: latency is not comparable)")
 
 
 def camvid_dir() -> Path:
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = out / "node_outputs"
     if outputs.exists():
         shutil.rmtree(outputs)
-    report = evaluate_bag(bag, model, out_bag=outputs, rate=args.rate,
+    report = evaluate_bag(bag, model, out_bag=outputs if args.record else None, rate=args.rate,
                           png=out / "contact_sheet.png", log_dir=out)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report)
