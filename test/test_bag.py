@@ -311,6 +311,13 @@ def test_eval_lockstep_equals_core(raw_bag: Path, camvid_dir: Path, tiny_model: 
     direct = _direct_summary(camvid_dir, tiny_model, _frames(camvid_dir))
     assert abs(_get(rep["metrics"], "miou") - _get(direct, "miou")) < 1e-3
     assert abs(_get(rep["metrics"], "pixel_acc") - _get(direct, "pixel_acc")) < 1e-3
+    # ... and what `seg-ros eval` says about the same frames
+    r2 = _cli("eval", tiny_model, "--data", camvid_dir, "--split", "val", "--limit", N_FRAMES,
+              "--json", tmp_path / "eval.json")
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    ref = json.loads((tmp_path / "eval.json").read_text())
+    assert ref["frames"] == N_FRAMES
+    assert abs(_get(rep["metrics"], "miou") - ref["miou"]) < 1e-3
     assert rep["latency_ms"]["median"] > 0 and rep["latency_ms"]["p99"] >= rep["latency_ms"][
         "median"]
     assert "mIoU" in r.stdout
@@ -348,3 +355,15 @@ def test_eval_fast_replay_accounts_for_every_frame(fast_bag: Path, tiny_model: P
     assert rep["missing_never_received"] == rep["missing"]
     if depth == 100:
         assert rep["dropped"] > 0
+
+
+def test_shipped_demo_bag() -> None:
+    """The committed demo bag: 30 JPEG frames with lossless ground truth, under 5 MB."""
+    from seg_ros.bag.evaluate import load_frames
+
+    bag = REPO / "data" / "camvid_demo_bag"
+    assert sum(p.stat().st_size for p in bag.iterdir()) < 5_000_000
+    data = load_frames(bag)
+    assert len(data.frames) == 30 and data.meta["truth_frames"] == 30
+    assert data.image_type == "sensor_msgs/msg/CompressedImage"
+    assert all(f.truth.shape == f.size == (360, 480) and f.info_raw for f in data.frames)
