@@ -63,6 +63,7 @@ class TrainConfig:
     limit: int | None = None      # use only the first N train frames (tests)
     val_limit: int | None = None
     max_steps: int | None = None  # stop after this many optimiser steps in total (tests)
+    stop_epoch: int | None = None  # stop after this epoch as if interrupted (resume tests)
     time_limit: float | None = None  # minutes: after 5 epochs, shrink epochs to fit (GPU lease)
     command: str = ""
 
@@ -354,7 +355,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             _write_metrics(out, cfg, history, best)
         if world > 1:
             dist.barrier()
+        if cfg.stop_epoch is not None and epoch + 1 >= cfg.stop_epoch:
+            break
     result = _finish(out, spec.class_names) if main else {}
+    # Per-tensor parameter sums: lets callers (DDP tests) check that replicas agree.
+    result["param_sums"] = [float(p.detach().double().sum()) for p in net.parameters()]
+    result["step"] = step
     if world > 1:
         dist.barrier()
     return result
