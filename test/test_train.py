@@ -122,7 +122,7 @@ def test_ddp_gloo_two_processes_keep_identical_weights(camvid_dir, tmp_path) -> 
     assert results[0][1] == results[1][1] == 2
     assert results[0][0] == results[1][0]  # bit-identical parameters on both replicas
     init = build_model("mnv2_lraspp", 11, output_stride=32, width=16)
-    assert results[0][0] != [float(p.double().sum()) for p in init.parameters()]
+    assert results[0][0] != [float(p.detach().double().sum()) for p in init.parameters()]
 
 
 def test_imagenet_weights_load_with_every_key() -> None:
