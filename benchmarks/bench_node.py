@@ -1,0 +1,160 @@
+"""End-to-end latency of the segmentation node over real topics at 640x480 vs the bare engine.
+
+A real ``seg-ros node`` process (the shipped models/camvid.onnx, else a tiny model at 360x480)
+in a private ROS domain, every output subscribed (labels, confidence, colour mask, overlay).
+One rgb8 frame is published, stamped with the wall clock just before ``publish``; the next
+goes out once all four outputs of the previous one arrived. ``node_latency_ms_640x480`` is the
+median of stamp -> last output received (transport both ways, decode, pre-process, engine,
+post-process, rendering, encode). ``engine_latency_ms_640x480`` is ``Segmenter.infer`` alone on
+the same frames with the same thread count, measured in this process in the same run.
+
+The node's input QoS is set to reliable here: at 640x480 rgb8 (921 KB) Fast DDS LARGE_DATA
+loses many best-effort samples between processes on one host, which would measure the transport's
+loss rather than the node. ``node_latency_p90_ms_640x480`` shows the reliable retransmissions
+(Fast DDS recovers a lost output fragment at its 3 s heartbeat).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.timing import median_ms
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS = 1
+FRAMES = 40
+OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
+
+
+def _model() -> Path:
+    shipped = REPO / "models" / "camvid.onnx"
+    if shipped.is_file():
+        return shipped
+    sys.path.insert(0, str(REPO / "test"))
+    from conftest import make_tiny_model
+
+    return make_tiny_model(Path(tempfile.mkdtemp()) / "tiny.onnx", input_size=(360, 480))
+
+
+def _frames(n: int = 8) -> list[np.ndarray]:
+    """Real CamVid frames at 640x480 when the data set is there, else smooth noise."""
+    camvid = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" /
+                                 "camvid")) / "val"
+    paths = sorted(camvid.glob("*.png"))[:n] if camvid.is_dir() else []
+    if paths:
+        return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (640, 480))
+                for p in paths]
+    rng = np.random.default_rng(0)
+    return [cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 5)
+            for _ in range(n)]
+
+
+def _engine_ms(model: Path, frames: list[np.ndarray]) -> float:
+    from seg_ros.engines import open_engine
+    from seg_ros.segmenter import Segmenter
+
+    seg = Segmenter(open_engine(model, threads=THREADS))
+    batches = [seg.preprocess(f).copy() for f in frames]
+    i = iter(range(10**9))
+    return median_ms(lambda: seg.infer(batches[next(i) % len(batches)], True), FRAMES, 5)
+
+
+def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from seg_ros.ros.convert import to_image_msg
+
+    domain = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+           "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    cmd = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
+           "-p", f"model_path:={model}", "-p", f"threads:={THREADS}", "-r", "image:=/bench/image",
+           "-p", "qos.reliability:=reliable"]
+    log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    try:
+        node = rclpy.create_node("bench_node_client", context=ctx)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        pub = node.create_publisher(Image, "/bench/image", qos)
+        got: dict[str, tuple[int, int]] = {}  # output -> (stamp ns, receive ns)
+
+        def on(name: str, msg: Image) -> None:
+            got[name] = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, time.time_ns())
+
+        for o in OUTPUTS:
+            node.create_subscription(Image, f"/segmentation_node/{o}",
+                                     lambda m, o=o: on(o, m), qos)
+        end = time.monotonic() + 60
+        while not (pub.get_subscription_count() and all(
+                node.count_publishers(f"/segmentation_node/{o}") for o in OUTPUTS)):
+            if proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"node did not start; log {log.name}")
+            ex.spin_once(timeout_sec=0.1)
+        def once(frame: np.ndarray, timeout: float) -> float | None:
+            """Publish ``frame``; ms from its stamp to the last of its outputs (None: lost)."""
+            header = Header(frame_id="bench")
+            header.stamp.sec, header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+            pub.publish(to_image_msg(frame, "rgb8", header))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                ex.spin_once(timeout_sec=0.005)
+                if all(got.get(o, (0, 0))[0] == stamp for o in OUTPUTS):
+                    return (max(got[o][1] for o in OUTPUTS) - stamp) / 1e6
+            return None
+
+        end = time.monotonic() + 30  # until both ends of every topic matched
+        while once(frames[0], 0.5) is None:
+            if time.monotonic() > end:
+                raise RuntimeError(f"no outputs came back; log {log.name}")
+        for k in range(5):
+            once(frames[k % len(frames)], 5.0)
+        samples = [ms for k in range(FRAMES)
+                   if (ms := once(frames[k % len(frames)], 5.0)) is not None]
+        if len(samples) < FRAMES // 2:
+            raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
+        return statistics.median(samples), float(np.percentile(samples, 90))
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rclpy.try_shutdown(context=ctx)
+        log.close()
+
+
+def run() -> dict[str, float]:
+    model = _model()
+    frames = _frames()
+    node, node_p90 = _node_ms(model, frames)
+    engine = _engine_ms(model, frames)
+    return {
+        "node_latency_ms_640x480": node,
+        "node_latency_p90_ms_640x480": node_p90,
+        "engine_latency_ms_640x480": engine,
+        "node_overhead_ratio": node / engine,
+    }
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key:<32} {value:.3f}")
