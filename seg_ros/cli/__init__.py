@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("seg_ros.cli.eval", "mIoU of a model on a dataset split (per-class IoU table)"),
     "build-engine": ("seg_ros.cli.build_engine", "build a TensorRT engine (fp32/fp16/int8) + card"),
     "quantize": ("seg_ros.cli.quantize", "int8 QDQ ONNX for the CPU, calibrated on frames"),
+    "floor": ("seg_ros.cli.floor", "project a label image onto the floor: nav2 map.yaml + map.pgm"),
     "node": ("seg_ros.cli.node", "run the segmentation node (ros2 run seg_ros segmentation_node)"),
 }
 
