@@ -36,8 +36,11 @@ class LabelsHead(nn.Module):
         logits = self.net(x)
         if tuple(logits.shape[-2:]) != self.size:
             logits = F.interpolate(logits, size=self.size, mode="bilinear", align_corners=False)
-        confidence, labels = logits.softmax(dim=1).max(dim=1)
-        return labels.to(self.label_dtype), confidence
+        # max softmax = 1 / sum_c exp(l_c - max_c l): one Exp pass, no Softmax over the channel
+        # axis (onnxruntime's channel-axis Softmax transposes and costs ~20 ms at 360x480).
+        top, labels = logits.max(dim=1, keepdim=True)
+        confidence = torch.reciprocal(torch.exp(logits - top).sum(dim=1))
+        return labels.squeeze(1).to(self.label_dtype), confidence
 
 
 def export_onnx(
