@@ -8,10 +8,8 @@ median of stamp -> last output received (transport both ways, decode, pre-proces
 post-process, rendering, encode). ``engine_latency_ms_640x480`` is ``Segmenter.infer`` alone on
 the same frames with the same thread count, measured in this process in the same run.
 
-The node's input QoS is set to reliable here: at 640x480 rgb8 (921 KB) Fast DDS LARGE_DATA
-loses many best-effort samples between processes on one host, which would measure the transport's
-loss rather than the node. ``node_latency_p90_ms_640x480`` shows the reliable retransmissions
-(Fast DDS recovers a lost output fragment at its 3 s heartbeat).
+All processes use seg_ros.ros.dds.local_env (loopback discovery, a shared-memory segment that
+fits whole images); the node keeps its default sensor-data (best-effort) input QoS.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ import cv2
 import numpy as np
 
 from benchmarks.timing import median_ms
+from seg_ros.ros.dds import local_env, use_local_env
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 1
@@ -79,11 +78,11 @@ def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
     from seg_ros.ros.convert import to_image_msg
 
     domain = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
-           "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    use_local_env(domain)  # this process and the node: same transports
+    env = local_env(domain)
     cmd = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
            "-p", f"model_path:={model}", "-p", f"threads:={THREADS}", "-r", "image:=/bench/image",
-           "-p", "qos.reliability:=reliable"]
+           ]
     log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     ctx = rclpy.Context()

@@ -12,9 +12,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" / "camvid"))
 
-# Every process a test starts talks over Fast DDS's large-data transport, on loopback only.
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# Every process a test starts talks over Fast DDS's large-data transport, on loopback only,
+# with a shared-memory segment that fits whole images (seg_ros/ros/fastdds_localhost.xml).
+from seg_ros.ros.dds import use_local_env  # noqa: E402  (no rclpy import)
+
+use_local_env()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.ros.dds import local_env  # noqa: E402
 from seg_ros.ros.node import Frame, Mailbox  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
 
@@ -51,9 +52,7 @@ def node_command(*ros_args: str) -> list[str]:
 
 
 def node_env() -> dict[str, str]:
-    return {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN), "PYTHONUNBUFFERED": "1",
-            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-            "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+    return {**local_env(DOMAIN), "PYTHONUNBUFFERED": "1"}
 
 
 # ------------------------------------------------------------------------------ harness

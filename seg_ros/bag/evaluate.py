@@ -52,6 +52,7 @@ from seg_ros.bag import (
     open_reader,
     stamp_ns,
 )
+from seg_ros.ros.dds import local_env, use_local_env
 
 NODE_NAME = "segmentation_node"
 LABELS_TOPIC = f"/{NODE_NAME}/labels"
@@ -175,9 +176,7 @@ class NodeProcess:
             args += ["-p", "input_transport:=compressed"]
         for p in params:
             args += ["-p", p]
-        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id),
-               "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
-               "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
+        env = {**local_env(domain_id), "PYTHONUNBUFFERED": "1"}
         self.args = args
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -271,8 +270,7 @@ def evaluate_bag(
         prefix="seg_ros_eval_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     compressed = data.image_type == COMPRESSED
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    use_local_env()
     node_proc = NodeProcess(model, domain, data.image_topic, compressed, data.info_topic,
                             node_params or [], log_dir / "node.log")
     writer = None

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.bag import STORAGES, BagError, commit, discard, staging, typestore
+from seg_ros.ros.dds import LOCALHOST_PROFILE
 
 # Every process talks over Fast DDS's large-data transport (default UDP drops big images).
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST":
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(LOCALHOST_PROFILE))
 
 
 def msg_class(msgtype: str) -> Any:
