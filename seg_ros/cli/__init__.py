@@ -13,13 +13,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
     "bag": ("seg_ros.cli.bag", "rosbag2 tools: make, play, record, eval (mIoU through a node)"),
     "demo": ("seg_ros.cli.demo", "the CamVid demo bag through a real node: mIoU, latency, PNGs"),
+    "node": ("seg_ros.cli.node", "run the segmentation node (ros2 run seg_ros segmentation_node)"),
     "train": ("seg_ros.cli.train", "train a segmentation network (checkpoints, metrics, plots)"),
     "export": ("seg_ros.cli.export", "export a training checkpoint to ONNX with its model card"),
     "eval": ("seg_ros.cli.eval", "mIoU of a model on a dataset split (per-class IoU table)"),
     "build-engine": ("seg_ros.cli.build_engine", "build a TensorRT engine (fp32/fp16/int8) + card"),
     "quantize": ("seg_ros.cli.quantize", "int8 QDQ ONNX for the CPU, calibrated on frames"),
     "floor": ("seg_ros.cli.floor", "project a label image onto the floor: nav2 map.yaml + map.pgm"),
-    "node": ("seg_ros.cli.node", "run the segmentation node (ros2 run seg_ros segmentation_node)"),
 }
 
 
@@ -29,7 +29,10 @@ class CliError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="seg-ros", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="seg-ros",
+        description="Semantic segmentation for ROS 2: the node, and the tools that make, "
+                    "convert and evaluate its models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Only the chosen subcommand's module is imported.
     chosen = next((a for a in argv if not a.startswith("-")), None)
