@@ -148,15 +148,19 @@ def test_output_message_is_fast_to_fill() -> None:
     assert (time.perf_counter() - t0) / 10 < 0.01  # per-byte assignment takes ~100 ms
 
 
-def test_camera_info_to_calibration() -> None:
+def test_camera_model_from_camera_info_msg() -> None:
+    """The one CameraInfo conversion path: the floor module reads the rclpy message itself."""
+    from seg_ros.errors import ConfigError
+    from seg_ros.floor import CameraModel
+
     msg = CameraInfo(header=_header(), width=640, height=480, distortion_model="plumb_bob")
     msg.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
     msg.d = [0.1, -0.2, 0.0, 0.0, 0.0]
-    cal = convert.camera_info_to_calibration(msg)
-    assert cal.valid and cal.k[1, 1] == 510.0 and cal.k.shape == (3, 3) and cal.p.shape == (3, 4)
-    assert cal.d.tolist() == [0.1, -0.2, 0.0, 0.0, 0.0] and cal.frame_id == "cam"
-    assert cal.stamp_ns == 12_000_000_345 and cal.roi == (0, 0, 0, 0)
-    assert not convert.camera_info_to_calibration(CameraInfo()).valid
+    cam = CameraModel.from_camera_info(msg)
+    assert cam.K[4] == 510.0 and cam.D == (0.1, -0.2, 0.0, 0.0, 0.0)
+    assert (cam.image_width, cam.image_height) == (640, 480)
+    with pytest.raises(ConfigError, match="uncalibrated"):
+        CameraModel.from_camera_info(CameraInfo(width=640, height=480))
 
 
 def test_occupancy_grid_msg() -> None:
@@ -185,6 +189,11 @@ def test_params_file_names_every_parameter() -> None:
     repo = Path(__file__).resolve().parents[1]
     doc = yaml.safe_load((repo / "config" / "camvid.yaml").read_text())
     values = doc["/**"]["ros__parameters"]
-    assert set(values) == set(DEFAULTS)
+    from seg_ros.model_card import CAMVID_CLASSES
+    from seg_ros.ros import floor_hook
+
+    floor = {s.name for s in floor_hook.SPECS}
+    assert set(values) == set(DEFAULTS) | floor
     for name, value in values.items():
         assert params.check_value(name, value) is None, name
+    floor_hook.config_from({n: values[n] for n in floor}, CAMVID_CLASSES, (3, 4))  # no raise

@@ -164,9 +164,13 @@ class NodeProcess:
     """``seg-ros node`` as a subprocess in its own session, stopped with SIGINT (then KILL)."""
 
     def __init__(self, model: str | Path, domain_id: int, image_topic: str, compressed: bool,
-                 info_topic: str | None, params: list[str], log_path: Path) -> None:
+                 info_topic: str | None, params: list[str], log_path: Path,
+                 params_file: str | Path | None = None) -> None:
         base = image_topic[: -len("/compressed")] if compressed else image_topic
-        args = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
+        args = [sys.executable, "-m", "seg_ros.cli", "node"]
+        if params_file:  # first: the -p below (model, transport, --node-arg) override it
+            args += ["--params-file", str(Path(params_file).resolve())]
+        args += ["--ros-args",
                 "-r", f"__node:={NODE_NAME}",
                 "-p", f"model_path:={Path(model).resolve()}",
                 "-r", f"image:={base}", "-r", f"image/compressed:={base}/compressed"]
@@ -242,6 +246,7 @@ def evaluate_bag(
     startup_timeout: float = 90.0,
     progress: bool = True,
     log_dir: str | Path | None = None,
+    params_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on ``bag`` through a real node; returns the report as a JSON-able dict.
 
@@ -249,6 +254,8 @@ def evaluate_bag(
         rate: None = lockstep; X = publish at X times the bag's real time.
         timeout: lockstep: seconds to wait for one frame's labels before moving on.
         node_params: extra ``name:=value`` node parameters.
+        params_file: node parameters YAML (e.g. config/camvid.yaml: its camera_pose and grid.*
+            make the node publish ~/floor_grid for the contact sheet); ``node_params`` win.
     """
     from seg_ros.model_card import read_card
 
@@ -272,7 +279,7 @@ def evaluate_bag(
     compressed = data.image_type == COMPRESSED
     use_local_env()
     node_proc = NodeProcess(model, domain, data.image_topic, compressed, data.info_topic,
-                            node_params or [], log_dir / "node.log")
+                            node_params or [], log_dir / "node.log", params_file)
     writer = None
     try:
         from seg_ros.bag.rosio import RawBagWriter

@@ -36,13 +36,48 @@ def _fit(img: np.ndarray, w: int = TILE_W, h: int = TILE_H,
 
 
 def grid_image(grid: Any) -> np.ndarray:
-    """nav_msgs/OccupancyGrid -> RGB: free white, occupied black, unknown grey; +y up."""
+    """nav_msgs/OccupancyGrid -> RGB seen from above as the robot sees it: grid x (forward) up,
+    y (left) to the left; free white, occupied black, unknown grey."""
     h, w = int(grid.info.height), int(grid.info.width)
-    cells = np.asarray(grid.data, np.int8).reshape(h, w)
+    cells = np.asarray(grid.data, np.int8).reshape(h, w)  # [row = y index, col = x index]
     img = np.full((h, w), 128, np.uint8)
     known = cells >= 0
     img[known] = (255 - cells[known].astype(np.int32) * 255 // 100).astype(np.uint8)
-    return cv2.cvtColor(np.flipud(img), cv2.COLOR_GRAY2RGB)
+    # out[r, c] = cells[h-1-c, w-1-r]: first row = farthest x, first column = largest y (left)
+    return cv2.cvtColor(np.ascontiguousarray(img.T[::-1, ::-1]), cv2.COLOR_GRAY2RGB)
+
+
+def grid_tile(grid: Any, w: int = TILE_W, h: int = TILE_H) -> np.ndarray:
+    """:func:`grid_image` in a w x h tile, labelled: forward arrow, range marks every 5 m from
+    the grid frame's origin (the robot, a red triangle), scale and frame."""
+    img = grid_image(grid)
+    tile = _fit(img, w, h, interp=cv2.INTER_NEAREST)
+    ih, iw = img.shape[:2]
+    s = min(w / iw, h / ih)
+    x0, y0 = (w - max(1, round(iw * s))) // 2, (h - max(1, round(ih * s))) // 2
+    res = float(grid.info.resolution)
+    ox, oy = float(grid.info.origin.position.x), float(grid.info.origin.position.y)
+    # grid frame point (x, y) m -> tile pixel: row from the far end of x, column from y's top.
+    def px(x: float, y: float) -> tuple[int, int]:
+        return (round(x0 + (iw - (y - oy) / res) * s), round(y0 + (ih - (x - ox) / res) * s))
+
+    grey = (90, 90, 90)
+    far = ox + iw * res
+    for r in range(5, int(far) + 1, 5):
+        if r <= ox:
+            continue
+        u, v = px(r, oy + ih * res)  # left edge of the grid at x = r
+        cv2.line(tile, (u - 4, v), (u, v), grey, 1)
+        _text(tile, f"{r} m", (max(0, u - 34), v + 4), 0.35, grey)
+    if ox <= 0 <= far and oy <= 0 <= oy + ih * res:
+        u, v = px(0.0, 0.0)
+        tri = np.array([[u, v - 8], [u - 5, v], [u + 5, v]], np.int32)
+        cv2.fillPoly(tile, [tri], (220, 40, 40))
+    cv2.arrowedLine(tile, (w - 14, 40), (w - 14, 14), grey, 1, tipLength=0.3)
+    _text(tile, "fwd", (w - 40, 52), 0.35, grey)
+    _text(tile, f"{res:g} m/cell, {grid.header.frame_id}", (4, h - 18), 0.35, grey)
+    _text(tile, "white free, black occupied", (4, h - 6), 0.35, grey)
+    return tile
 
 
 def contact_sheet(data: Any, recv: dict[int, tuple[float, np.ndarray]], grids: dict[int, Any],
@@ -54,7 +89,8 @@ def contact_sheet(data: Any, recv: dict[int, tuple[float, np.ndarray]], grids: d
         shown = [shown[round(i)] for i in np.linspace(0, len(shown) - 1, rows)]
     grid_stamps = sorted(grids)
     t0 = data.frames[0].stamp
-    cols = ["frame", "node labels (overlay)", "ground truth"] + (["floor grid"] if grids else [])
+    cols = ["frame", "node labels (overlay)", "ground truth"] + (
+        ["floor grid (top view, forward up)"] if grids else [])
     width = TILE_W * len(cols)
     body = []
     for f in shown:
@@ -70,7 +106,7 @@ def contact_sheet(data: Any, recv: dict[int, tuple[float, np.ndarray]], grids: d
         if grids:
             i = int(np.searchsorted(grid_stamps, f.stamp, side="right")) - 1
             g = grids.get(f.stamp) or (grids[grid_stamps[i]] if i >= 0 else None)
-            tiles.append(_fit(grid_image(g), interp=cv2.INTER_NEAREST) if g is not None
+            tiles.append(grid_tile(g) if g is not None
                          else np.full((TILE_H, TILE_W, 3), 200, np.uint8))
         row = np.concatenate(tiles, axis=1)
         k = data.frames.index(f)

@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for one frame's labels in lockstep")
     e.add_argument("--node-arg", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra node parameter (repeatable)")
+    e.add_argument("--params-file", metavar="YAML",
+                   help="node parameters (e.g. config/camvid.yaml: its camera_pose and grid.* "
+                   "give the sheet a floor-grid column); --node-arg values override it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +115,7 @@ def _eval(args: argparse.Namespace) -> int:
     report = evaluate_bag(args.bag, args.model, out_bag=args.out_bag, rate=args.rate,
                           png=args.png, image_topic=args.image_topic,
                           labels_topic=args.labels_topic, timeout=args.timeout,
-                          node_params=args.node_arg)
+                          node_params=args.node_arg, params_file=args.params_file)
     print_report(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

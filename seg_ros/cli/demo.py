@@ -2,8 +2,10 @@
 
 Uses ``data/camvid_demo_bag`` (30 CamVid val frames, JPEG, with ground truth); when it is missing
 it is built from the CamVid folder in $SEG_ROS_CAMVID. Runs ``bag eval`` in lockstep with the
-default model and writes the report, the contact sheet and the node's log (and with --record
-its outputs) under ``out/demo/`` (ignored by git).
+default model and config/camvid.yaml's node parameters (its camera_pose and grid.* make the node
+publish ~/floor_grid: the sheet's last column, a top view with forward up) and writes the report,
+the contact sheet and the node's log (and with --record its outputs) under ``out/demo/`` (ignored
+by git).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from seg_ros.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 DEMO_BAG = REPO / "data" / "camvid_demo_bag"
 DEFAULT_MODEL = REPO / "models" / "camvid.onnx"
+# CamVid node parameters: its camera_pose and grid.* make the node publish ~/floor_grid, shown in
+# the contact sheet's last column.
+DEMO_PARAMS = REPO / "config" / "camvid.yaml"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if outputs.exists():
         shutil.rmtree(outputs)
     report = evaluate_bag(bag, model, out_bag=outputs if args.record else None, rate=args.rate,
-                          png=out / "contact_sheet.png", log_dir=out)
+                          png=out / "contact_sheet.png", log_dir=out,
+                          params_file=DEMO_PARAMS if DEMO_PARAMS.is_file() else None)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print_report(report)
     print(f"report: {out / 'report.json'}\nnode log: {report['node']['log']}")

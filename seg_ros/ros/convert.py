@@ -9,11 +9,10 @@ rclpy check and convert every byte in Python (about 1000x slower for a 640x480 i
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_ros import codec
@@ -54,53 +53,6 @@ def to_image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
 def stamp_ns(header: Header) -> int:
     """Header stamp in integer nanoseconds."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-@dataclass(frozen=True, eq=False)
-class CameraCalibration:
-    """sensor_msgs/CameraInfo as plain arrays, for the ROS-free floor module.
-
-    Pixel units; ``k`` is the 3x3 intrinsic matrix, ``d`` the distortion coefficients of
-    ``distortion_model`` (plumb_bob, rational_polynomial, equidistant), ``r`` the 3x3
-    rectification rotation, ``p`` the 3x4 projection matrix. ``frame_id`` is the optical frame
-    (z forward, x right, y down). ``binning`` and ``roi`` are as in the message (roi =
-    (x_offset, y_offset, width, height), all 0 = full image).
-    """
-
-    frame_id: str
-    stamp_ns: int
-    width: int
-    height: int
-    distortion_model: str
-    d: np.ndarray
-    k: np.ndarray
-    r: np.ndarray
-    p: np.ndarray
-    binning: tuple[int, int]
-    roi: tuple[int, int, int, int]
-
-    @property
-    def valid(self) -> bool:
-        """False for an uncalibrated camera (K all zero), which cannot project to the floor."""
-        return bool(self.k[0, 0] > 0 and self.k[1, 1] > 0 and self.width > 0 and self.height > 0)
-
-
-def camera_info_to_calibration(msg: CameraInfo) -> CameraCalibration:
-    """sensor_msgs/CameraInfo -> :class:`CameraCalibration` (float64 arrays, copied)."""
-    roi = msg.roi
-    return CameraCalibration(
-        frame_id=msg.header.frame_id,
-        stamp_ns=stamp_ns(msg.header),
-        width=int(msg.width),
-        height=int(msg.height),
-        distortion_model=msg.distortion_model,
-        d=np.array(msg.d, np.float64),
-        k=np.array(msg.k, np.float64).reshape(3, 3),
-        r=np.array(msg.r, np.float64).reshape(3, 3),
-        p=np.array(msg.p, np.float64).reshape(3, 4),
-        binning=(int(msg.binning_x), int(msg.binning_y)),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-    )
 
 
 def occupancy_grid_msg(cells: np.ndarray, resolution: float, origin_xy: tuple[float, float],

@@ -10,7 +10,8 @@ nobody listens to ~/confidence).
 Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
     in:  image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info
     out: ~/labels, ~/confidence, ~/color_mask, ~/overlay (sensor_msgs/Image),
-         ~/label_info (seg_ros_msgs/SegmentationInfo, transient-local), /diagnostics
+         ~/label_info (seg_ros_msgs/SegmentationInfo, transient-local), /diagnostics,
+         ~/floor_grid (nav_msgs/OccupancyGrid, see seg_ros.ros.floor_hook)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from seg_ros.engines import open_engine
 from seg_ros.errors import CodecError, ConfigError, is_user_error
 from seg_ros.render import Palette
 from seg_ros.ros import convert, params
+from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.segmenter import Segmentation, Segmenter
 
 NODE_NAME = "segmentation_node"
@@ -104,15 +106,20 @@ class FloorHook(Protocol):
     """What the floor-grid module plugs into the node (see ``SegmentationNode.floor``).
 
     ``wanted()`` is asked once per frame (True when ~/floor_grid has subscribers; then the
-    labels are computed even if nobody listens to ~/labels); ``__call__`` gets the labels at the
-    input size, the input header and the latest camera calibration (None before the first
-    camera_info) and publishes the grid itself. Runs on the worker thread.
+    labels are computed even if nobody listens to ~/labels); ``needs_confidence()`` asks the
+    model for confidence too; ``__call__`` gets the labels at the input size, the input header,
+    the latest CameraInfo and the confidence (or None) and publishes the grid itself. Runs on
+    the worker thread. ``diagnostics_values()`` is merged into /diagnostics.
     """
 
     def wanted(self) -> bool: ...
 
-    def __call__(self, labels: np.ndarray, header: Header,
-                 camera: convert.CameraCalibration | None) -> None: ...
+    def needs_confidence(self) -> bool: ...
+
+    def __call__(self, labels: np.ndarray, header: Header, camera_info: CameraInfo | None,
+                 confidence: np.ndarray | None) -> None: ...
+
+    def diagnostics_values(self) -> dict[str, str]: ...
 
 
 # ------------------------------------------------------------------------------ counters
@@ -173,7 +180,6 @@ class SegmentationNode(Node):
         self.stats = Stats()
         self.mailbox = Mailbox()
         self.camera_info: CameraInfo | None = None
-        self._calibration: tuple[CameraInfo, convert.CameraCalibration] | None = None
         # Hook for ~/floor_grid (seg_ros.floor): set to a FloorHook; None = no floor grid.
         self.floor: FloorHook | None = None
 
@@ -200,6 +206,7 @@ class SegmentationNode(Node):
             self._decode = convert.image_to_rgb
             self.image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, in_qos)
+        self.floor = FloorGrid(self)  # declares its parameters, publishes ~/floor_grid
 
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._apply_params)
@@ -221,16 +228,7 @@ class SegmentationNode(Node):
         self.mailbox.put(Frame(msg, self.stats.last_receive))
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self.camera_info = msg  # kept for the floor grid; converted lazily
-
-    def camera_calibration(self) -> convert.CameraCalibration | None:
-        """The latest camera_info as arrays (converted once per new message)."""
-        msg = self.camera_info
-        if msg is None:
-            return None
-        if self._calibration is None or self._calibration[0] is not msg:
-            self._calibration = (msg, convert.camera_info_to_calibration(msg))
-        return self._calibration[1]
+        self.camera_info = msg  # kept for the floor grid, which converts it (once per message)
 
     # --- parameters ---------------------------------------------------------------------------
 
@@ -287,7 +285,7 @@ class SegmentationNode(Node):
         if not (any(want.values()) or floor):
             self.stats.idle += 1
             return
-        seg = self._segment(rgb, want["confidence"])
+        seg = self._segment(rgb, want["confidence"] or (floor and self.floor.needs_confidence()))
         header: Header = msg.header
         live = self.live
         labels, stats = seg.labels, self.stats
@@ -311,7 +309,7 @@ class SegmentationNode(Node):
             self.pubs["overlay"].publish(convert.to_image_msg(overlay, "rgb8", header))
             stats.computed["overlay"] += 1
         if floor:
-            self.floor(labels, header, self.camera_calibration())
+            self.floor(labels, header, self.camera_info, seg.confidence)
         stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
         now_ns = self.get_clock().now().nanoseconds
         stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
@@ -381,6 +379,7 @@ class SegmentationNode(Node):
             "frames_idle": str(st.idle),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
+            **(self.floor.diagnostics_values() if self.floor is not None else {}),
             "engine": self.engine.describe(),
             "model": self.card.name,
             "model_path": str(self.startup.model_path),

@@ -256,7 +256,8 @@ def descriptor(spec: ParamSpec) -> Any:
 
     types = {"string": ParameterType.PARAMETER_STRING, "double": ParameterType.PARAMETER_DOUBLE,
              "integer": ParameterType.PARAMETER_INTEGER, "bool": ParameterType.PARAMETER_BOOL,
-             "string_array": ParameterType.PARAMETER_STRING_ARRAY}
+             "string_array": ParameterType.PARAMETER_STRING_ARRAY,
+             "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY}
     d = ParameterDescriptor(name=spec.name, type=types[spec.kind], description=spec.description,
                             read_only=spec.read_only)
     if spec.float_range is not None:

@@ -1,0 +1,386 @@
+"""~/floor_grid: the traversable-floor occupancy grid, plugged into SegmentationNode as its
+``FloorHook``.
+
+Per frame (on the node's worker thread, only when ~/floor_grid has a subscriber and a
+camera_info has arrived): the latest CameraInfo -> :class:`~seg_ros.floor.CameraModel`; the
+camera pose from tf2 at the image stamp (grid_frame <- image header.frame_id, the optical frame)
+or from the ``camera_pose`` parameter; :class:`~seg_ros.floor.GroundProjector` (its lookup table
+is rebuilt only when the camera, the pose or the grid spec really change) -> nav_msgs/OccupancyGrid
+with the image stamp, in ``grid_frame``. A frame whose grid cannot be made (no tf, camera_info
+of another image size) is skipped, counted and logged (throttled); the node keeps serving.
+
+Parameters (all live: ``ros2 param set`` rebuilds the grid; an invalid set is refused with the
+reason) are in :data:`SPECS`; :func:`config_from` is their ROS-free validation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Header
+
+from seg_ros.errors import ConfigError
+from seg_ros.floor import CameraModel, CameraPose, GridSpec, GroundProjector
+from seg_ros.ros import convert
+from seg_ros.ros.params import ParamSpec, descriptor
+
+try:  # tf2 is optional: without it the pose comes from the camera_pose parameter
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the install
+    tf2_ros = None
+
+TOPIC = "~/floor_grid"
+LOG_THROTTLE_S = 10.0
+
+SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("grid_frame", "string", "base_footprint",
+              "Frame of ~/floor_grid: a frame on the floor, z up (base_footprint: x forward, "
+              "y left). tf mode looks up this frame <- the image's header.frame_id.", live=True),
+    ParamSpec("use_tf", "bool", True,
+              "Camera pose from tf2 at each image stamp (grid_frame <- image frame_id) when "
+              "tf2_ros is installed; false, or no tf2_ros: from camera_pose.", live=True),
+    ParamSpec("tf_timeout", "double", 0.05,
+              "Seconds to wait for the transform at the image stamp before skipping the frame's "
+              "grid (counted as floor_tf_failures).", live=True, float_range=(0.0, 1.0)),
+    ParamSpec("camera_pose", "double_array", None,
+              "[x, y, z, roll, pitch, yaw]: the camera body frame in grid_frame (metres, "
+              "radians; REP 103: x forward, z up, pitch > 0 looks down; z = height above the "
+              "floor, > 0). Used when tf is off or unavailable. Write floats: [0.0, 0.0, 1.2, "
+              "0.0, 0.1, 0.0].", live=True),
+    ParamSpec("grid.resolution", "double", 0.05,
+              "Cell edge in metres.", live=True, float_range=(0.001, 10.0)),
+    ParamSpec("grid.width", "double", 10.0,
+              "Grid extent along grid_frame x (forward) in metres (OccupancyGrid width = "
+              "width / resolution cells).", live=True, float_range=(0.01, 10000.0)),
+    ParamSpec("grid.height", "double", 10.0,
+              "Grid extent along grid_frame y (left) in metres.", live=True,
+              float_range=(0.01, 10000.0)),
+    ParamSpec("grid.origin_x", "double", 0.0,
+              "x of the grid's lower-left corner in grid_frame, metres (0: starts at the robot).",
+              live=True, float_range=(-10000.0, 10000.0)),
+    ParamSpec("grid.origin_y", "double", None,
+              "y of the grid's lower-left corner in grid_frame, metres; unset: -height / 2 "
+              "(centred on the robot's x axis).", live=True, float_range=(-10000.0, 10000.0)),
+    ParamSpec("grid.max_range", "double", 8.0,
+              "Cells farther than this (metres, horizontally from the camera) stay unknown: "
+              "far pixels cover large floor areas and the flat-floor error grows with range.",
+              live=True, float_range=(0.1, 10000.0)),
+    ParamSpec("grid.traversable", "string_array", None,
+              "Classes the robot may drive on, by name or id (e.g. [Road, Pavement]); unset or "
+              "[''] = the model card's traversable classes. Others are occupied.", live=True),
+    ParamSpec("grid.min_confidence", "integer", 0,
+              "Cells whose pixel's confidence (0..255, max softmax x 255) is below this stay "
+              "unknown; > 0 makes the node compute confidence even when ~/confidence has no "
+              "subscriber. 0 = off.", live=True, int_range=(0, 255)),
+)
+SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class FloorConfig:
+    """The validated floor parameters; the worker reads one snapshot per frame."""
+
+    grid_frame: str
+    use_tf: bool
+    tf_timeout: float
+    pose: CameraPose | None      # from camera_pose; None = not set
+    spec: GridSpec
+    traversable: tuple[int, ...]
+    min_confidence: int
+
+
+# ---------------------------------------------------------------------- ROS-free validation
+
+
+def parse_classes(items: Sequence[str] | None, class_names: Sequence[str],
+                  default: Sequence[int]) -> tuple[int, ...]:
+    """grid.traversable (names, case-insensitive, or ids) -> sorted ids; empty -> ``default``."""
+    lower = {n.lower(): i for i, n in enumerate(class_names)}
+    ids: set[int] = set()
+    for raw in items or ():
+        item = str(raw).strip()
+        if not item:
+            continue
+        if item.lstrip("-").isdigit():
+            if not 0 <= int(item) < len(class_names):
+                raise ConfigError(f"grid.traversable id {item} is outside 0.."
+                                  f"{len(class_names) - 1}: use class ids of this model")
+            ids.add(int(item))
+        elif item.lower() in lower:
+            ids.add(lower[item.lower()])
+        else:
+            raise ConfigError(f"grid.traversable name {item!r} is not a class of this model: "
+                              f"choose from {', '.join(class_names)}")
+    return tuple(sorted(ids)) if ids else tuple(sorted(int(c) for c in default))
+
+
+def config_from(values: Mapping[str, Any], class_names: Sequence[str],
+                default_traversable: Sequence[int]) -> FloorConfig:
+    """Validate the floor parameters together (e.g. the cell count needs width, height and
+    resolution); ConfigError names the parameter and the fix."""
+    frame = str(values["grid_frame"]).strip()
+    if not frame:
+        raise ConfigError("grid_frame is empty: name the floor frame of the grid, e.g. "
+                          "base_footprint")
+    pose = None
+    raw_pose = values.get("camera_pose")
+    if raw_pose is not None and len(raw_pose) > 0:
+        if len(raw_pose) != 6 or not all(math.isfinite(float(v)) for v in raw_pose):
+            raise ConfigError(f"camera_pose {list(raw_pose)} must be 6 finite numbers: "
+                              "[x, y, z, roll, pitch, yaw] in metres and radians")
+        try:
+            pose = CameraPose.from_xyz_rpy(*(float(v) for v in raw_pose))
+        except ConfigError as e:
+            raise ConfigError(f"camera_pose {list(raw_pose)}: {e}") from None
+    height = float(values["grid.height"])
+    origin_y = values.get("grid.origin_y")
+    try:
+        spec = GridSpec(resolution=values["grid.resolution"], width_m=values["grid.width"],
+                        height_m=height, origin_x=values["grid.origin_x"],
+                        origin_y=-height / 2 if origin_y is None else origin_y,
+                        max_range_m=values["grid.max_range"], frame_id=frame)
+    except ConfigError as e:
+        raise ConfigError(f"grid.resolution/width/height: {e}") from None
+    min_conf = int(values["grid.min_confidence"])
+    if not 0 <= min_conf <= 255:
+        raise ConfigError(f"grid.min_confidence = {min_conf} is outside 0..255")
+    return FloorConfig(
+        grid_frame=frame, use_tf=bool(values["use_tf"]),
+        tf_timeout=float(values["tf_timeout"]), pose=pose, spec=spec,
+        traversable=parse_classes(values.get("grid.traversable"), class_names,
+                                  default_traversable),
+        min_confidence=min_conf)
+
+
+def _rclpy_reason(e: Exception, spec: ParamSpec) -> str:
+    """rclpy's refusal of a declared value, cut to its reason, plus the fix."""
+    text = str(e.args[0] if e.args else e)
+    text = text.split("Reason: ", 1)[-1].removesuffix(f": {spec.name}")
+    if spec.float_range is not None:
+        lo, hi = spec.float_range
+        fix = f"set it to a number in {lo:g}..{hi:g}"
+    elif spec.int_range is not None:
+        fix = f"set it to an integer in {spec.int_range[0]}..{spec.int_range[1]}"
+    elif spec.kind == "double_array":
+        fix = "write floats, e.g. [0.0, 0.0, 1.2, 0.0, 0.1, 0.0],"
+    else:
+        fix = f"give a {spec.kind.replace('_', ' ')}"
+    return f"{text}; {fix} in the params file or the -p override"
+
+
+def pose_from_transform(transform: Any) -> CameraPose:
+    """geometry_msgs/TransformStamped grid_frame <- camera optical frame -> CameraPose."""
+    t, q = transform.transform.translation, transform.transform.rotation
+    return CameraPose.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w),
+                                                  frame="optical")
+
+
+# ------------------------------------------------------------------------------- the hook
+
+
+@dataclass
+class FloorCounters:
+    """Since start; the worker writes, the diagnostics timer reads (GIL-atomic ints)."""
+
+    published: int = 0
+    tf_failures: int = 0
+    size_mismatches: int = 0
+    camera_info_errors: int = 0
+
+
+class FloorGrid:
+    """The node's FloorHook: publishes ~/floor_grid (nav_msgs/OccupancyGrid, reliable, depth 1).
+
+    ``node`` is the SegmentationNode: it provides ``card`` (class names, traversable defaults),
+    ``camera_info`` (the latest CameraInfo) and the ROS node API. Raises ConfigError when a
+    floor parameter is invalid at start.
+    """
+
+    def __init__(self, node: Any) -> None:
+        from nav_msgs.msg import OccupancyGrid
+        from rclpy.parameter import Parameter
+
+        self.node = node
+        self.log = node.get_logger()
+        card = node.card
+        self._class_names, self._default_trav = tuple(card.class_names), tuple(card.traversable)
+        values: dict[str, Any] = {}
+        for spec in SPECS:
+            default = spec.default
+            if default is None:
+                default = {"double": Parameter.Type.DOUBLE,
+                           "double_array": Parameter.Type.DOUBLE_ARRAY,
+                           "string_array": Parameter.Type.STRING_ARRAY}[spec.kind]
+            try:
+                values[spec.name] = node.declare_parameter(spec.name, default,
+                                                           descriptor(spec)).value
+            except ParameterException as e:
+                raise ConfigError(f"floor grid parameter {spec.name}: {_rclpy_reason(e, spec)}"
+                                  ) from None
+        try:
+            self._cfg = config_from(values, self._class_names, self._default_trav)
+        except ConfigError as e:
+            raise ConfigError(f"floor grid parameter {e}") from None
+        self._values = values
+        self.projector = GroundProjector(self._cfg.spec)
+        self.counters = FloorCounters()
+        self._camera: tuple[Any, CameraModel | None] | None = None  # (CameraInfo, its model)
+        self.tf_buffer: Any = None
+        self._tf_listener: Any = None
+        if self._cfg.use_tf:
+            self._start_tf()
+        self.pub = node.create_publisher(
+            OccupancyGrid, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        node.add_on_set_parameters_callback(self._check_params)
+        node.add_post_set_parameters_callback(self._apply_params)
+        self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}")
+
+    # --- parameters (executor thread) --------------------------------------------------------
+
+    def _describe(self, cfg: FloorConfig) -> str:
+        s = cfg.spec
+        return (f"{s.cols}x{s.rows} cells of {s.resolution:g} m in {cfg.grid_frame}, origin "
+                f"({s.origin_x:g}, {s.origin_y:g}), range {s.max_range_m:g} m, pose from "
+                f"{self.pose_source(cfg)}")
+
+    def pose_source(self, cfg: FloorConfig | None = None) -> str:
+        """'tf', 'camera_pose' or 'none' (no pose: no grid)."""
+        cfg = cfg or self._cfg
+        if self._tf_active(cfg):
+            return "tf"
+        return "camera_pose" if cfg.pose is not None else "none"
+
+    def _tf_active(self, cfg: FloorConfig) -> bool:
+        return cfg.use_tf and self.tf_buffer is not None
+
+    def _start_tf(self) -> None:
+        if tf2_ros is None:
+            self.log.warning("use_tf is true but tf2_ros is not importable: the floor grid "
+                             "uses the camera_pose parameter (install tf2_ros, or set "
+                             "use_tf:=false to silence this)")
+            return
+        if self.tf_buffer is None:
+            self.tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self.tf_buffer, self.node,
+                                                          spin_thread=False)
+
+    def _check_params(self, changed: list[Any]) -> SetParametersResult:
+        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
+        if mine:
+            try:
+                config_from({**self._values, **mine}, self._class_names, self._default_trav)
+            except ConfigError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, changed: list[Any]) -> None:
+        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
+        if not mine:
+            return
+        self._values = {**self._values, **mine}
+        cfg = config_from(self._values, self._class_names, self._default_trav)
+        if cfg.use_tf:
+            self._start_tf()
+        self._cfg = cfg  # one reference swap: the worker reads it once per frame
+        self.log.info(f"floor grid: {self._describe(cfg)}")
+
+    # --- FloorHook (worker thread) -----------------------------------------------------------
+
+    def needs_confidence(self) -> bool:
+        """True when grid.min_confidence > 0: the node must compute confidence for the grid."""
+        return self._cfg.min_confidence > 0
+
+    def wanted(self) -> bool:
+        """~/floor_grid has a subscriber, a camera_info has arrived and a pose source exists."""
+        if self.pub.get_subscription_count() == 0:
+            return False
+        if self.node.camera_info is None:
+            self.log.info(f"{self.pub.topic_name} is subscribed but no camera_info has arrived "
+                          f"on {self.node.info_sub.topic_name}: no grid until one does",
+                          throttle_duration_sec=LOG_THROTTLE_S)
+            return False
+        if self.pose_source() == "none":
+            self.log.warning(f"{self.pub.topic_name} is subscribed but there is no camera pose: "
+                             "set camera_pose [x, y, z, roll, pitch, yaw] (or use_tf with "
+                             "tf2_ros installed)", throttle_duration_sec=LOG_THROTTLE_S)
+            return False
+        return True
+
+    def __call__(self, labels: np.ndarray, header: Header, camera_info: Any,
+                 confidence: np.ndarray | None = None) -> None:
+        cfg = self._cfg
+        camera = self._camera_model(camera_info)
+        if camera is None:
+            return
+        h, w = labels.shape[:2]
+        if (h, w) != (camera.image_height, camera.image_width):
+            self.counters.size_mismatches += 1
+            self.log.error(
+                f"camera_info describes a {camera.image_width}x{camera.image_height} image "
+                f"(size, ROI, binning) but the image is {w}x{h}: no floor grid for it; publish "
+                "the camera_info of this image stream", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        pose = self._tf_pose(cfg, header) if self._tf_active(cfg) else cfg.pose
+        if pose is None:
+            return
+        proj = self.projector
+        proj.configure(camera=camera, pose=pose, spec=cfg.spec)  # LUT rebuilt only on change
+        if cfg.min_confidence > 0 and confidence is None:
+            self.log.warning("grid.min_confidence is set but the model gives no confidence: "
+                             "ignored", throttle_duration_sec=LOG_THROTTLE_S)
+        cells = proj.update(labels, cfg.traversable, confidence, cfg.min_confidence)
+        s = cfg.spec
+        out_header = Header(stamp=header.stamp, frame_id=cfg.grid_frame)
+        self.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
+                                                    (s.origin_x, s.origin_y), out_header))
+        self.counters.published += 1
+
+    def _camera_model(self, msg: Any) -> CameraModel | None:
+        """The CameraModel of ``msg``, converted once per message (None: invalid, logged)."""
+        if self._camera is None or self._camera[0] is not msg:
+            try:
+                model = CameraModel.from_camera_info(msg)
+            except ConfigError as e:
+                model = None
+                self.log.error(f"camera_info unusable for the floor grid: {e}",
+                               throttle_duration_sec=LOG_THROTTLE_S)
+            self._camera = (msg, model)
+        if self._camera[1] is None:
+            self.counters.camera_info_errors += 1
+        return self._camera[1]
+
+    def _tf_pose(self, cfg: FloorConfig, header: Header) -> CameraPose | None:
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            tf = self.tf_buffer.lookup_transform(
+                cfg.grid_frame, header.frame_id, Time.from_msg(header.stamp),
+                timeout=Duration(seconds=cfg.tf_timeout))
+            return pose_from_transform(tf)
+        except (tf2_ros.TransformException, ConfigError) as e:
+            self.counters.tf_failures += 1
+            self.log.warning(
+                f"no floor grid: transform {cfg.grid_frame} <- {header.frame_id or '(empty)'} "
+                f"at the image stamp: {e} (publish the camera's tf, or set use_tf:=false and "
+                "camera_pose)", throttle_duration_sec=LOG_THROTTLE_S)
+            return None
+
+    # --- diagnostics -------------------------------------------------------------------------
+
+    def diagnostics_values(self) -> dict[str, str]:
+        """Key/values the node merges into its /diagnostics status."""
+        c = self.counters
+        return {"floor_grids_published": str(c.published),
+                "floor_tf_failures": str(c.tf_failures),
+                "floor_lut_builds": str(self.projector.builds),
+                "floor_size_mismatches": str(c.size_mismatches),
+                "floor_camera_info_errors": str(c.camera_info_errors),
+                "floor_pose_source": self.pose_source()}
