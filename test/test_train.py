@@ -54,6 +54,57 @@ def test_steps_on_real_frames_lower_the_loss(camvid_dir) -> None:
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+@pytest.mark.parametrize("fallback", [False, True])
+def test_base_scale_crops_and_eval_frames_come_at_the_native_size(camvid_frame, monkeypatch,
+                                                                 fallback) -> None:
+    """--crop 288x384 --base-scale 0.8: train crops and labels are 288x384 (scale 0.4-1.6, so
+    some are padded with ignore), val images 288x384 with labels left at the frame's 360x480."""
+    import seg_ros.train.transforms as T
+
+    if fallback:  # the cv2 pipeline the GPU machine uses (no albumentations there)
+        monkeypatch.setattr(T, "_albumentations", lambda: None)
+    rgb, lab = camvid_frame
+    tf = T.train_transform((288, 384), CARD.mean, CARD.std, 255, base_scale=0.8)
+    if fallback:
+        assert tf.compose.scale == pytest.approx((0.4, 1.6))
+    padded = 0
+    for seed in range(12):
+        x, y = tf(rgb, lab, seed)
+        assert x.shape == (3, 288, 384) and x.dtype == np.float32
+        assert y.shape == (288, 384) and y.dtype == np.int64
+        assert set(np.unique(y).tolist()) <= set(range(12)) | {255}  # 11: CamVid void
+        padded += bool((y == 255).any())
+    assert padded > 0  # scale < 0.8 gives a frame smaller than the crop: padded (255 here)
+    x, y = T.eval_transform(CARD.mean, CARD.std, 0.8)(rgb, lab)
+    assert x.shape == (3, 288, 384) and y.shape == (360, 480)
+    np.testing.assert_array_equal(y, lab)
+    x1, y1 = T.eval_transform(CARD.mean, CARD.std)(rgb, lab)  # default: the full frame
+    assert x1.shape == (3, 360, 480) and y1.shape == (360, 480)
+
+
+def test_training_at_base_scale_evaluates_on_full_size_labels(camvid_dir, tmp_path) -> None:
+    res = train(_cfg(camvid_dir, tmp_path / "s", crop=(72, 96), base_scale=0.2, epochs=1,
+                     eval_every=1, limit=2))
+    assert res["best"]["epoch"] == 1 and 0.0 <= res["best"]["miou"] <= 1.0
+    ckpt = load_checkpoint(tmp_path / "s" / "best.pt")
+    assert tuple(ckpt["card"]["input_size"]) == (72, 96)
+    assert ckpt["config"]["base_scale"] == 0.2
+    # every val pixel was counted at the label resolution (360x480), not the input's
+    assert np.array(ckpt["confusion"]).sum() == int(
+        (cv2.imread(str(sorted((camvid_dir / "valannot").iterdir())[0]), 0) < 11).sum())
+
+
+def test_time_limit_estimate_skips_start_up_and_first_eval() -> None:
+    from seg_ros.train.loop import epochs_that_fit, time_limit_rates
+
+    # the gpu2 run: epoch 1 = 23 s (workers, autotune), then ~1.6 s; first eval 8 s, then 1.5 s
+    per_epoch, eval_s = time_limit_rates([23.0] + [1.6] * 9, [8.0, 1.5])
+    assert per_epoch == pytest.approx(1.6) and eval_s == pytest.approx(1.5)
+    assert epochs_that_fit(7.7 * 60 - 45, per_epoch, eval_s, 5) == 209  # 219 in all, not 126
+    assert time_limit_rates([2.0], [3.0]) == (2.0, 3.0)
+    assert epochs_that_fit(10.0, 0.0, 0.0, 5) > 10**6
+
+
 def test_resume_continues_the_same_run(camvid_dir, tmp_path) -> None:
     straight = train(_cfg(camvid_dir, tmp_path / "a"))
     train(_cfg(camvid_dir, tmp_path / "b", stop_epoch=1))  # "interrupted" after epoch 1

@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weighted sum, e.g. wce:1.0,dice:0.5 (ce, wce, ohem, dice, focal)")
     p.add_argument("--encoder-weights", default="imagenet", help="imagenet | none | PATH")
     p.add_argument("--crop", default="360x480", help="training crop HxW in pixels")
+    p.add_argument("--base-scale", type=float, default=1.0,
+                   help="native input = frame x this: the 0.5-2.0 scale augmentation is "
+                        "multiplied by it and val frames are resized by it (labels scored at "
+                        "full size), e.g. --crop 288x384 --base-scale 0.8 for 360x480 CamVid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--workers", type=int, default=4, help="data-loader processes")
@@ -52,12 +56,17 @@ def run(args: argparse.Namespace) -> int:
         h, w = (int(v) for v in args.crop.lower().split("x"))
     except ValueError:
         raise ConfigError(f"--crop {args.crop!r} must be HxW, e.g. 360x480") from None
+    if not 0.05 <= args.base_scale <= 4.0:
+        raise ConfigError(f"--base-scale {args.base_scale} is out of range: use e.g. 0.8 "
+                          "(network input 0.8 x the frame size)")
     cfg = TrainConfig(
         data=args.data, out=args.out, arch=args.arch,
         arch_options=parse_arch_options(args.arch_options), epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         optimizer=args.optimizer, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        loss=args.loss, encoder_weights=args.encoder_weights, crop=(h, w), seed=args.seed,
+        loss=args.loss, encoder_weights=args.encoder_weights, crop=(h, w),
+        base_scale=args.base_scale,
+        seed=args.seed,
         device=args.device, workers=args.workers, eval_every=args.eval_every,
         amp=not args.no_amp, resume=args.resume, limit=args.limit, max_steps=args.max_steps,
         time_limit=args.time_limit,

@@ -54,6 +54,7 @@ class TrainConfig:
     loss: str = "ohem:1.0,dice:0.5"
     encoder_weights: str = "imagenet"
     crop: tuple[int, int] = (360, 480)   # training crop (h, w), pixels
+    base_scale: float = 1.0       # native input = frame x this (train scales x it; val resized)
     seed: int = 0
     device: str = "auto"
     workers: int = 4
@@ -153,7 +154,11 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 @torch.no_grad()
 def evaluate(net: nn.Module, ds: SegmentationDataset, device: torch.device, num_classes: int,
              ignore_index: int | None, batch_size: int = 8, amp: bool = True) -> np.ndarray:
-    """Confusion matrix of ``net`` on ``ds`` at full frame resolution (counted on device)."""
+    """Confusion matrix of ``net`` on ``ds``, counted at the labels' resolution on device.
+
+    When the images come smaller than their labels (``base_scale`` < 1) this mirrors the
+    exported model + Segmenter: logits bilinear to the input size, argmax, nearest to the label.
+    """
     net.eval()
     cm = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     use_amp = amp and device.type == "cuda"
@@ -164,9 +169,12 @@ def evaluate(net: nn.Module, ds: SegmentationDataset, device: torch.device, num_
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = net(x)
-        logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear",
+        logits = F.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear",
                                align_corners=False)
         pred = logits.argmax(1)
+        if pred.shape[-2:] != y.shape[-2:]:
+            pred = F.interpolate(pred[:, None].float(), size=y.shape[-2:],
+                                 mode="nearest")[:, 0].long()
         keep = (y >= 0) & (y < num_classes)
         if ignore_index is not None:
             keep &= y != ignore_index
@@ -207,9 +215,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     card = spec.card(input_size=tuple(cfg.crop))
     t_load = time.perf_counter()
     train_ds = SegmentationDataset(
-        cfg.data, "train", spec, train_transform(cfg.crop, card.mean, card.std, spec.ignore_index),
+        cfg.data, "train", spec,
+        train_transform(cfg.crop, card.mean, card.std, spec.ignore_index,
+                        base_scale=cfg.base_scale),
         limit=cfg.limit)
-    val_ds = SegmentationDataset(cfg.data, "val", spec, eval_transform(card.mean, card.std),
+    val_ds = SegmentationDataset(cfg.data, "val", spec,
+                                 eval_transform(card.mean, card.std, cfg.base_scale),
                                  limit=cfg.val_limit)
     weights = median_frequency_weights(*train_ds.class_pixel_counts())
     if main:
@@ -285,9 +296,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "class_weights": weights.tolist()}
     t0 = time.perf_counter()
     epoch = start_epoch
+    # --time-limit bookkeeping: seconds of each epoch without its evaluation, and of each eval.
+    # The first epoch (worker start-up, cuDNN autotuning) and the first eval (autotuning at the
+    # val size: ~5x a steady one) are not representative; the old estimate counted both into
+    # "s/epoch" (3.5 s where steady epochs took ~1.7 s) and cut 240 epochs to 126 where ~210
+    # fitted.
+    epoch_times: list[float] = []
+    eval_times: list[float] = []
+    fit_epoch = start_epoch + max(5, 2 * cfg.eval_every if cfg.eval_every <= 10 else 5)
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total_steps:
             break
+        t_epoch = time.perf_counter()
         model.train()
         sampler.set_epoch(epoch)
         loss_sum, n_batches = torch.zeros((), device=device), 0
@@ -316,8 +336,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         rec: dict[str, Any] = {"epoch": epoch + 1, "step": step, "train_loss": train_loss,
                                "lr": opt.param_groups[0]["lr"],
                                "wall_s": wall + time.perf_counter() - t0}
+        t_eval = 0.0
         if main and ((epoch + 1) % cfg.eval_every == 0 or done):
+            t_eval = time.perf_counter()
             cm = evaluate(net, val_ds, device, spec.num_classes, spec.ignore_index, amp=cfg.amp)
+            t_eval = time.perf_counter() - t_eval
+            eval_times.append(t_eval)
             s = metrics.summary(cm, spec.class_names)
             rec.update(val_miou=s["miou"], val_pixel_accuracy=s["pixel_accuracy"])
             if s["miou"] > best:
@@ -332,27 +356,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             _log(f"epoch {epoch + 1}/{cfg.epochs} step {step} loss {train_loss:.4f} "
                  f"lr {rec['lr']:.2e} [{rec['wall_s']:.0f} s]")
         history.append(rec)
-        if epoch == start_epoch:
-            t_epoch1 = time.perf_counter()
-        if cfg.time_limit and epoch + 1 == start_epoch + 5 and not done:
-            # Fit the schedule into the time budget; poly decay only bends, no LR jump.
-            # Epoch 1 pays worker start-up and cuDNN autotuning: time epochs 2..5 only.
-            per_epoch = (time.perf_counter() - t_epoch1) / 4
-            fit = start_epoch + 5 + int((cfg.time_limit * 60 - (time.perf_counter() - t0))
-                                        / per_epoch)
+        if main:
+            _save({**meta, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                   "epoch": epoch + 1, "step": step, "best_miou": best, "history": history,
+                   "wall_time_s": rec["wall_s"], "rng": torch.get_rng_state()}, last_path)
+            _write_metrics(out, cfg, history, best)
+        epoch_times.append(time.perf_counter() - t_epoch - t_eval)
+        if cfg.time_limit and epoch + 1 == fit_epoch and not done:
+            # Fit the schedule into the time budget early on: poly decay only bends a little.
+            per_epoch, eval_s = time_limit_rates(epoch_times, eval_times)
+            left = cfg.time_limit * 60 - (time.perf_counter() - t0)
+            fit = epoch + 1 + epochs_that_fit(left, per_epoch, eval_s, cfg.eval_every)
             t = torch.tensor([min(cfg.epochs, fit)], dtype=torch.float64, device=device)
             if world > 1:
                 dist.broadcast(t, 0)
             planned_epochs = int(t)
             total_steps = min(total_steps, planned_epochs * steps_per_epoch)
             if main:
-                _log(f"time limit {cfg.time_limit} min: {per_epoch:.1f} s/epoch -> "
-                     f"{planned_epochs} epochs")
-        if main:
-            _save({**meta, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                   "epoch": epoch + 1, "step": step, "best_miou": best, "history": history,
-                   "wall_time_s": rec["wall_s"], "rng": torch.get_rng_state()}, last_path)
-            _write_metrics(out, cfg, history, best)
+                _log(f"time limit {cfg.time_limit} min: {per_epoch:.2f} s/epoch + "
+                     f"{eval_s:.2f} s/eval -> {planned_epochs} epochs")
         if world > 1:
             dist.barrier()
         if cfg.stop_epoch is not None and epoch + 1 >= cfg.stop_epoch:
@@ -364,6 +386,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if world > 1:
         dist.barrier()
     return result
+
+
+def time_limit_rates(epoch_times: list[float], eval_times: list[float]) -> tuple[float, float]:
+    """(s per epoch without eval, s per eval) for --time-limit, skipping the first of each
+    (start-up and autotuning) whenever a later one exists."""
+    ep = epoch_times[1:] or epoch_times
+    ev = eval_times[1:] or eval_times
+    # Means, not medians: slow outliers (checkpoint writes, loader hiccups) cost real time.
+    return (float(np.mean(ep)) if ep else 0.0), (float(np.mean(ev)) if ev else 0.0)
+
+
+def epochs_that_fit(seconds: float, per_epoch: float, eval_s: float, eval_every: int) -> int:
+    """Whole epochs (with an eval every ``eval_every`` of them) that fit into ``seconds``,
+    with 5 % to spare (a 7.5 min budget once measured 1.83 s/epoch early and took 1.99 later)."""
+    per = 1.05 * (per_epoch + eval_s / max(1, eval_every))
+    return max(0, int(seconds / per)) if per > 0 else 1 << 30
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Training / evaluation transforms (albumentations), normalised per the model card.
 
 Uses albumentations when installed, else an equivalent cv2 fallback.
-Train: random scale 0.5-2.0, pad (image 0, label = ignore) + random crop to the training size,
-horizontal flip, colour jitter. Eval: normalisation only (full frame). Output is a float32 CHW
+Train: random scale 0.5-2.0 (times ``base_scale``), pad (image 0, label = ignore) + random crop
+to the training size, horizontal flip, colour jitter. Eval: the frame resized by ``base_scale``
+(the network's native input, e.g. 0.8 x 360x480 = 288x384; labels stay at full size) and
+normalised. Output is a float32 CHW
 image in the card's normalisation ((x/255 - mean) / std, RGB) and an int64 HW label.
 """
 
@@ -66,8 +68,10 @@ class FallbackCompose:
 class SegTransform:
     """Callable ``(rgb uint8 HWC, label uint8 HW, seed|None) -> (float32 CHW, int64 HW)``."""
 
-    def __init__(self, compose: object, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, compose: object, mean: Sequence[float], std: Sequence[float],
+                 image_scale: float = 1.0) -> None:
         self.compose = compose
+        self.image_scale = float(image_scale)  # eval: resize the image only (labels full size)
         self.mean = np.asarray(mean, np.float32) * 255.0
         self.inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
 
@@ -78,16 +82,28 @@ class SegTransform:
                 self.compose.set_random_seed(seed)
             out = self.compose(image=image, mask=label)
             image, label = out["image"], out["mask"]
+        if self.image_scale != 1.0:
+            h, w = image.shape[:2]
+            size = (max(1, round(w * self.image_scale)), max(1, round(h * self.image_scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)  # as the Segmenter
         x = (image.astype(np.float32) - self.mean) * self.inv_std
         return np.ascontiguousarray(x.transpose(2, 0, 1)), label.astype(np.int64)
 
 
 def train_transform(crop: tuple[int, int], mean: Sequence[float], std: Sequence[float],
                     ignore_index: int, scale: tuple[float, float] = (0.5, 2.0),
-                    jitter: float = 0.3) -> SegTransform:
-    """Scale 0.5-2.0 (linear image, nearest label), pad with ignore, crop (h, w), flip, jitter."""
+                    jitter: float = 0.3, base_scale: float = 1.0) -> SegTransform:
+    """Scale 0.5-2.0 (linear image, nearest label), pad with ignore, crop (h, w), flip, jitter.
+
+    ``base_scale`` multiplies the scale range: a network whose native input is 0.8 x the frame
+    (288x384 for 360x480 CamVid) trains on crop=(288, 384), base_scale=0.8, i.e. frames scaled
+    by 0.4-1.6, so objects have the sizes it will see at inference.
+    """
+    if base_scale <= 0:
+        raise ValueError(f"base_scale must be > 0, got {base_scale}")
     A = _albumentations()
     h, w = crop
+    scale = (scale[0] * base_scale, scale[1] * base_scale)
     if A is None:
         return SegTransform(FallbackCompose(crop, scale, ignore_index, jitter), mean, std)
     compose = A.Compose([
@@ -102,6 +118,8 @@ def train_transform(crop: tuple[int, int], mean: Sequence[float], std: Sequence[
     return SegTransform(compose, mean, std)
 
 
-def eval_transform(mean: Sequence[float], std: Sequence[float]) -> SegTransform:
-    """Normalisation only: evaluation runs on the full frame."""
-    return SegTransform(None, mean, std)
+def eval_transform(mean: Sequence[float], std: Sequence[float],
+                   base_scale: float = 1.0) -> SegTransform:
+    """The image resized by ``base_scale`` (1: the full frame) and normalised; the label stays
+    at the frame's size, where scores are counted (as `seg-ros eval` does)."""
+    return SegTransform(None, mean, std, image_scale=base_scale)
