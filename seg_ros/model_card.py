@@ -154,6 +154,18 @@ class ModelCard:
         return cls.from_dict(d, source)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a model file (read in 1 MiB chunks): ties a derived model or engine to
+    the exact file it came from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sidecar_path(model_path: str | Path) -> Path:
     """JSON sidecar of a model file: ``model.engine`` -> ``model.engine.json``."""
     p = Path(model_path)

@@ -40,8 +40,8 @@ from seg_ros.bag import (
     staging,
     typestore,
 )
+from seg_ros.frames import IMAGE_SUFFIXES, list_images, read_rgb
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_HFOV_DEG = 60.0
 """Horizontal field of view of the default pinhole camera when no calibration is given."""
 
@@ -122,15 +122,6 @@ class MakeResult:
     period_ns: int
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise BagError(f"--images {folder} is not a folder: give a folder of frames")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise BagError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return images
-
-
 def find_label(labels: Path, image: Path) -> Path:
     """The label map paired with ``image``: same file name, else same stem with any suffix."""
     same = labels / image.name
@@ -179,7 +170,7 @@ def make_bag(
         raise BagError("--stride and --limit must be >= 1")
     if not topic_prefix.startswith("/") or topic_prefix.endswith("/"):
         raise BagError(f"--topic-prefix {topic_prefix!r} must start with '/' and not end with '/'")
-    frames = list_images(Path(images))[::stride][:limit]
+    frames = list_images(images, "--images")[::stride][:limit]
     label_dir = Path(labels) if labels is not None else None
     if label_dir is not None and not label_dir.is_dir():
         raise BagError(f"--labels {label_dir} is not a folder of label maps")
@@ -214,7 +205,7 @@ def make_bag(
                                                        nanosec=t % 1_000_000_000),
                 frame_id=frame_id,
             )
-            rgb = _read_rgb(frame)
+            rgb = read_rgb(frame)
             h, w = rgb.shape[:2]
             if size is None:
                 size = (h, w)
@@ -261,13 +252,6 @@ def make_bag(
     return MakeResult(out=out, frames=len(pairs), topics=result_topics,
                       size_bytes=sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
                       start_ns=start_ns, period_ns=period_ns)
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise BagError(f"{path} is not a readable image: remove it from the folder or re-copy it")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _read_labels(path: Path) -> np.ndarray:

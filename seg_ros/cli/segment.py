@@ -10,10 +10,9 @@ from tqdm import tqdm
 
 from seg_ros.engines import backend_names, open_engine
 from seg_ros.errors import ConfigError
+from seg_ros.frames import list_images
 from seg_ros.render import Palette, legend, write_rgb_png
 from seg_ros.segmenter import Segmenter
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,17 +23,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="intra-op CPU threads (0 = auto)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1")
-
-
-def list_images(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ConfigError(f"{path} is neither an image nor a folder: check the path")
-    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise ConfigError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return images
 
 
 def run(args: argparse.Namespace) -> int:

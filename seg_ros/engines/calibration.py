@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from seg_ros.errors import ConfigError
+from seg_ros.frames import list_images, read_rgb
 from seg_ros.model_card import ModelCard
 from seg_ros.segmenter import Segmenter
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -51,14 +49,10 @@ def list_frames(folder: str | Path, limit: int | None = None, option: str = "--c
     Even spreading (not the first N) matters for video-ordered sets like CamVid, where
     consecutive frames are near-duplicates of one scene.
     """
-    path = Path(folder)
-    if not path.is_dir():
-        raise ConfigError(f"{option} {path} is not a folder: give a folder of RGB frames "
+    if not Path(folder).is_dir():
+        raise ConfigError(f"{option} {folder} is not a folder: give a folder of RGB frames "
                           "(e.g. the dataset's train split; never the evaluation split)")
-    frames = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not frames:
-        raise ConfigError(f"{option} {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-                          ": point it at a folder of frames")
+    frames = list_images(folder, option)
     if limit is not None:
         if limit <= 0:
             raise ConfigError(f"--calib-frames {limit} must be > 0 (100 is typical)")
@@ -66,14 +60,6 @@ def list_frames(folder: str | Path, limit: int | None = None, option: str = "--c
             idx = np.linspace(0, len(frames) - 1, limit).round().astype(int)
             frames = [frames[i] for i in idx]
     return frames
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of an image file; ConfigError when unreadable."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ConfigError(f"calibration frame {path} is not a readable image: remove it")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class CalibrationBatches:

@@ -12,7 +12,6 @@ probability. Outputs therefore keep the export contract: ``labels`` uint8, ``con
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import numpy as np
 
 from seg_ros.engines.calibration import CalibrationBatches, list_frames
 from seg_ros.errors import ConfigError, EngineError
-from seg_ros.model_card import embed_in_onnx, read_card
+from seg_ros.model_card import embed_in_onnx, file_sha256, read_card
 
 # Ops that turn logits into labels/confidence; kept float together with everything after them.
 TAIL_OPS = {"ArgMax", "Softmax", "LogSoftmax", "ReduceMax", "TopK"}
@@ -107,14 +106,6 @@ def _name_nodes(model: object) -> None:
         if not n.name or n.name in seen:
             n.name = f"{n.op_type}_{i}"
         seen.add(n.name)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def quantize_onnx(

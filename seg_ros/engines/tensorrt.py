@@ -33,7 +33,7 @@ import numpy as np
 
 from seg_ros.engines.tensorrt_support import cuda_device_count
 from seg_ros.errors import EngineError
-from seg_ros.model_card import ModelCard, read_sidecar, sidecar_path
+from seg_ros.model_card import ModelCard, file_sha256, read_sidecar, sidecar_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 PROVENANCE_KEY = "tensorrt_build"
@@ -233,15 +233,6 @@ def check_engine_compat(card: ModelCard, gpu: GpuInfo, trt_version: str, source:
         problems.append(f"TensorRT {built.get('tensorrt_version')} (installed: {trt_version})")
     if problems:
         raise EngineError(f"{source} was built for {', '.join(problems)}: {fix}")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_cache_key(onnx_sha256: str, precision: str, gpu: GpuInfo, trt_version: str,

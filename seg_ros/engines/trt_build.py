@@ -33,12 +33,11 @@ from seg_ros.engines.tensorrt import (
     build_provenance,
     current_gpu,
     engine_cache_key,
-    file_sha256,
     missing_for_tensorrt,
     unavailable_message,
 )
 from seg_ros.errors import ConfigError, EngineError
-from seg_ros.model_card import read_card, write_sidecar
+from seg_ros.model_card import file_sha256, read_card, write_sidecar
 
 
 @dataclass(frozen=True)
