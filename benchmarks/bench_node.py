@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -68,8 +69,10 @@ def _engine_ms(model: Path, frames: list[np.ndarray]) -> float:
     return median_ms(lambda: seg.infer(batches[next(i) % len(batches)], True), FRAMES, 5)
 
 
-def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
+def _node_ms(model: Path, frames: list[np.ndarray]
+             ) -> tuple[float, float, dict[str, float]]:
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -95,12 +98,20 @@ def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
         pub = node.create_publisher(Image, "/bench/image", qos)
         got: dict[str, tuple[int, int]] = {}  # output -> (stamp ns, receive ns)
 
-        def on(name: str, msg: Image) -> None:
-            got[name] = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, time.time_ns())
+        def on(name: str, raw: bytes) -> None:
+            # raw=True: the serialised CDR message, not deserialised into Python (the client
+            # would otherwise pay four image copies per frame inside the measured latency);
+            # after the 4-byte encapsulation header comes header.stamp (int32 sec, uint32 ns).
+            sec, nsec = struct.unpack_from("<iI", raw, 4)
+            got[name] = (sec * 10**9 + nsec, time.time_ns())
 
         for o in OUTPUTS:
             node.create_subscription(Image, f"/segmentation_node/{o}",
-                                     lambda m, o=o: on(o, m), qos)
+                                     lambda m, o=o: on(o, m), qos, raw=True)
+        diag: list[dict[str, str]] = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.extend(
+            {kv.key: kv.value for kv in st.values} for st in m.status
+            if st.hardware_id == "/segmentation_node"), 10)
         end = time.monotonic() + 60
         while not (pub.get_subscription_count() and all(
                 node.count_publishers(f"/segmentation_node/{o}") for o in OUTPUTS)):
@@ -130,7 +141,17 @@ def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
                    if (ms := once(frames[k % len(frames)], 5.0)) is not None]
         if len(samples) < FRAMES // 2:
             raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
-        return statistics.median(samples), float(np.percentile(samples, 90))
+        n_diag, end = len(diag), time.monotonic() + 3
+        while len(diag) == n_diag and time.monotonic() < end:  # the node's own stage times
+            ex.spin_once(timeout_sec=0.1)
+        last = diag[-1] if diag else {}
+        stages = {k[len("stage_"):-len("_median_ms")]: float(v) for k, v in last.items()
+                  if k.startswith("stage_") and v != "nan"}
+        for key, name in (("latency_receive_median_ms", "receive_to_done"),
+                          ("latency_stamp_median_ms", "stamp_to_done")):
+            if last.get(key, "nan") != "nan":
+                stages[name] = float(last[key])
+        return statistics.median(samples), float(np.percentile(samples, 90)), stages
     finally:
         proc.send_signal(2)
         try:
@@ -144,14 +165,19 @@ def _node_ms(model: Path, frames: list[np.ndarray]) -> tuple[float, float]:
 def run() -> dict[str, float]:
     model = _model()
     frames = _frames()
-    node, node_p90 = _node_ms(model, frames)
+    node, node_p90, stages = _node_ms(model, frames)
     engine = _engine_ms(model, frames)
-    return {
+    out = {
         "node_latency_ms_640x480": node,
         "node_latency_p90_ms_640x480": node_p90,
         "engine_latency_ms_640x480": engine,
         "node_overhead_ratio": node / engine,
     }
+    # inside the node (from /diagnostics): per-stage medians and receive -> published (worker)
+    out.update({f"node_stage_{k}_ms_640x480": v for k, v in stages.items()})
+    if "worker" in stages and "engine" in stages:
+        out["node_worker_over_engine"] = stages["worker"] / stages["engine"]
+    return out
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ NODE_NAME = "segmentation_node"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 LATENCY_WINDOW = 300  # frames kept for the latency percentiles in /diagnostics
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
+STAGES = ("decode", "preprocess", "engine", "postprocess", "render", "publish", "worker")
 
 try:  # the interface package is optional: a robot without it built still segments
     from seg_ros_msgs.msg import SegmentationInfo
@@ -143,6 +144,10 @@ class Stats:
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     engine_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    # per-stage worker times (ms) of processed frames: decode, preprocess, engine, postprocess,
+    # render (colour mask + overlay), publish (to_image_msg + publish), worker (take -> done)
+    stage_ms: dict[str, collections.deque] = field(default_factory=lambda: {
+        k: collections.deque(maxlen=LATENCY_WINDOW) for k in STAGES})
 
 
 def _percentiles(samples: collections.deque) -> tuple[float, float]:
@@ -262,14 +267,17 @@ class SegmentationNode(Node):
             except CodecError as e:
                 self.stats.rejected += 1
                 self.stats.last_error = str(e)
-                self.get_logger().error(f"rejected a frame: {e}", throttle_duration_sec=5.0)
+                self.get_logger().error(
+                    f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
+                    f"/diagnostics): {e}", throttle_duration_sec=5.0)
             except Exception as e:  # keep serving: one bad engine call must not kill the node
                 if self._stop.is_set() or not self.context.ok():
                     return
                 self.stats.failed += 1
                 self.stats.last_error = f"{type(e).__name__}: {e}"
-                self.get_logger().error(f"frame failed: {self.stats.last_error}",
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(
+                    f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
+                    throttle_duration_sec=5.0)
 
     def _wanted(self) -> dict[str, bool]:
         live = self.live
@@ -279,26 +287,40 @@ class SegmentationNode(Node):
 
     def _process(self, frame: Frame) -> None:
         msg = frame.msg
+        clock = time.perf_counter
+        t0 = clock()
         rgb = self._decode(msg)  # CodecError -> rejected
         want = self._wanted()
         floor = self.floor is not None and self.floor.wanted()
         if not (any(want.values()) or floor):
             self.stats.idle += 1
             return
+        stats = self.stats
+        st = stats.stage_ms
+        t1 = clock()
         seg = self._segment(rgb, want["confidence"] or (floor and self.floor.needs_confidence()))
+        t2 = clock()
         header: Header = msg.header
         live = self.live
-        labels, stats = seg.labels, self.stats
+        labels = seg.labels
+        render = publish = 0.0
         if want["labels"]:
             self.pubs["labels"].publish(convert.to_image_msg(labels, self.labels_encoding, header))
             stats.computed["labels"] += 1
         if want["confidence"] and seg.confidence is not None:
             self.pubs["confidence"].publish(convert.to_image_msg(seg.confidence, "mono8", header))
             stats.computed["confidence"] += 1
+        t3 = clock()
+        publish += t3 - t2
         mask = None
         if want["color_mask"]:
             mask = self.palette.color_mask(labels)
+            t4 = clock()
             self.pubs["color_mask"].publish(convert.to_image_msg(mask, "rgb8", header))
+            t5 = clock()
+            render += t4 - t3
+            publish += t5 - t4
+            t3 = t5
             stats.computed["color_mask"] += 1
         if want["overlay"]:
             if live.class_filter != self._filter_src:  # validated when it was set
@@ -306,22 +328,38 @@ class SegmentationNode(Node):
                 self.palette.set_visible(
                     params.parse_class_filter(live.class_filter, self.card.class_names))
             overlay = self.palette.overlay(rgb, labels, live.overlay_alpha, mask)
+            t4 = clock()
             self.pubs["overlay"].publish(convert.to_image_msg(overlay, "rgb8", header))
+            t5 = clock()
+            render += t4 - t3
+            publish += t5 - t4
             stats.computed["overlay"] += 1
         if floor:
             self.floor(labels, header, self.camera_info, seg.confidence)
+        t_end = clock()
+        st["decode"].append((t1 - t0) * 1e3)
+        st["render"].append(render * 1e3)
+        st["publish"].append(publish * 1e3)
+        st["worker"].append((t_end - t0) * 1e3)
         stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
         now_ns = self.get_clock().now().nanoseconds
         stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
         stats.processed += 1
 
     def _segment(self, rgb: np.ndarray, want_confidence: bool) -> Segmentation:
-        seg = self.segmenter
+        seg, st, clock = self.segmenter, self.stats.stage_ms, time.perf_counter
+        t0 = clock()
         batch = seg.preprocess(rgb)
-        t0 = time.perf_counter()
+        t1 = clock()
         outputs = seg.infer(batch, want_confidence)
-        self.stats.engine_ms.append((time.perf_counter() - t0) * 1e3)
-        return seg.postprocess(outputs, rgb.shape[:2], want_confidence)
+        t2 = clock()
+        out = seg.postprocess(outputs, rgb.shape[:2], want_confidence)
+        t3 = clock()
+        self.stats.engine_ms.append((t2 - t1) * 1e3)
+        st["preprocess"].append((t1 - t0) * 1e3)
+        st["engine"].append((t2 - t1) * 1e3)
+        st["postprocess"].append((t3 - t2) * 1e3)
+        return out
 
     # --- label info and diagnostics -----------------------------------------------------------
 
@@ -371,6 +409,8 @@ class SegmentationNode(Node):
             "latency_stamp_median_ms": f"{sx_med:.2f}",
             "latency_stamp_p99_ms": f"{sx_p99:.2f}",
             "engine_median_ms": f"{eng_med:.2f}",
+            **{f"stage_{k}_median_ms": f"{_percentiles(q)[0]:.3f}"
+               for k, q in st.stage_ms.items()},
             "frames_received": str(st.received),
             "frames_processed": str(st.processed),
             "frames_dropped": str(self.mailbox.dropped),

@@ -1,0 +1,327 @@
+"""Malformed Image / CompressedImage / CameraInfo messages (hypothesis strategies) thrown at
+live node processes: the node must stay alive, count every bad image as rejected (or dropped,
+when a newer message overwrote it in the mailbox), log it (rate-limited) and process the next
+good frame.
+
+Two nodes run: one on raw images, one on CompressedImage; both get the CameraInfo messages,
+and ~/floor_grid is subscribed (with a camera_pose) so every bad CameraInfo is converted by the
+floor hook on the next frame. Every ``check_every`` bad messages a good frame is sent and must
+come back on ~/labels within a timeout (the node keeps answering).
+
+Used by ``test/test_fuzz.py`` (a few hundred messages, in ``make test``) and
+``benchmarks/soak.py`` (>= 10,000 messages, ``make soak``).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.liveproc import Client, NodeProcess, pick_domain, wait_for
+from seg_ros import codec
+
+KNOWN = sorted(codec.ENCODINGS) if hasattr(codec, "ENCODINGS") else ["rgb8", "bgr8", "mono8"]
+U32 = 2**32 - 1
+RAW, CMP = "/fuzz_raw", "/fuzz_cmp"
+
+
+def _bytes(data: bytes) -> array.array:
+    out = array.array("B")
+    out.frombytes(data)
+    return out
+
+
+# ------------------------------------------------------------------------------ strategies
+
+dims = st.one_of(st.sampled_from([0, 1, 2, 3, 480, 640, 65535, 65536, 2**31 - 1, U32]),
+                 st.integers(0, U32), st.integers(0, 64))
+encodings = st.one_of(st.sampled_from(KNOWN), st.sampled_from(
+    ["", "RGB8", "rgb16", "32FC1", "16SC3", "jpeg", "8UC2", "yuv420", "bayer_rggb16", "nv12 "]),
+    st.text(max_size=20))
+
+
+@st.composite
+def bad_images(draw: Any) -> dict[str, Any]:
+    """Image fields: random dims/steps/encodings and data truncated, oversized or garbage
+    (data is kept under 64 KB; the declared size may be anything up to 2**32-1 per field)."""
+    enc = draw(encodings)
+    h, w = draw(dims), draw(dims)
+    bpp = draw(st.sampled_from([0, 1, 2, 3, 4]))
+    step = draw(st.one_of(st.just(min(w * bpp, U32)), dims, st.just(max(w * bpp - 1, 0))))
+    declared = h * step
+    kind = draw(st.sampled_from(["empty", "truncated", "exact", "oversized", "random"]))
+    if kind == "empty":
+        size = 0
+    elif kind == "truncated":
+        size = draw(st.integers(0, max(0, min(declared - 1, 65536))))
+    elif kind == "exact":
+        size = declared if declared <= 65536 else draw(st.integers(0, 65536))
+    elif kind == "oversized":
+        size = min(declared, 32768) + draw(st.integers(1, 32768))
+    else:
+        size = draw(st.integers(0, 65536))
+    fill = draw(st.sampled_from([0, 255, -1]))
+    data = (np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+            if fill < 0 else bytes([fill]) * size)
+    return dict(encoding=enc, height=h, width=w, step=step, data=data,
+                is_bigendian=draw(st.integers(0, 255)), frame_id=draw(st.text(max_size=12)))
+
+
+def _jpeg(rng_seed: int) -> bytes:
+    rgb = np.random.default_rng(rng_seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    return codec.encode_compressed(rgb, "jpeg", 80)[1]
+
+
+def _png(rng_seed: int) -> bytes:
+    rgb = np.random.default_rng(rng_seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    return codec.encode_compressed(rgb, "png")[1]
+
+
+JPEG, PNG = _jpeg(1), _png(2)
+
+
+@st.composite
+def bad_compressed(draw: Any) -> dict[str, Any]:
+    """CompressedImage: garbage, magic + garbage, truncated / bit-flipped real JPEG and PNG,
+    compressedDepth headers, odd formats."""
+    fmt = draw(st.one_of(st.sampled_from(
+        ["jpeg", "png", "", "rgb8; jpeg compressed bgr8", "mono8; png compressed mono8",
+         "16UC1; compressedDepth png", "32FC1; compressedDepth", "tiff", "JPG"]),
+        st.text(max_size=30)))
+    kind = draw(st.sampled_from(["garbage", "jpeg_magic", "png_magic", "truncated_jpeg",
+                                 "truncated_png", "flipped_jpeg", "flipped_png", "depth", "empty",
+                                 "eoi_only"]))
+    garbage = draw(st.binary(max_size=4096))
+    if kind == "garbage":
+        data = garbage
+    elif kind == "jpeg_magic":
+        data = b"\xff\xd8\xff" + garbage + b"\xff\xd9"
+    elif kind == "png_magic":
+        data = b"\x89PNG\r\n\x1a\n" + garbage
+    elif kind in ("truncated_jpeg", "truncated_png"):
+        src = JPEG if "jpeg" in kind else PNG
+        data = src[: draw(st.integers(0, len(src) - 1))]
+    elif kind in ("flipped_jpeg", "flipped_png"):
+        src = bytearray(JPEG if "jpeg" in kind else PNG)
+        for _ in range(draw(st.integers(1, 20))):
+            i = draw(st.integers(0, len(src) - 1))
+            src[i] = draw(st.integers(0, 255))
+        data = bytes(src)
+    elif kind == "depth":
+        data = bytes(12) + b"\x89PNG\r\n\x1a\n" + garbage
+    elif kind == "eoi_only":
+        data = b"\xff\xd8\xff\xd9"
+    else:
+        data = b""
+    return dict(format=fmt, data=data)
+
+
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                   st.sampled_from([0.0, -0.0, math.nan, math.inf, 1e308, 1e-308, 500.0]))
+
+
+@st.composite
+def bad_camera_infos(draw: Any) -> dict[str, Any]:
+    """CameraInfo: zero / NaN / inf K, D of wrong length, unknown models, zero or huge size,
+    odd binning and ROI."""
+    k = draw(st.one_of(st.just([0.0] * 9), st.lists(floats, min_size=9, max_size=9),
+                       st.just([500.0, 0, 320, 0, 500, 240, 0, 0, 1])))
+    return dict(width=draw(dims), height=draw(dims), k=k,
+                d=draw(st.lists(floats, max_size=16)),
+                distortion_model=draw(st.one_of(st.sampled_from(
+                    ["plumb_bob", "rational_polynomial", "equidistant", "", "fisheye"]),
+                    st.text(max_size=12))),
+                binning_x=draw(st.integers(0, U32)), binning_y=draw(st.integers(0, U32)),
+                roi=(draw(dims), draw(dims), draw(dims), draw(dims), draw(st.booleans())))
+
+
+def make_image(f: dict[str, Any], header: Any) -> Any:
+    from sensor_msgs.msg import Image
+
+    header.frame_id = f["frame_id"]
+    m = Image(header=header, height=f["height"], width=f["width"], encoding=f["encoding"],
+              step=f["step"], is_bigendian=f["is_bigendian"])
+    m.data = _bytes(f["data"])
+    return m
+
+
+def make_compressed(f: dict[str, Any], header: Any) -> Any:
+    from sensor_msgs.msg import CompressedImage
+
+    return CompressedImage(header=header, format=f["format"], data=_bytes(f["data"]))
+
+
+def make_camera_info(f: dict[str, Any], header: Any) -> Any:
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+
+    x, y, w, h, rect = f["roi"]
+    m = CameraInfo(header=header, width=f["width"], height=f["height"],
+                   distortion_model=f["distortion_model"], binning_x=f["binning_x"],
+                   binning_y=f["binning_y"],
+                   roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h,
+                                        do_rectify=rect))
+    m.k = np.asarray(f["k"], np.float64)
+    m.d = array.array("d", f["d"])
+    return m
+
+
+# -------------------------------------------------------------------------------- the run
+
+
+class NodeDied(Exception):
+    """A node process exited during the fuzz run."""
+
+
+@dataclass
+class FuzzReport:
+    messages: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    crashes: int = 0                 # node processes that died
+    unanswered: int = 0              # good frames after bad ones that got no output in time
+    good_frames: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)   # per node, from /diagnostics
+    accounted: dict[str, bool] = field(default_factory=dict)  # received == sum of outcomes
+    rejection_log_lines: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_fuzz(model: Path, n_messages: int, check_every: int = 50, seed: int = 0,
+             pace_s: float = 0.0) -> FuzzReport:
+    """Send ``n_messages`` malformed messages (a third of each kind) to two live nodes."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from std_msgs.msg import Header
+
+    domain = pick_domain()
+    common = ["-p", f"model_path:={model}", "-p", "threads:=1", "-p", "use_tf:=false",
+              "-p", "camera_pose:=[0.0, 0.0, 1.0, 0.0, 0.4, 0.0]",
+              "-r", "image:=/fz/image", "-r", "image/compressed:=/fz/image/compressed",
+              "-r", "camera_info:=/fz/camera_info"]
+    nodes = {RAW: NodeProcess(common, domain, "fuzz_raw"),
+             CMP: NodeProcess([*common, "-p", "input_transport:=compressed"], domain,
+                              "fuzz_cmp")}
+    client = Client(domain)
+    report = FuzzReport()
+    t_start = time.monotonic()
+    try:
+        from nav_msgs.msg import OccupancyGrid
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        raw_pub = client.publisher(Image, "/fz/image", depth=50)
+        cmp_pub = client.publisher(CompressedImage, "/fz/image/compressed", depth=50)
+        info_pub = client.publisher(CameraInfo, "/fz/camera_info", depth=50)
+        grids = []
+        for name in nodes:
+            client.node.create_subscription(OccupancyGrid, f"{name}/floor_grid", grids.append,
+                                            QoSProfile(depth=1,
+                                                       reliability=ReliabilityPolicy.RELIABLE))
+        counters = {name: client.count_outputs(name, ("labels",)) for name in nodes}
+        stamp = [0]
+
+        def header() -> Any:
+            stamp[0] += 1
+            h = Header(frame_id="fuzz_camera")
+            h.stamp.sec, h.stamp.nanosec = 1_600_000_000 + stamp[0] // 10**6, (stamp[0] % 10**6)
+            return h
+
+        good_rgb = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        good_jpeg = codec.encode_compressed(good_rgb, "jpeg", 90)
+        good_info = dict(width=64, height=48, k=[60.0, 0, 31.5, 0, 60.0, 23.5, 0, 0, 1],
+                         d=[0.0] * 5, distortion_model="plumb_bob", binning_x=0, binning_y=0,
+                         roi=(0, 0, 0, 0, False))
+
+        def ask_good() -> None:
+            """A good frame to each node (after a valid CameraInfo); each must answer."""
+            info_pub.publish(make_camera_info(good_info, header()))
+            for name, pub, make in (
+                    (RAW, raw_pub, lambda h: make_image(dict(
+                        encoding="rgb8", height=48, width=64, step=192,
+                        data=good_rgb.tobytes(), is_bigendian=0, frame_id="fuzz_camera"), h)),
+                    (CMP, cmp_pub, lambda h: make_compressed(dict(
+                        format=good_jpeg[0], data=good_jpeg[1]), h))):
+                ok = False
+                for _ in range(3):  # re-sent: the mailbox keeps the newest, a bad one may win
+                    h = header()
+                    s = h.stamp.sec * 10**9 + h.stamp.nanosec
+                    pub.publish(make(h))
+                    try:
+                        wait_for(lambda s=s, name=name: s in counters[name].stamps("labels"),
+                                 10.0, f"{name} to answer a good frame")
+                        ok = True
+                        break
+                    except TimeoutError:
+                        continue
+                report.good_frames += 1
+                report.unanswered += 0 if ok else 1
+
+        for name in nodes:  # up, subscribed and answering
+            wait_for(lambda name=name: nodes[name].alive() and client.node.count_publishers(
+                f"{name}/labels") > 0, 60, f"{name} to start")
+        wait_for(lambda: raw_pub.get_subscription_count() >= 1
+                 and cmp_pub.get_subscription_count() >= 1
+                 and info_pub.get_subscription_count() >= 2, 30, "subscriptions")
+        ask_good()
+
+        sent = [0]
+        kinds = [("image", bad_images(), raw_pub, make_image),
+                 ("compressed", bad_compressed(), cmp_pub, make_compressed),
+                 ("camera_info", bad_camera_infos(), info_pub, make_camera_info)]
+        per_kind = -(-n_messages // len(kinds))
+        def sender(kind: str, strategy: Any, pub: Any, make: Any) -> Any:
+            @settings(max_examples=per_kind, database=None, deadline=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+            @given(fields=strategy)
+            def send(fields: dict[str, Any]) -> None:
+                pub.publish(make(fields, header()))
+                sent[0] += 1
+                report.by_kind[kind] = report.by_kind.get(kind, 0) + 1
+                if pace_s:
+                    time.sleep(pace_s)
+                if sent[0] % check_every == 0:
+                    if kind == "camera_info":  # a frame makes the floor hook read the info
+                        raw_pub.publish(make_image(dict(
+                            encoding="rgb8", height=48, width=64, step=192,
+                            data=good_rgb.tobytes(), is_bigendian=0, frame_id="fuzz_camera"),
+                            header()))
+                    ask_good()
+                    if not all(n.alive() for n in nodes.values()):
+                        raise NodeDied
+
+            return send
+
+        for kind, strategy, pub, make in kinds:
+            try:
+                sender(kind, strategy, pub, make)()
+            except NodeDied:
+                break
+        report.messages = sent[0]
+        time.sleep(0.5)
+        if all(n.alive() for n in nodes.values()):
+            ask_good()
+        time.sleep(1.5)
+        for name, proc in nodes.items():
+            if not proc.alive():
+                continue
+            _level, _msg, v = client.diagnostics(name, timeout=5.0)
+            received = int(v["frames_received"])
+            outcomes = sum(int(v[k]) for k in ("frames_processed", "frames_dropped",
+                                               "frames_rejected", "frames_failed",
+                                               "frames_idle"))
+            report.rejected[name] = int(v["frames_rejected"])
+            report.accounted[name] = received == outcomes
+    finally:
+        client.close()
+        for name, proc in nodes.items():
+            rc = proc.stop()
+            if rc not in (0, None) and rc != -2:
+                report.crashes += 1
+            report.rejection_log_lines[name] = proc.log().count("rejected a frame")
+        report.seconds = time.monotonic() - t_start
+    return report

@@ -1,0 +1,199 @@
+"""A live segmentation node process plus a test-side rclpy client, for benches, soak, fuzz and
+fault tests.
+
+Both ends use :func:`seg_ros.ros.dds.local_env` in one private ROS domain (loopback discovery,
+a shared-memory segment that fits whole images). The client spins its own executor in a
+background thread; diagnostics of the node are kept as they arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from seg_ros.ros.dds import local_env, use_local_env
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
+
+
+def pick_domain() -> int:
+    return random.Random(os.getpid() ^ time.time_ns()).randint(101, 230)
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of process ``pid`` in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class NodeProcess:
+    """``seg-ros node`` as a child process in ``domain``; the log goes to a temp file."""
+
+    def __init__(self, ros_args: Sequence[str], domain: int, name: str = "segmentation_node",
+                 module: Sequence[str] = ("-m", "seg_ros.cli", "node")) -> None:
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}_", suffix=".log")[1])
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        cmd = [sys.executable, *module, "--ros-args", *ros_args]
+        if name != "segmentation_node" and module[-1] == "node":
+            cmd += ["-r", f"__node:={name}"]
+        self.proc = subprocess.Popen(cmd, env={**local_env(domain), "PYTHONUNBUFFERED": "1"},
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.alive():
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Client:
+    """Test-side rclpy node in its own context: publishers by topic, raw output counters,
+    diagnostics by node, parameter calls."""
+
+    def __init__(self, domain: int) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+
+        use_local_env(domain)
+        self.rclpy = rclpy
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=domain)
+        self.node = rclpy.create_node(f"seg_client_{os.getpid()}", context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.diag: dict[str, tuple[float, int, str, dict[str, str]]] = {}
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.ctx.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shut down under us
+                return
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.ctx)
+        self._thread.join(2)
+
+    def _on_diag(self, msg: Any) -> None:
+        for st in msg.status:
+            level = st.level if isinstance(st.level, int) else int.from_bytes(st.level, "little")
+            with self.lock:
+                self.diag[st.hardware_id] = (time.monotonic(), level, st.message,
+                                             {kv.key: kv.value for kv in st.values})
+
+    def diagnostics(self, node: str, after: float | None = None, timeout: float = 5.0
+                    ) -> tuple[int, str, dict[str, str]]:
+        """(level, message, values) of ``node``'s first /diagnostics after ``after``."""
+        after = time.monotonic() if after is None else after
+        got = wait_for(lambda: self.diag.get(node) if node in self.diag
+                       and self.diag[node][0] > after else None, timeout, f"diagnostics of {node}")
+        return got[1], got[2], got[3]
+
+    def publisher(self, msg_type: Any, topic: str, depth: int = 10, reliable: bool = True) -> Any:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        return self.node.create_publisher(msg_type, topic, QoSProfile(depth=depth,
+                                                                      reliability=rel))
+
+    def count_outputs(self, node: str, outputs: Sequence[str] = OUTPUTS) -> RawCounter:
+        return RawCounter(self, node, outputs)
+
+    def set_params(self, node: str, **values: Any) -> list[Any]:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        req = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        client = self.node.create_client(SetParameters, node + "/set_parameters")
+        try:
+            if not client.wait_for_service(10.0):
+                raise TimeoutError(f"{node}/set_parameters not available")
+            future = client.call_async(req)
+            wait_for(future.done, 10.0, "set_parameters reply")
+            return future.result().results
+        finally:
+            self.node.destroy_client(client)
+
+
+class RawCounter:
+    """Subscribes a node's image outputs without deserialising them (raw CDR): per output, the
+    header stamps (ns) received with the receive time (monotonic)."""
+
+    def __init__(self, client: Client, node: str, outputs: Sequence[str]) -> None:
+        import struct
+
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.client = client
+        self.got: dict[str, list[tuple[int, float]]] = {o: [] for o in outputs}
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+        def on(o: str, raw: bytes) -> None:
+            sec, nsec = struct.unpack_from("<iI", raw, 4)  # CDR: encapsulation, header.stamp
+            with client.lock:
+                self.got[o].append((sec * 10**9 + nsec, time.monotonic()))
+
+        self.subs = [client.node.create_subscription(Image, f"{node}/{o}",
+                                                     lambda m, o=o: on(o, m), qos, raw=True)
+                     for o in outputs]
+
+    def stamps(self, output: str) -> set[int]:
+        with self.client.lock:
+            return {s for s, _ in self.got[output]}
+
+    def complete(self) -> list[tuple[int, float]]:
+        """(stamp, time the last of its outputs arrived) for frames with every output."""
+        with self.client.lock:
+            per = [dict(v) if not v else {s: t for s, t in v} for v in self.got.values()]
+        common = set(per[0]).intersection(*per[1:]) if per else set()
+        return sorted((s, max(p[s] for p in per)) for s in common)
+
+    def close(self) -> None:
+        for sub in self.subs:
+            self.client.node.destroy_subscription(sub)

@@ -1,0 +1,179 @@
+"""`make soak` (minutes, not in `make test`): the node under overload, over time, and fuzzed.
+
+1. Sustainable rate R: frames flooded at 640x480 rgb8 with every output subscribed for 8 s;
+   R = complete output sets per second.
+2. Overload: 4 R for 60 s: RSS growth, latency (publish -> last output of that frame, p50/p99),
+   frames dropped (the one-slot mailbox, latest wins). ``overload_p99_over_engine`` = that p99
+   over the node's own median engine time (from /diagnostics).
+3. Endurance: 0.9 R for 10 minutes (``SEG_ROS_SOAK_MINUTES`` to change): RSS sampled every 10 s;
+   ``rss_growth_mb_10min`` = median RSS of the last minute - median of the first minute after a
+   30 s warm-up.
+4. The full fuzz run (benchmarks/fuzz.py): >= 10,000 malformed messages.
+
+Writes benchmarks/soak.json. Every process uses seg_ros.ros.dds.local_env.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_node import _frames, _model
+from benchmarks.liveproc import OUTPUTS, Client, NodeProcess, pick_domain, rss_mb, wait_for
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "soak.json"
+THREADS = 2
+NODE = "/segmentation_node"
+
+
+def _drive(client: Client, pub: Any, msgs: list[Any], rate_hz: float, seconds: float,
+           counter: Any, on_tick: Any = None) -> dict[int, float]:
+    """Publish ``msgs`` round-robin at ``rate_hz`` for ``seconds``; stamp -> publish time."""
+    from std_msgs.msg import Header
+
+    sent: dict[int, float] = {}
+    period, t0, k = 1.0 / rate_hz, time.monotonic(), 0
+    while (now := time.monotonic()) - t0 < seconds:
+        msg = msgs[k % len(msgs)]
+        ns = time.time_ns()
+        msg.header = Header(frame_id="soak_camera")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+        sent[ns] = time.monotonic()
+        pub.publish(msg)
+        k += 1
+        if on_tick is not None:
+            on_tick(now - t0)
+        time.sleep(max(0.0, t0 + k * period - time.monotonic()))
+    return sent
+
+
+def _latencies(sent: dict[int, float], counter: Any) -> list[float]:
+    return [(t - sent[s]) * 1e3 for s, t in counter.complete() if s in sent]
+
+
+def run_load(model: Path, minutes: float) -> dict[str, Any]:
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from seg_ros.ros.convert import to_image_msg
+
+    domain = pick_domain()
+    node = NodeProcess(["-p", f"model_path:={model}", "-p", f"threads:={THREADS}",
+                        "-r", "image:=/soak/image"], domain)
+    client = Client(domain)
+    out: dict[str, Any] = {}
+    try:
+        pub = client.publisher(Image, "/soak/image", depth=1)
+        msgs = [to_image_msg(f, "rgb8", Header()) for f in _frames(8)]
+        counter = client.count_outputs(NODE, OUTPUTS)
+        wait_for(lambda: node.alive() and pub.get_subscription_count() > 0 and all(
+            client.node.count_publishers(f"{NODE}/{o}") for o in OUTPUTS), 60, "the node")
+        time.sleep(1.0)
+        # 1. sustainable rate
+        _drive(client, pub, msgs, 200.0, 3.0, counter)  # warm-up
+        n0, t0 = len(counter.complete()), time.monotonic()
+        _drive(client, pub, msgs, 200.0, 8.0, counter)
+        time.sleep(0.5)
+        rate = (len(counter.complete()) - n0) / (time.monotonic() - t0)
+        out["sustainable_rate_hz"] = rate
+        print(f"  sustainable rate {rate:.1f} Hz", flush=True)
+        # 2. overload: 4x for 60 s
+        _l, _m, before = client.diagnostics(NODE)
+        rss0 = rss_mb(node.pid)
+        sent = _drive(client, pub, msgs, 4 * rate, 60.0, counter)
+        time.sleep(1.0)
+        _l, _m, after = client.diagnostics(NODE)
+        lat = _latencies(sent, counter)
+        engine = float(after["engine_median_ms"])
+        out.update({
+            "overload_rate_hz": 4 * rate,
+            "overload_frames_sent": len(sent),
+            "overload_frames_out": len(lat),
+            "overload_frames_dropped": int(after["frames_dropped"]) - int(
+                before["frames_dropped"]),
+            "overload_latency_p50_ms": float(np.percentile(lat, 50)),
+            "overload_latency_p99_ms": float(np.percentile(lat, 99)),
+            "overload_engine_median_ms": engine,
+            "overload_p99_over_engine": float(np.percentile(lat, 99)) / engine,
+            "overload_rss_growth_mb": rss_mb(node.pid) - rss0,
+        })
+        print(f"  overload: {json.dumps({k: v for k, v in out.items() if 'overload' in k})}",
+              flush=True)
+        # 3. endurance at 0.9 R
+        samples: list[tuple[float, float]] = []
+        next_sample = [0.0]
+
+        def tick(elapsed: float) -> None:
+            if elapsed >= next_sample[0]:
+                samples.append((elapsed, rss_mb(node.pid)))
+                next_sample[0] += 10.0
+
+        seconds = minutes * 60.0
+        sent = _drive(client, pub, msgs, 0.9 * rate, seconds, counter, tick)
+        time.sleep(1.0)
+        _l, _m, end = client.diagnostics(NODE)
+        first = [r for t, r in samples if 30.0 <= t < 90.0] or [samples[0][1]]
+        last = [r for t, r in samples if t >= seconds - 60.0] or [samples[-1][1]]
+        lat = _latencies(sent, counter)
+        out.update({
+            "endurance_minutes": minutes,
+            "endurance_rate_hz": 0.9 * rate,
+            "endurance_frames_sent": len(sent),
+            "endurance_frames_out": len(lat),
+            "endurance_latency_p50_ms": float(np.percentile(lat, 50)),
+            "endurance_latency_p99_ms": float(np.percentile(lat, 99)),
+            "rss_start_mb": statistics.median(first),
+            "rss_end_mb": statistics.median(last),
+            f"rss_growth_mb_{minutes:g}min": statistics.median(last) - statistics.median(first),
+            "rss_samples_mb": [round(r, 1) for _t, r in samples],
+            "endurance_frames_failed": int(end["frames_failed"]),
+            "node_alive": node.alive(),
+        })
+    finally:
+        client.close()
+        out["node_exit_code"] = node.stop()
+    return out
+
+
+def main() -> int:
+    from benchmarks.fuzz import run_fuzz
+
+    model = _model()
+    minutes = float(os.environ.get("SEG_ROS_SOAK_MINUTES", "10"))
+    n_fuzz = int(os.environ.get("SEG_ROS_FUZZ_MESSAGES", "10002"))
+    t0 = time.monotonic()
+    print("== load (sustainable rate, 4x overload 60 s, endurance)", flush=True)
+    results: dict[str, Any] = run_load(model, minutes)
+    print(f"== fuzz ({n_fuzz} messages)", flush=True)
+    rep = run_fuzz(model, n_fuzz, check_every=100)
+    results.update({
+        "fuzz_messages": rep.messages,
+        "fuzz_by_kind": rep.by_kind,
+        "fuzz_crashes": rep.crashes,
+        "fuzz_unanswered_good_frames": rep.unanswered,
+        "fuzz_good_frames": rep.good_frames,
+        "fuzz_rejected": rep.rejected,
+        "fuzz_counters_add_up": rep.accounted,
+        "fuzz_rejection_log_lines": rep.rejection_log_lines,
+        "fuzz_seconds": rep.seconds,
+    })
+    results["_machine"] = (f"{os.cpu_count()} cores; model {model.name}; "
+                           f"soak {time.monotonic() - t0:.0f} s")
+    OUT.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    for key in ("sustainable_rate_hz", "overload_p99_over_engine", "overload_frames_dropped",
+                "rss_growth_mb_10min", "fuzz_messages", "fuzz_crashes"):
+        print(f"  {key:<32} {results.get(key)}")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
