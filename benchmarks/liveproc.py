@@ -51,14 +51,16 @@ class NodeProcess:
     """``seg-ros node`` as a child process in ``domain``; the log goes to a temp file."""
 
     def __init__(self, ros_args: Sequence[str], domain: int, name: str = "segmentation_node",
-                 module: Sequence[str] = ("-m", "seg_ros.cli", "node")) -> None:
+                 module: Sequence[str] = ("-m", "seg_ros.cli", "node"),
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}_", suffix=".log")[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, *module, "--ros-args", *ros_args]
         if name != "segmentation_node" and module[-1] == "node":
             cmd += ["-r", f"__node:={name}"]
-        self.proc = subprocess.Popen(cmd, env={**local_env(domain), "PYTHONUNBUFFERED": "1"},
+        self.proc = subprocess.Popen(cmd, env={**local_env(domain), "PYTHONUNBUFFERED": "1",
+                                          **(env or {})},
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     @property

@@ -167,6 +167,9 @@ class SegmentationNode(Node):
     parameter is invalid or the model cannot be opened.
     """
 
+    param_refusals = 0          # parameter sets refused since start
+    last_param_error = ""
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         try:
@@ -236,6 +239,18 @@ class SegmentationNode(Node):
         self.camera_info = msg  # kept for the floor grid, which converts it (once per message)
 
     # --- parameters ---------------------------------------------------------------------------
+
+    def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
+        """rclpy's, plus: every refusal (range, type, read-only, our checks, the floor hook's)
+        is logged and counted (parameter_refusals, a WARN period in /diagnostics)."""
+        result = super().set_parameters_atomically(parameter_list)
+        if not result.successful:
+            self.param_refusals += 1
+            names = ", ".join(p.name for p in parameter_list)
+            self.last_param_error = f"{names}: {result.reason}"
+            self.get_logger().warning(f"refused parameter {self.last_param_error}",
+                                      throttle_duration_sec=1.0)
+        return result
 
     def _check_params(self, changed: list[rclpy.parameter.Parameter]) -> SetParametersResult:
         for p in changed:
@@ -391,16 +406,31 @@ class SegmentationNode(Node):
         rx_med, rx_p99 = _percentiles(st.lat_receive_ms)
         sx_med, sx_p99 = _percentiles(st.lat_stamp_ms)
         eng_med, _ = _percentiles(st.engine_ms)
+        # Levels judge this period only, so they return to OK once the cause is gone.
+        floor_values = self.floor.diagnostics_values() if self.floor is not None else {}
+        floor_errors = sum(int(v) for k, v in floor_values.items() if k.startswith("floor_")
+                           and k.endswith(("_failures", "_mismatches", "_errors")))
+        seen = getattr(self, "_seen", None) or (0, 0, 0, 0)
+        self._seen = (st.failed, st.rejected, floor_errors, self.param_refusals)
+        failed, rejected, floor_bad, refused = (a - b for a, b in zip(self._seen, seen))
         level, message = DiagnosticStatus.OK, "segmenting"
         if not self.worker.is_alive():
             level, message = DiagnosticStatus.ERROR, "worker thread stopped: restart the node"
         elif st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
             level, message = DiagnosticStatus.ERROR, f"no frame processed: {st.last_error}"
+        elif failed > 0 and st.processed == px_last:
+            level, message = DiagnosticStatus.ERROR, f"every frame failing: {st.last_error}"
         elif st.received == 0 or now - st.last_receive > STALE_INPUT_S:
             level, message = DiagnosticStatus.WARN, f"no images on {self.image_sub.topic_name}"
-        elif st.rejected + st.failed > getattr(self, "_errors_seen", 0):
+        elif failed + rejected > 0:
             level, message = DiagnosticStatus.WARN, f"bad frames: {st.last_error}"
-        self._errors_seen = st.rejected + st.failed
+        elif floor_bad > 0:
+            level, message = DiagnosticStatus.WARN, (
+                "floor grid skipped frames: " + ", ".join(
+                    f"{k}={v}" for k, v in floor_values.items() if k.startswith("floor_") and
+                    k.endswith(("_failures", "_mismatches", "_errors")) and v != "0"))
+        elif refused > 0:
+            level, message = DiagnosticStatus.WARN, f"parameter refused: {self.last_param_error}"
         values = {
             "input_rate_hz": f"{in_rate:.2f}",
             "output_rate_hz": f"{out_rate:.2f}",
@@ -419,7 +449,8 @@ class SegmentationNode(Node):
             "frames_idle": str(st.idle),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
-            **(self.floor.diagnostics_values() if self.floor is not None else {}),
+            "parameter_refusals": str(self.param_refusals),
+            **floor_values,
             "engine": self.engine.describe(),
             "model": self.card.name,
             "model_path": str(self.startup.model_path),

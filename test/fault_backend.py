@@ -1,0 +1,42 @@
+"""A fault-injecting engine backend for node tests: ``backend:=fault_backend:FaultyEngine``.
+
+Wraps the onnxruntime engine and raises on every ``infer`` while the file named by the
+environment variable ``SEG_ROS_FAULT_FILE`` exists (a test creates it to start the fault and
+deletes it to end it), and on calls number ``SEG_ROS_FAULT_FRAMES=N..M`` (1-based) if set.
+Importable as ``fault_backend`` when ``test/`` is on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seg_ros.engines.onnxruntime import OnnxRuntimeEngine
+
+
+class InjectedFault(RuntimeError):
+    """The error the faulty engine raises."""
+
+
+class FaultyEngine(OnnxRuntimeEngine):
+    def __init__(self, path: Path, **kw: Any) -> None:
+        super().__init__(path, **kw)
+        self.calls = 0
+        self._file = os.environ.get("SEG_ROS_FAULT_FILE")
+        lo, _, hi = os.environ.get("SEG_ROS_FAULT_FRAMES", "").partition("..")
+        self._frames = (int(lo), int(hi or lo)) if lo else None
+
+    def infer(self, batch: np.ndarray, outputs: list[str] | None = None
+              ) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self._file and os.path.exists(self._file):
+            raise InjectedFault(f"injected engine fault (while {self._file} exists)")
+        if self._frames and self._frames[0] <= self.calls <= self._frames[1]:
+            raise InjectedFault(f"injected engine fault on call {self.calls}")
+        return super().infer(batch, outputs)
+
+    def describe(self) -> str:
+        return "fault-injecting " + super().describe()
