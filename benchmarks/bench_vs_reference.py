@@ -1,0 +1,141 @@
+"""seg_ros's node side by side with the node a user would write (benchmarks/reference_node.py).
+
+Both run as real processes at the same time in one private ROS domain, same model, same intra-op
+thread count (THREADS), every output (labels, confidence, colour mask, overlay) subscribed by a
+client that takes them raw (no client-side deserialisation). Measurements are interleaved:
+each round drives seg_ros, then the reference, on their own input topics, so a load change on
+the shared machine hits both alike; figures are medians over rounds.
+
+* throughput: rgb8 frames flooded at FLOOD_HZ for ROUND_S; outputs per second = frames whose
+  four outputs all arrived / time. At 640x480 (the ratio) and 1280x720.
+* latency: one frame at a time (the next once all four outputs of the previous arrived),
+  publish -> last output, median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import cv2
+
+from benchmarks.bench_node import _frames, _model
+from benchmarks.liveproc import OUTPUTS, Client, NodeProcess, pick_domain, wait_for
+
+THREADS = 1
+ROUNDS = 3
+ROUND_S = 4.0
+FLOOD_HZ = {"640x480": 100.0, "1280x720": 50.0}
+LATENCY_FRAMES = 12
+SEG, REF = "/segmentation_node", "/reference_segmentation"
+
+
+def _flood(client: Client, pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float
+           ) -> float:
+    """Outputs per second while flooding (complete output sets of frames sent in the window)."""
+    from std_msgs.msg import Header
+
+    sent: set[int] = set()
+    t0, k = time.monotonic(), 0
+    while time.monotonic() - t0 < secs:
+        ns = time.time_ns()
+        msg = msgs[k % len(msgs)]
+        msg.header = Header(frame_id="bench")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+        pub.publish(msg)
+        sent.add(ns)
+        k += 1
+        time.sleep(max(0.0, t0 + k / hz - time.monotonic()))
+    t_end = time.monotonic()
+    time.sleep(0.05)
+    done = [t for s, t in counter.complete() if s in sent and t <= t_end]
+    return len(done) / (t_end - t0)
+
+
+def _latency(client: Client, pub: Any, msgs: list[Any], counter: Any) -> float | None:
+    from std_msgs.msg import Header
+
+    ns = time.time_ns()
+    msg = msgs[ns % len(msgs)]
+    msg.header = Header(frame_id="bench")
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+    t0 = time.monotonic()
+    pub.publish(msg)
+    end = t0 + 5.0
+    while time.monotonic() < end:
+        for s, t in counter.complete()[-3:]:
+            if s == ns:
+                return (t - t0) * 1e3
+        time.sleep(0.0005)
+    return None
+
+
+def run() -> dict[str, float]:
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from seg_ros.ros.convert import to_image_msg
+
+    model = _model()
+    domain = pick_domain()
+    common = ["-p", f"model_path:={model}", "-p", f"threads:={THREADS}"]
+    nodes = {SEG: NodeProcess([*common, "-r", "image:=/seg/image"], domain),
+             REF: NodeProcess([*common, "-r", "image:=/ref/image"], domain,
+                              name="reference_segmentation",
+                              module=("-m", "benchmarks.reference_node"))}
+    client = Client(domain)
+    try:
+        pubs = {SEG: client.publisher(Image, "/seg/image", depth=1),
+                REF: client.publisher(Image, "/ref/image", depth=1)}
+        counters = {n: client.count_outputs(n, OUTPUTS) for n in nodes}
+        frames = _frames(4)
+        msgs = {"640x480": [to_image_msg(f, "rgb8", Header()) for f in frames],
+                "1280x720": [to_image_msg(cv2.resize(f, (1280, 720)), "rgb8", Header())
+                             for f in frames]}
+        for n, proc in nodes.items():
+            wait_for(lambda n=n, proc=proc: proc.alive() and pubs[n].get_subscription_count()
+                     and all(client.node.count_publishers(f"{n}/{o}") for o in OUTPUTS),
+                     60, f"{n} to start:\n{proc.log()[-1500:]}")
+        for n in nodes:  # matched both ways and warm
+            wait_for(lambda n=n: _latency(client, pubs[n], msgs["640x480"], counters[n]), 30,
+                     f"{n} to answer")
+            for _ in range(3):
+                _latency(client, pubs[n], msgs["640x480"], counters[n])
+        lat: dict[str, list[float]] = {n: [] for n in nodes}
+        for _ in range(LATENCY_FRAMES):
+            for n in nodes:
+                ms = _latency(client, pubs[n], msgs["640x480"], counters[n])
+                if ms is not None:
+                    lat[n].append(ms)
+                time.sleep(0.02)
+        thr: dict[tuple[str, str], list[float]] = {}
+        for size, hz in FLOOD_HZ.items():
+            for _ in range(ROUNDS):
+                for n in nodes:
+                    thr.setdefault((n, size), []).append(
+                        _flood(client, pubs[n], msgs[size], counters[n], hz, ROUND_S))
+                    time.sleep(1.0)  # let the reference drain its queue before the next round
+    finally:
+        client.close()
+        for proc in nodes.values():
+            proc.stop()
+    med = {k: statistics.median(v) for k, v in thr.items()}
+    seg_lat, ref_lat = statistics.median(lat[SEG]), statistics.median(lat[REF])
+    return {
+        "throughput_hz_640x480": med[(SEG, "640x480")],
+        "throughput_hz_1280x720": med[(SEG, "1280x720")],
+        "reference_throughput_hz_640x480": med[(REF, "640x480")],
+        "reference_throughput_hz_1280x720": med[(REF, "1280x720")],
+        "vs_reference_throughput_ratio": med[(SEG, "640x480")] / med[(REF, "640x480")],
+        "vs_reference_throughput_ratio_1280x720": med[(SEG, "1280x720")] / med[
+            (REF, "1280x720")],
+        "latency_ms_640x480": seg_lat,
+        "reference_latency_ms_640x480": ref_lat,
+        "vs_reference_latency_ratio": seg_lat / ref_lat,
+    }
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key:<40} {value:.3f}")
