@@ -23,16 +23,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.ros.dds import local_env, use_local_env
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 1
-FRAMES = 40
+FRAMES = 48
+ROUNDS = 4
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 
 
@@ -59,18 +60,29 @@ def _frames(n: int = 8) -> list[np.ndarray]:
             for _ in range(n)]
 
 
-def _engine_ms(model: Path, frames: list[np.ndarray]) -> float:
+def _engine(model: Path, frames: list[np.ndarray]) -> Any:
+    """A function n -> n timings (ms) of Segmenter.infer alone, same frames and threads."""
     from seg_ros.engines import open_engine
     from seg_ros.segmenter import Segmenter
 
     seg = Segmenter(open_engine(model, threads=THREADS))
     batches = [seg.preprocess(f).copy() for f in frames]
-    i = iter(range(10**9))
-    return median_ms(lambda: seg.infer(batches[next(i) % len(batches)], True), FRAMES, 5)
+    for b in batches[:3]:
+        seg.infer(b, True)
+
+    def samples(n: int) -> list[float]:
+        out = []
+        for k in range(n):
+            t0 = time.perf_counter()
+            seg.infer(batches[k % len(batches)], True)
+            out.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    return samples
 
 
-def _node_ms(model: Path, frames: list[np.ndarray]
-             ) -> tuple[float, float, dict[str, float]]:
+def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
+             ) -> tuple[float, float, float, dict[str, float]]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -98,16 +110,25 @@ def _node_ms(model: Path, frames: list[np.ndarray]
         pub = node.create_publisher(Image, "/bench/image", qos)
         got: dict[str, tuple[int, int]] = {}  # output -> (stamp ns, receive ns)
 
-        def on(name: str, raw: bytes) -> None:
+        def on_raw(name: str, raw: bytes) -> None:
             # raw=True: the serialised CDR message, not deserialised into Python (the client
             # would otherwise pay four image copies per frame inside the measured latency);
             # after the 4-byte encapsulation header comes header.stamp (int32 sec, uint32 ns).
             sec, nsec = struct.unpack_from("<iI", raw, 4)
             got[name] = (sec * 10**9 + nsec, time.time_ns())
 
-        for o in OUTPUTS:
-            node.create_subscription(Image, f"/segmentation_node/{o}",
-                                     lambda m, o=o: on(o, m), qos, raw=True)
+        def on_msg(name: str, msg: Image) -> None:  # the client as it was: deserialised
+            got[name] = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                         time.time_ns())
+
+        def subscribe(raw: bool) -> list:
+            cb = on_raw if raw else on_msg
+            return [node.create_subscription(Image, f"/segmentation_node/{o}",
+                                             lambda m, o=o: cb(o, m), qos, raw=raw)
+                    for o in OUTPUTS]
+
+        subs = subscribe(True)
+        subs_raw = [True]
         diag: list[dict[str, str]] = []
         node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.extend(
             {kv.key: kv.value for kv in st.values} for st in m.status
@@ -118,6 +139,7 @@ def _node_ms(model: Path, frames: list[np.ndarray]
             if proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"node did not start; log {log.name}")
             ex.spin_once(timeout_sec=0.1)
+
         def once(frame: np.ndarray, timeout: float) -> float | None:
             """Publish ``frame``; ms from its stamp to the last of its outputs (None: lost)."""
             header = Header(frame_id="bench")
@@ -131,14 +153,30 @@ def _node_ms(model: Path, frames: list[np.ndarray]
                     return (max(got[o][1] for o in OUTPUTS) - stamp) / 1e6
             return None
 
-        end = time.monotonic() + 30  # until both ends of every topic matched
-        while once(frames[0], 0.5) is None:
-            if time.monotonic() > end:
-                raise RuntimeError(f"no outputs came back; log {log.name}")
-        for k in range(5):
-            once(frames[k % len(frames)], 5.0)
-        samples = [ms for k in range(FRAMES)
-                   if (ms := once(frames[k % len(frames)], 5.0)) is not None]
+        def matched() -> None:
+            end = time.monotonic() + 30  # until both ends of every topic matched
+            while once(frames[0], 0.5) is None:
+                if time.monotonic() > end:
+                    raise RuntimeError(f"no outputs came back; log {log.name}")
+            for k in range(3):
+                once(frames[k % len(frames)], 5.0)
+
+        # Interleaved rounds: raw client, deserialising client, bare engine (node idle).
+        samples: list[float] = []
+        deser: list[float] = []
+        engine: list[float] = []
+        per = FRAMES // ROUNDS
+        for _ in range(ROUNDS):
+            for raw, into in ((True, samples), (False, deser)):
+                if raw != subs_raw[0]:
+                    for sub in subs:
+                        node.destroy_subscription(sub)
+                    subs = subscribe(raw)
+                    subs_raw[0] = raw
+                matched()
+                into += [ms for k in range(per)
+                         if (ms := once(frames[k % len(frames)], 5.0)) is not None]
+            engine += engine_samples(per)
         if len(samples) < FRAMES // 2:
             raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
         n_diag, end = len(diag), time.monotonic() + 3
@@ -151,7 +189,9 @@ def _node_ms(model: Path, frames: list[np.ndarray]
                           ("latency_stamp_median_ms", "stamp_to_done")):
             if last.get(key, "nan") != "nan":
                 stages[name] = float(last[key])
-        return statistics.median(samples), float(np.percentile(samples, 90)), stages
+        stages["client_deserialising"] = statistics.median(deser)
+        return (statistics.median(samples), float(np.percentile(samples, 90)),
+                statistics.median(engine), stages)
     finally:
         proc.send_signal(2)
         try:
@@ -165,13 +205,16 @@ def _node_ms(model: Path, frames: list[np.ndarray]
 def run() -> dict[str, float]:
     model = _model()
     frames = _frames()
-    node, node_p90, stages = _node_ms(model, frames)
-    engine = _engine_ms(model, frames)
+    node, node_p90, engine, stages = _node_ms(model, frames, _engine(model, frames))
+    deser = stages.pop("client_deserialising")
     out = {
         "node_latency_ms_640x480": node,
         "node_latency_p90_ms_640x480": node_p90,
         "engine_latency_ms_640x480": engine,
         "node_overhead_ratio": node / engine,
+        # the same node, the client deserialising the four outputs (how it was measured before)
+        "node_latency_deserialising_client_ms_640x480": deser,
+        "node_overhead_ratio_deserialising_client": deser / engine,
     }
     # inside the node (from /diagnostics): per-stage medians and receive -> published (worker)
     out.update({f"node_stage_{k}_ms_640x480": v for k, v in stages.items()})
