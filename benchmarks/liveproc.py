@@ -164,7 +164,7 @@ class Client:
 
 class RawCounter:
     """Subscribes a node's image outputs without deserialising them (raw CDR): per output, the
-    header stamps (ns) received with the receive time (monotonic)."""
+    header stamps (ns) received; per frame, when the last of its outputs arrived (monotonic)."""
 
     def __init__(self, client: Client, node: str, outputs: Sequence[str]) -> None:
         import struct
@@ -173,28 +173,52 @@ class RawCounter:
         from sensor_msgs.msg import Image
 
         self.client = client
-        self.got: dict[str, list[tuple[int, float]]] = {o: [] for o in outputs}
+        self.got: dict[str, set[int]] = {o: set() for o in outputs}
+        self._partial: dict[int, int] = {}
+        self.done: dict[int, float] = {}  # stamp -> time the last output arrived
+        self._cond = threading.Condition(client.lock)
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        n = len(outputs)
 
         def on(o: str, raw: bytes) -> None:
             sec, nsec = struct.unpack_from("<iI", raw, 4)  # CDR: encapsulation, header.stamp
-            with client.lock:
-                self.got[o].append((sec * 10**9 + nsec, time.monotonic()))
+            s = sec * 10**9 + nsec
+            now = time.monotonic()
+            with self._cond:
+                if s in self.got[o]:
+                    return
+                self.got[o].add(s)
+                k = self._partial.get(s, 0) + 1
+                if k == n:
+                    self._partial.pop(s, None)
+                    self.done[s] = now
+                    self._cond.notify_all()
+                else:
+                    self._partial[s] = k
 
         self.subs = [client.node.create_subscription(Image, f"{node}/{o}",
                                                      lambda m, o=o: on(o, m), qos, raw=True)
                      for o in outputs]
 
     def stamps(self, output: str) -> set[int]:
-        with self.client.lock:
-            return {s for s, _ in self.got[output]}
+        with self._cond:
+            return set(self.got[output])
 
     def complete(self) -> list[tuple[int, float]]:
         """(stamp, time the last of its outputs arrived) for frames with every output."""
-        with self.client.lock:
-            per = [dict(v) if not v else {s: t for s, t in v} for v in self.got.values()]
-        common = set(per[0]).intersection(*per[1:]) if per else set()
-        return sorted((s, max(p[s] for p in per)) for s in common)
+        with self._cond:
+            return sorted(self.done.items())
+
+    def wait(self, stamp: int, timeout: float) -> float | None:
+        """When every output of ``stamp`` had arrived (monotonic), or None after ``timeout``."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while stamp not in self.done:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self.done[stamp]
 
     def close(self) -> None:
         for sub in self.subs:
