@@ -189,6 +189,8 @@ class FuzzReport:
     good_frames: int = 0
     rejected: dict[str, int] = field(default_factory=dict)   # per node, from /diagnostics
     accounted: dict[str, bool] = field(default_factory=dict)  # received == sum of outcomes
+    failed: dict[str, int] = field(default_factory=dict)  # not a CodecError: a validation gap
+    floor_errors: dict[str, int] = field(default_factory=dict)  # CameraInfo refused by the grid
     rejection_log_lines: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -315,6 +317,8 @@ def run_fuzz(model: Path, n_messages: int, check_every: int = 50, seed: int = 0,
                                                "frames_rejected", "frames_failed",
                                                "frames_idle"))
             report.rejected[name] = int(v["frames_rejected"])
+            report.failed[name] = int(v["frames_failed"])
+            report.floor_errors[name] = int(v.get("floor_camera_info_errors", 0))
             report.accounted[name] = received == outcomes
     finally:
         client.close()

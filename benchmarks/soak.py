@@ -162,6 +162,8 @@ def main() -> int:
         "fuzz_good_frames": rep.good_frames,
         "fuzz_rejected": rep.rejected,
         "fuzz_counters_add_up": rep.accounted,
+        "fuzz_failed": rep.failed,
+        "fuzz_floor_camera_info_errors": rep.floor_errors,
         "fuzz_rejection_log_lines": rep.rejection_log_lines,
         "fuzz_seconds": rep.seconds,
     })
