@@ -4,9 +4,10 @@ when a newer message overwrote it in the mailbox), log it (rate-limited) and pro
 good frame.
 
 Two nodes run: one on raw images, one on CompressedImage; both get the CameraInfo messages,
-and ~/floor_grid is subscribed (with a camera_pose) so every bad CameraInfo is converted by the
-floor hook on the next frame. Every ``check_every`` bad messages a good frame is sent and must
-come back on ~/labels within a timeout (the node keeps answering).
+and ~/floor_grid is subscribed (with a camera_pose); each bad CameraInfo is followed by a good
+frame to the raw node (waited for), so the floor hook converts it. Every ``check_every`` bad
+messages a good frame is sent to each node and must come back on ~/labels within a timeout (the
+node keeps answering).
 
 Used by ``test/test_fuzz.py`` (a few hundred messages, in ``make test``) and
 ``benchmarks/soak.py`` (>= 10,000 messages, ``make soak``).
@@ -283,15 +284,17 @@ def run_fuzz(model: Path, n_messages: int, check_every: int = 50, seed: int = 0,
             def send(fields: dict[str, Any]) -> None:
                 pub.publish(make(fields, header()))
                 sent[0] += 1
+                if kind == "camera_info":  # a frame makes the floor hook convert this info
+                    h = header()
+                    s = h.stamp.sec * 10**9 + h.stamp.nanosec
+                    raw_pub.publish(make_image(dict(
+                        encoding="rgb8", height=48, width=64, step=192, data=good_rgb.tobytes(),
+                        is_bigendian=0, frame_id="fuzz_camera"), h))
+                    counters[RAW].wait(s, 2.0)  # None after 2 s: go on regardless
                 report.by_kind[kind] = report.by_kind.get(kind, 0) + 1
                 if pace_s:
                     time.sleep(pace_s)
                 if sent[0] % check_every == 0:
-                    if kind == "camera_info":  # a frame makes the floor hook read the info
-                        raw_pub.publish(make_image(dict(
-                            encoding="rgb8", height=48, width=64, step=192,
-                            data=good_rgb.tobytes(), is_bigendian=0, frame_id="fuzz_camera"),
-                            header()))
                     ask_good()
                     if not all(n.alive() for n in nodes.values()):
                         raise NodeDied

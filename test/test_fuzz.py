@@ -22,6 +22,7 @@ def test_fuzzed_messages_never_crash_the_node(tiny_model: Path) -> None:
     assert all(rep.accounted.values()), rep  # received == processed+dropped+rejected+...
     assert all(n > 0 for n in rep.rejected.values()), rep
     assert not any(rep.failed.values()), rep  # bad input is a CodecError, never a crash path
+    assert rep.floor_errors["/fuzz_raw"] > 0, rep  # bad CameraInfos reached the floor hook
     # rejections are logged, rate-limited (5 s): a handful of lines, not one per message
     assert all(1 <= n <= 1 + rep.seconds / 5 + 1 for n in rep.rejection_log_lines.values()), rep
 
