@@ -51,10 +51,12 @@ class OnnxRuntimeEngine:
 
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0,
                  trt_cache_dir: str | None = None, spin: bool = False, **_: object) -> None:
-        """``spin``: let idle intra-op threads busy-wait for work (ORT's default). Off here: on
-        a robot's shared CPU the spinning threads compete with the node's own threads, DDS and
-        other nodes (benchmarks/bench_model.py: with another busy process, 2 threads, spinning
-        off was ~1.3x faster and used ~1/3 less CPU per frame on a 2-core machine)."""
+        """``spin``: let idle intra-op threads busy-wait for work (ORT's default). Off here: in
+        the node the spinning threads compete with its own threads (render, publish, DDS) and
+        other processes. Measured on 2 shared cores, threads=2, two nodes interleaved under a
+        4x flood: spinning off 35.8 vs 30.2 frames/s out, p99 57 vs 69 ms. Back-to-back
+        inference alone on an idle machine is faster with spinning (bench_model
+        ``no_spinning_speedup_quiet`` ~0.8); ``spin=True`` restores it."""
         import onnxruntime as ort
 
         self.path = Path(path)
