@@ -6,31 +6,15 @@ output is on: labels (and confidence) back to the input size + colour mask + ove
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import cv2
 import numpy as np
 
+from benchmarks.bench_node import _model
 from benchmarks.timing import median_ms
 from seg_ros.engines import open_engine
 from seg_ros.model_card import read_card
 from seg_ros.render import Palette
 from seg_ros.segmenter import Segmenter
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _model() -> Path:
-    shipped = REPO / "models" / "camvid.onnx"
-    if shipped.is_file():
-        return shipped
-    import sys
-
-    sys.path.insert(0, str(REPO / "test"))
-    from conftest import make_tiny_model
-
-    return make_tiny_model(Path(tempfile.mkdtemp()) / "tiny.onnx", input_size=(360, 480))
 
 
 def run() -> dict[str, float]:
