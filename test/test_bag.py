@@ -189,11 +189,11 @@ def test_play_then_record_roundtrip(raw_bag: Path, tmp_path: Path) -> None:
     result: dict = {}
     topics = ["/camera/image_raw", "/camera/labels_gt", "/clock"]
     rec = threading.Thread(target=lambda: result.update(res=record_bag(
-        topics, tmp_path / "rec", duration=4.0, domain_id=domain, progress=False)))
+        topics, tmp_path / "rec", duration=12.0, domain_id=domain, progress=False)))
     rec.start()
     time.sleep(0.5)
     played = play_bag(raw_bag, rate=5.0, clock_hz=20, domain_id=domain, delay=1.5,
-                      progress=False)
+                      progress=False, wait_for_subscribers=8.0)
     rec.join()
     assert played.published["/camera/image_raw"] == N_FRAMES
     res = result["res"]

@@ -34,6 +34,7 @@ def play_bag(
     domain_id: int | None = None,
     max_loops: int | None = None,
     progress: bool = True,
+    wait_for_subscribers: float = 0.0,
 ) -> PlayResult:
     """Publish ``bag`` onto live topics.
 
@@ -43,6 +44,8 @@ def play_bag(
         clock_hz: publish /clock at this frequency (None: no /clock).
         topics: only these topics (default: all).
         delay: seconds to wait after creating publishers, so subscribers can match.
+        wait_for_subscribers: then wait up to this many seconds until every topic has a
+            subscriber (a recorder that subscribes once it discovers the topics).
     """
     from rosgraph_msgs.msg import Clock
 
@@ -76,6 +79,10 @@ def play_bag(
             clock_pub = (node.create_publisher(Clock, "/clock", qos(False, 1)) if clock_hz
                          else None)
             time.sleep(delay)  # let DDS discovery match subscribers before the first message
+            deadline = time.monotonic() + wait_for_subscribers
+            while (time.monotonic() < deadline
+                   and not all(p.get_subscription_count() for p in pubs.values())):
+                time.sleep(0.05)
             wall0 = time.monotonic()
             try:
                 while True:

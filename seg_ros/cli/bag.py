@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="publish /clock (default 40 Hz when given)")
     pl.add_argument("--topics", nargs="+", help="only these topics")
     pl.add_argument("--delay", type=float, default=0.5, help="seconds before the first message")
+    pl.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                    help="then wait up to S seconds until every topic has a subscriber")
 
     r = sub.add_parser("record", help="record live topics into a bag",
                        description="Record live topics into a rosbag2 (Ctrl-C to stop).")
@@ -90,7 +92,8 @@ def _play(args: argparse.Namespace) -> int:
     from seg_ros.bag.play import play_bag
 
     res = play_bag(args.bag, rate=args.rate, loop=args.loop, clock_hz=args.clock,
-                   topics=args.topics, delay=args.delay)
+                   topics=args.topics, delay=args.delay,
+                   wait_for_subscribers=args.wait_for_subscribers)
     print(f"published {sum(res.published.values())} messages in {res.wall_s:.1f} s "
           f"({res.loops} loop(s)" + (", interrupted" if res.interrupted else "") + ")")
     return 0
