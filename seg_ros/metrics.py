@@ -67,10 +67,14 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
     return _div(tp, cm.sum(0) + cm.sum(1) - tp)
 
 
+def _nanmean(values: np.ndarray) -> float:
+    """Mean over the finite entries (classes that occur); NaN when none do."""
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
 def mean_iou(cm: np.ndarray) -> float:
     """Mean IoU over classes present in truth or prediction (NaN classes skipped)."""
-    iou = iou_per_class(cm)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    return _nanmean(iou_per_class(cm))
 
 
 def pixel_accuracy(cm: np.ndarray) -> float:
@@ -86,8 +90,7 @@ def accuracy_per_class(cm: np.ndarray) -> np.ndarray:
 
 
 def mean_accuracy(cm: np.ndarray) -> float:
-    acc = accuracy_per_class(cm)
-    return float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan")
+    return _nanmean(accuracy_per_class(cm))
 
 
 def fw_iou(cm: np.ndarray) -> float:

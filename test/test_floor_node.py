@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
+from benchmarks.liveproc import wait_for  # noqa: E402
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
@@ -52,16 +53,6 @@ def node_command(*ros_args: str) -> list[str]:
 
 def node_env() -> dict[str, str]:
     return {**local_env(DOMAIN), "PYTHONUNBUFFERED": "1"}
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stamp_of(msg: Any) -> int:

@@ -26,6 +26,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
+from benchmarks.liveproc import wait_for  # noqa: E402
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
@@ -187,16 +188,6 @@ class Collector:
     def close(self) -> None:
         for sub in self.subs:
             self.h.node.destroy_subscription(sub)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # ------------------------------------------------------------------------------ fixtures
