@@ -148,8 +148,9 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
                 raise RuntimeError(f"node did not start; log {log.name}")
             ex.spin_once(timeout_sec=0.1)
 
-        def once(frame: np.ndarray, timeout: float) -> float | None:
-            """Publish ``frame``; ms from its stamp to the last of its outputs (None: lost)."""
+        def once(frame: np.ndarray, timeout: float) -> tuple[float, float] | None:
+            """Publish ``frame``; ms from its stamp to the last of its outputs and to its
+            labels (None: lost)."""
             header = Header(frame_id="bench")
             header.stamp.sec, header.stamp.nanosec = divmod(time.time_ns(), 10**9)
             stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
@@ -158,7 +159,8 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
             while time.monotonic() < deadline:
                 ex.spin_once(timeout_sec=0.005)
                 if all(got.get(o, (0, 0))[0] == stamp for o in OUTPUTS):
-                    return (max(got[o][1] for o in OUTPUTS) - stamp) / 1e6
+                    return ((max(got[o][1] for o in OUTPUTS) - stamp) / 1e6,
+                            (got["labels"][1] - stamp) / 1e6)
             return None
 
         def matched() -> None:
@@ -171,12 +173,14 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
 
         # Interleaved rounds: raw client, deserialising client, bare engine (node idle).
         samples: list[float] = []
+        labels: list[float] = []
         deser: list[float] = []
         engine: list[float] = []
-        ratios: list[tuple[float, float]] = []  # per round: (raw, deserialising) / engine
+        # per round: (raw, deserialising, raw labels) / engine
+        ratios: list[tuple[float, float, float]] = []
         per = FRAMES // ROUNDS
         for _ in range(ROUNDS):
-            got_round: dict[bool, list[float]] = {}
+            got_round: dict[bool, list[tuple[float, float]]] = {}
             for raw, into in ((True, samples), (False, deser)):
                 if raw != subs_raw[0]:
                     for sub in subs:
@@ -186,13 +190,16 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
                 matched()
                 got_round[raw] = [ms for k in range(per)
                                   if (ms := once(frames[k % len(frames)], 5.0)) is not None]
-                into += got_round[raw]
+                into += [last for last, _ in got_round[raw]]
+                if raw:
+                    labels += [lab for _, lab in got_round[raw]]
             eng = engine_samples(per)
             engine += eng
             if got_round[True] and got_round[False]:
                 e = statistics.median(eng)
-                ratios.append((statistics.median(got_round[True]) / e,
-                               statistics.median(got_round[False]) / e))
+                ratios.append((statistics.median(x for x, _ in got_round[True]) / e,
+                               statistics.median(x for x, _ in got_round[False]) / e,
+                               statistics.median(x for _, x in got_round[True]) / e))
         if len(samples) < FRAMES // 2:
             raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
         n_diag, end = len(diag), time.monotonic() + 3
@@ -208,8 +215,10 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
         stages["client_deserialising"] = statistics.median(deser)
         # the ratios as medians of per-round ratios: a load change between rounds (a shared
         # machine) moves the node and the engine of that round alike
-        stages["ratio"] = statistics.median(r for r, _ in ratios)
-        stages["ratio_deserialising"] = statistics.median(d for _, d in ratios)
+        stages["ratio"] = statistics.median(r for r, _, _ in ratios)
+        stages["ratio_deserialising"] = statistics.median(d for _, d, _ in ratios)
+        stages["ratio_labels"] = statistics.median(lab for _, _, lab in ratios)
+        stages["client_labels"] = statistics.median(labels)
         return (statistics.median(samples), float(np.percentile(samples, 90)),
                 statistics.median(engine), stages)
     finally:
@@ -232,6 +241,9 @@ def run() -> dict[str, float]:
         "node_latency_p90_ms_640x480": node_p90,
         "engine_latency_ms_640x480": engine,
         "node_overhead_ratio": stages.pop("ratio"),
+        # the same frames, stamp -> ~/labels received (published first, before the pictures)
+        "node_labels_latency_ms_640x480": stages.pop("client_labels"),
+        "node_labels_overhead_ratio": stages.pop("ratio_labels"),
         # the same node, the client deserialising the four outputs (how it was measured before)
         "node_latency_deserialising_client_ms_640x480": deser,
         "node_overhead_ratio_deserialising_client": stages.pop("ratio_deserialising"),

@@ -1,11 +1,13 @@
 """SegmentationNode: camera images in; labels, confidence, colour mask, overlay and (later) a
 floor grid out, each with the input header and at the input size.
 
-Threads: the executor thread runs the subscription callbacks, the diagnostics timer and the
-parameter services; the subscription callbacks only drop the message into a one-slot
-:class:`Mailbox` (latest frame wins). One worker thread decodes -> segments -> publishes, and
-computes only the outputs somebody subscribes to (confidence is not even asked of the model when
-nobody listens to ~/confidence).
+Threads: an intake thread (seg_ros.ros.intake) takes each camera image off DDS and drops it
+into a one-slot :class:`Mailbox` (latest frame wins); the executor thread runs camera_info, the
+diagnostics timer and the parameter services. ``workers`` worker threads (default one, each
+with its own engine) decode -> segment -> publish, and compute only the outputs somebody
+subscribes to (confidence is not even asked of the model when nobody listens to ~/confidence).
+Outputs go out most-needed first: labels, floor grid, confidence, then the rendered colour mask
+and overlay.
 
 Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
     in:  image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info
@@ -58,10 +60,11 @@ except ImportError:  # pragma: no cover - depends on the install
 
 @dataclass
 class Frame:
-    """A received message and when it arrived (time.monotonic(), seconds)."""
+    """A received message, when it arrived (time.monotonic(), seconds) and its arrival number."""
 
     msg: Any
     t_receive: float
+    seq: int = 0
 
 
 class Mailbox:
@@ -132,6 +135,7 @@ class Stats:
 
     received: int = 0
     processed: int = 0          # frames segmented and published
+    stale: int = 0              # finished after a newer frame (workers > 1): not published
     rejected: int = 0           # bad input (decode failed)
     failed: int = 0             # engine / publish errors
     idle: int = 0               # frames skipped because no output had a subscriber
@@ -144,10 +148,17 @@ class Stats:
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     engine_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    lock: threading.Lock = field(default_factory=threading.Lock)  # counters, with workers > 1
     # per-stage worker times (ms) of processed frames: decode, preprocess, engine, postprocess,
     # render (colour mask + overlay), publish (to_image_msg + publish), worker (take -> done)
     stage_ms: dict[str, collections.deque] = field(default_factory=lambda: {
         k: collections.deque(maxlen=LATENCY_WINDOW) for k in STAGES})
+
+
+    def bump(self, name: str, n: int = 1) -> None:
+        """Add to a counter (workers write concurrently: += alone could lose counts)."""
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
 
 
 def _percentiles(samples: collections.deque) -> tuple[float, float]:
@@ -177,8 +188,11 @@ class SegmentationNode(Node):
         except rclpy.exceptions.ParameterException as e:
             raise ConfigError(f"invalid parameter: {e}: fix the value or the params file") from None
         s = self.startup
-        self.engine = open_engine(s.model_path, s.backend, s.device, s.threads)
-        self.segmenter = Segmenter(self.engine)
+        # one engine per worker: engine buffers and execution contexts are per caller
+        self.segmenters = [Segmenter(open_engine(s.model_path, s.backend, s.device, s.threads))
+                           for _ in range(s.workers)]
+        self.segmenter = self.segmenters[0]
+        self.engine = self.segmenter.engine
         self.card = self.segmenter.card
         self.palette = Palette.from_card(self.card)
         self.labels_encoding = "mono8" if self.card.num_classes <= 255 else "mono16"
@@ -187,6 +201,11 @@ class SegmentationNode(Node):
             params.parse_class_filter(self.live.class_filter, self.card.class_names))
         self.stats = Stats()
         self.mailbox = Mailbox()
+        self._order = threading.Lock()  # per-output publish order with workers > 1
+        self._last_seq = dict.fromkeys((*OUTPUTS, "floor"), -1)
+        self._floor_lock = threading.Lock()
+        self._take_lock = threading.Lock()  # max_rate_hz holds across workers
+        self._next_start = 0.0
         self.camera_info: CameraInfo | None = None
         # Hook for ~/floor_grid (seg_ros.floor): set to a FloorHook; None = no floor grid.
         self.floor: FloorHook | None = None
@@ -227,23 +246,28 @@ class SegmentationNode(Node):
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
 
         self._stop = threading.Event()
-        self.worker = threading.Thread(target=self._work, name="seg_ros_worker", daemon=True)
-        self.worker.start()
+        self.workers = [threading.Thread(target=self._work, args=(seg,), daemon=True,
+                                         name=f"seg_ros_worker{k}")
+                        for k, seg in enumerate(self.segmenters)]
+        for w in self.workers:
+            w.start()
         if self.intake is not None:
             self.intake.start()
         self.get_logger().info(
             f"segmenting {self.image_sub.topic_name} ({s.input_transport}) with "
-            f"{self.card.name} [{self.engine.describe()}], {self.card.num_classes} classes")
+            f"{self.card.name} [{self.engine.describe()}], {self.card.num_classes} classes, "
+            f"{s.workers} worker{'s' if s.workers > 1 else ''}")
 
     # --- executor thread: callbacks only hand over ------------------------------------------
 
     def _on_image(self, msg: Any) -> None:
-        self.stats.received += 1
-        self.stats.last_receive = time.monotonic()
-        self.mailbox.put(Frame(msg, self.stats.last_receive))
+        st = self.stats  # one intake thread (or the executor) writes these
+        st.received += 1
+        st.last_receive = time.monotonic()
+        self.mailbox.put(Frame(msg, st.last_receive, st.received))
 
     def _on_intake_error(self, e: Exception) -> None:
-        self.stats.rejected += 1
+        self.stats.bump("rejected")
         self.stats.last_error = f"could not take an image message: {type(e).__name__}: {e}"
         self.get_logger().error(self.stats.last_error, throttle_duration_sec=5.0)
 
@@ -278,21 +302,21 @@ class SegmentationNode(Node):
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        next_start = 0.0
+    def _work(self, segmenter: Segmenter) -> None:
         while not self._stop.is_set():
-            rate = self.live.max_rate_hz
-            if rate > 0 and (wait := next_start - time.monotonic()) > 0:
-                self._stop.wait(wait)  # frames arriving meanwhile overwrite each other
-                continue
-            frame = self.mailbox.take(timeout=0.1)
-            if frame is None:
-                continue
-            next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            with self._take_lock:  # one worker at a time waits for the next frame
+                rate = self.live.max_rate_hz
+                if rate > 0 and (wait := self._next_start - time.monotonic()) > 0:
+                    self._stop.wait(wait)  # frames arriving meanwhile overwrite each other
+                    continue
+                frame = self.mailbox.take(timeout=0.1)
+                if frame is None:
+                    continue
+                self._next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
             try:
-                self._process(frame)
+                self._process(frame, segmenter)
             except CodecError as e:
-                self.stats.rejected += 1
+                self.stats.bump("rejected")
                 self.stats.last_error = str(e)
                 self.get_logger().error(
                     f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
@@ -300,7 +324,7 @@ class SegmentationNode(Node):
             except Exception as e:  # keep serving: one bad engine call must not kill the node
                 if self._stop.is_set() or not self.context.ok():
                     return
-                self.stats.failed += 1
+                self.stats.bump("failed")
                 self.stats.last_error = f"{type(e).__name__}: {e}"
                 self.get_logger().error(
                     f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
@@ -312,7 +336,19 @@ class SegmentationNode(Node):
               "color_mask": live.publish_color_mask, "overlay": live.publish_overlay}
         return {k: on[k] and self.pubs[k].get_subscription_count() > 0 for k in OUTPUTS}
 
-    def _process(self, frame: Frame) -> None:
+    def _publish(self, name: str, image: np.ndarray, encoding: str, header: Header,
+                 seq: int) -> None:
+        """Publish one output unless a newer frame already went out on it (workers > 1)."""
+        msg = convert.to_image_msg(image, encoding, header)
+        with self._order:
+            if seq < self._last_seq[name]:
+                self.stats.stale += 1  # under self._order: one writer at a time
+                return
+            self._last_seq[name] = seq
+            self.pubs[name].publish(msg)
+            self.stats.computed[name] += 1
+
+    def _process(self, frame: Frame, segmenter: Segmenter) -> None:
         msg = frame.msg
         clock = time.perf_counter
         t0 = clock()
@@ -320,35 +356,38 @@ class SegmentationNode(Node):
         want = self._wanted()
         floor = self.floor is not None and self.floor.wanted()
         if not (any(want.values()) or floor):
-            self.stats.idle += 1
+            self.stats.bump("idle")
             return
         stats = self.stats
         st = stats.stage_ms
         t1 = clock()
-        seg = self._segment(rgb, want["confidence"] or (floor and self.floor.needs_confidence()))
-        t2 = clock()
+        seg = self._segment(segmenter, rgb,
+                            want["confidence"] or (floor and self.floor.needs_confidence()))
         header: Header = msg.header
         live = self.live
         labels = seg.labels
-        render = publish = 0.0
+        # Most-needed first: labels and the floor grid (navigation) before the pictures.
+        t2 = clock()
         if want["labels"]:
-            self.pubs["labels"].publish(convert.to_image_msg(labels, self.labels_encoding, header))
-            stats.computed["labels"] += 1
+            self._publish("labels", labels, self.labels_encoding, header, frame.seq)
+        if floor:
+            with self._floor_lock:
+                if frame.seq >= self._last_seq["floor"]:
+                    self._last_seq["floor"] = frame.seq
+                    self.floor(labels, header, self.camera_info, seg.confidence)
         if want["confidence"] and seg.confidence is not None:
-            self.pubs["confidence"].publish(convert.to_image_msg(seg.confidence, "mono8", header))
-            stats.computed["confidence"] += 1
+            self._publish("confidence", seg.confidence, "mono8", header, frame.seq)
         t3 = clock()
-        publish += t3 - t2
+        publish, render = t3 - t2, 0.0
         mask = None
         if want["color_mask"]:
             mask = self.palette.color_mask(labels)
             t4 = clock()
-            self.pubs["color_mask"].publish(convert.to_image_msg(mask, "rgb8", header))
+            self._publish("color_mask", mask, "rgb8", header, frame.seq)
             t5 = clock()
             render += t4 - t3
             publish += t5 - t4
             t3 = t5
-            stats.computed["color_mask"] += 1
         if want["overlay"]:
             if live.class_filter != self._filter_src:  # validated when it was set
                 self._filter_src = live.class_filter
@@ -356,25 +395,22 @@ class SegmentationNode(Node):
                     params.parse_class_filter(live.class_filter, self.card.class_names))
             overlay = self.palette.overlay(rgb, labels, live.overlay_alpha, mask)
             t4 = clock()
-            self.pubs["overlay"].publish(convert.to_image_msg(overlay, "rgb8", header))
+            self._publish("overlay", overlay, "rgb8", header, frame.seq)
             t5 = clock()
             render += t4 - t3
             publish += t5 - t4
-            stats.computed["overlay"] += 1
-        if floor:
-            self.floor(labels, header, self.camera_info, seg.confidence)
         t_end = clock()
         st["decode"].append((t1 - t0) * 1e3)
         st["render"].append(render * 1e3)
-        st["publish"].append(publish * 1e3)
+        st["publish"].append(publish * 1e3)  # labels + floor grid + confidence + images
         st["worker"].append((t_end - t0) * 1e3)
         stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
         now_ns = self.get_clock().now().nanoseconds
         stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
-        stats.processed += 1
+        stats.bump("processed")
 
-    def _segment(self, rgb: np.ndarray, want_confidence: bool) -> Segmentation:
-        seg, st, clock = self.segmenter, self.stats.stage_ms, time.perf_counter
+    def _segment(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool) -> Segmentation:
+        st, clock = self.stats.stage_ms, time.perf_counter
         t0 = clock()
         batch = seg.preprocess(rgb)
         t1 = clock()
@@ -426,7 +462,7 @@ class SegmentationNode(Node):
         self._seen = (st.failed, st.rejected, floor_errors, self.param_refusals)
         failed, rejected, floor_bad, refused = (a - b for a, b in zip(self._seen, seen))
         level, message = DiagnosticStatus.OK, "segmenting"
-        if not self.worker.is_alive():
+        if not all(w.is_alive() for w in self.workers):
             level, message = DiagnosticStatus.ERROR, "worker thread stopped: restart the node"
         elif st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
             level, message = DiagnosticStatus.ERROR, f"no frame processed: {st.last_error}"
@@ -459,6 +495,8 @@ class SegmentationNode(Node):
             "frames_rejected": str(st.rejected),
             "frames_failed": str(st.failed),
             "frames_idle": str(st.idle),
+            "frames_stale": str(st.stale),
+            "workers": str(len(self.workers)),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
             "parameter_refusals": str(self.param_refusals),
@@ -487,8 +525,9 @@ class SegmentationNode(Node):
         if self.intake is not None:
             self.intake.close(timeout)
         self.mailbox.close()
-        if self.worker.is_alive() and self.worker is not threading.current_thread():
-            self.worker.join(timeout)
+        for w in self.workers:
+            if w.is_alive() and w is not threading.current_thread():
+                w.join(timeout)
 
 
 def main(args: list[str] | None = None) -> int:
