@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from seg_ros.ros.dds import local_env, use_local_env
+from seg_ros.ros.memory import keep_large_buffers
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 1
@@ -102,6 +103,7 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
 
     domain = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
     use_local_env(domain)  # this process and the node: same transports
+    keep_large_buffers()  # the client is a camera driver, not the node under test
     env = local_env(domain)
     cmd = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
            "-p", f"model_path:={model}", "-p", f"threads:={THREADS}", "-r", "image:=/bench/image",

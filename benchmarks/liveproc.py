@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.ros.dds import local_env, use_local_env
+from seg_ros.ros.memory import keep_large_buffers
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
@@ -95,6 +96,7 @@ class Client:
         from rclpy.executors import SingleThreadedExecutor
 
         use_local_env(domain)
+        keep_large_buffers()  # the client is a camera driver, not the node under test
         self.rclpy = rclpy
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
@@ -164,13 +166,18 @@ class Client:
 
 class RawCounter:
     """Subscribes a node's image outputs without deserialising them (raw CDR): per output, the
-    header stamps (ns) received; per frame, when the last of its outputs arrived (monotonic)."""
+    header stamps (ns) received; per frame, when the last of its outputs arrived (monotonic).
+
+    Each output is taken by its own seg_ros.ros.intake thread, not the client's executor: the
+    executor's per-message Python would be CPU taken from the node under test."""
 
     def __init__(self, client: Client, node: str, outputs: Sequence[str]) -> None:
         import struct
 
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
+
+        from seg_ros.ros.intake import Intake, OwnThreadGroup
 
         self.client = client
         self.got: dict[str, set[int]] = {o: set() for o in outputs}
@@ -197,8 +204,17 @@ class RawCounter:
                     self._partial[s] = k
 
         self.subs = [client.node.create_subscription(Image, f"{node}/{o}",
-                                                     lambda m, o=o: on(o, m), qos, raw=True)
+                                                     lambda m, o=o: on(o, m), qos, raw=True,
+                                                     callback_group=OwnThreadGroup())
                      for o in outputs]
+        self.intakes = [Intake(sub, client.ctx, sub.callback, self._error, name=f"count_{o}")
+                        for sub, o in zip(self.subs, outputs)]
+        for intake in self.intakes:
+            intake.start()
+
+    @staticmethod
+    def _error(e: Exception) -> None:
+        raise RuntimeError(f"could not take an output message: {e}") from e
 
     def stamps(self, output: str) -> set[int]:
         with self._cond:
@@ -221,5 +237,7 @@ class RawCounter:
             return self.done[stamp]
 
     def close(self) -> None:
+        for intake in self.intakes:
+            intake.close()
         for sub in self.subs:
             self.client.node.destroy_subscription(sub)

@@ -84,23 +84,39 @@ class Segmenter:
     def postprocess(self, outputs: dict[str, np.ndarray], size: tuple[int, int],
                     want_confidence: bool = True) -> Segmentation:
         """Engine outputs -> labels (and confidence) at ``size`` = (H, W) of the input frame."""
+        return Segmentation(labels=self.labels(outputs, size),
+                            confidence=self.confidence(outputs, size) if want_confidence
+                            else None)
+
+    def labels(self, outputs: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        """Engine outputs -> (H, W) class ids at ``size`` (one nearest resize)."""
         if self.card.output_kind == "logits":
-            labels, conf = _from_logits(outputs["logits"][0], want_confidence)
+            labels = outputs["logits"][0].argmax(axis=0)
         else:
             labels = outputs["labels"][0]
-            conf = outputs.get("confidence")
-            conf = conf[0] if (want_confidence and conf is not None) else None
         if labels.dtype != self._label_dtype:
             labels = labels.astype(self._label_dtype)
         h, w = size
         if labels.shape != (h, w):
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        conf8 = None
-        if conf is not None:
-            conf8 = cv2.convertScaleAbs(conf, alpha=255.0)  # saturating float -> uint8
-            if conf8.shape != (h, w):
-                conf8 = cv2.resize(conf8, (w, h), interpolation=cv2.INTER_LINEAR)
-        return Segmentation(labels=labels, confidence=conf8)
+        return labels
+
+    def confidence(self, outputs: dict[str, np.ndarray], size: tuple[int, int]
+                   ) -> np.ndarray | None:
+        """Engine outputs -> (H, W) uint8 max softmax x 255 at ``size``; None when the engine
+        gave none (it was not asked for it)."""
+        if self.card.output_kind == "logits":
+            conf = _max_softmax(outputs["logits"][0])
+        else:
+            conf = outputs.get("confidence")
+            if conf is None:
+                return None
+            conf = conf[0]
+        conf8 = cv2.convertScaleAbs(conf, alpha=255.0)  # saturating float -> uint8
+        h, w = size
+        if conf8.shape != (h, w):
+            conf8 = cv2.resize(conf8, (w, h), interpolation=cv2.INTER_LINEAR)
+        return conf8
 
     def __call__(self, rgb: np.ndarray, want_confidence: bool = True) -> Segmentation:
         batch = self.preprocess(rgb)
@@ -108,11 +124,7 @@ class Segmenter:
         return self.postprocess(outputs, rgb.shape[:2], want_confidence)
 
 
-def _from_logits(logits: np.ndarray, want_confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(C, h, w) logits -> labels and max softmax = 1 / sum(exp(l - max))."""
-    labels = logits.argmax(axis=0)
-    if not want_confidence:
-        return labels, None
+def _max_softmax(logits: np.ndarray) -> np.ndarray:
+    """(C, h, w) logits -> max softmax probability = 1 / sum(exp(l - max)), float32."""
     top = logits.max(axis=0)
-    conf = 1.0 / np.exp(logits - top).sum(axis=0)
-    return labels, conf.astype(np.float32)
+    return (1.0 / np.exp(logits - top).sum(axis=0)).astype(np.float32)

@@ -27,7 +27,7 @@ def test_every_spec_has_a_valid_default_and_description() -> None:
     for spec in params.SPECS:
         assert params.check_value(spec.name, spec.default) is None, spec.name
         assert len(spec.description) > 20, spec.name
-    assert set(params.RESTART_PARAMS) == {"model_path", "backend", "device", "threads",
+    assert set(params.RESTART_PARAMS) == {"model_path", "backend", "device", "threads", "workers",
                                           "input_transport"}
 
 

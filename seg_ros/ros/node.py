@@ -39,9 +39,9 @@ from std_msgs.msg import Header
 from seg_ros.engines import open_engine
 from seg_ros.errors import CodecError, ConfigError, is_user_error
 from seg_ros.render import Palette
-from seg_ros.ros import convert, intake, params
+from seg_ros.ros import convert, intake, memory, params
 from seg_ros.ros.floor_hook import FloorGrid
-from seg_ros.segmenter import Segmentation, Segmenter
+from seg_ros.segmenter import Segmenter
 
 NODE_NAME = "segmentation_node"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
@@ -361,24 +361,32 @@ class SegmentationNode(Node):
         stats = self.stats
         st = stats.stage_ms
         t1 = clock()
-        seg = self._segment(segmenter, rgb,
-                            want["confidence"] or (floor and self.floor.needs_confidence()))
+        floor_conf = floor and self.floor.needs_confidence()
+        outputs = self._infer(segmenter, rgb, want["confidence"] or floor_conf)
         header: Header = msg.header
         live = self.live
-        labels = seg.labels
-        # Most-needed first: labels and the floor grid (navigation) before the pictures.
+        size = rgb.shape[:2]
+        # Most-needed first: labels and the floor grid (navigation) before the pictures; each
+        # post-processed just before it goes out.
         t2 = clock()
+        labels = segmenter.labels(outputs, size)
+        post = clock() - t2
         if want["labels"]:
             self._publish("labels", labels, self.labels_encoding, header, frame.seq)
+        confidence = None
+        if want["confidence"] or floor_conf:
+            t = clock()
+            confidence = segmenter.confidence(outputs, size)
+            post += clock() - t
         if floor:
             with self._floor_lock:
                 if frame.seq >= self._last_seq["floor"]:
                     self._last_seq["floor"] = frame.seq
-                    self.floor(labels, header, self.camera_info, seg.confidence)
-        if want["confidence"] and seg.confidence is not None:
-            self._publish("confidence", seg.confidence, "mono8", header, frame.seq)
+                    self.floor(labels, header, self.camera_info, confidence)
+        if want["confidence"] and confidence is not None:
+            self._publish("confidence", confidence, "mono8", header, frame.seq)
         t3 = clock()
-        publish, render = t3 - t2, 0.0
+        publish, render = t3 - t2 - post, 0.0
         mask = None
         if want["color_mask"]:
             mask = self.palette.color_mask(labels)
@@ -401,6 +409,7 @@ class SegmentationNode(Node):
             publish += t5 - t4
         t_end = clock()
         st["decode"].append((t1 - t0) * 1e3)
+        st["postprocess"].append(post * 1e3)
         st["render"].append(render * 1e3)
         st["publish"].append(publish * 1e3)  # labels + floor grid + confidence + images
         st["worker"].append((t_end - t0) * 1e3)
@@ -409,20 +418,19 @@ class SegmentationNode(Node):
         stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
         stats.bump("processed")
 
-    def _segment(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool) -> Segmentation:
+    def _infer(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool
+               ) -> dict[str, np.ndarray]:
+        """Pre-process and run the engine (timed); post-processing is per output."""
         st, clock = self.stats.stage_ms, time.perf_counter
         t0 = clock()
         batch = seg.preprocess(rgb)
         t1 = clock()
         outputs = seg.infer(batch, want_confidence)
         t2 = clock()
-        out = seg.postprocess(outputs, rgb.shape[:2], want_confidence)
-        t3 = clock()
         self.stats.engine_ms.append((t2 - t1) * 1e3)
         st["preprocess"].append((t1 - t0) * 1e3)
         st["engine"].append((t2 - t1) * 1e3)
-        st["postprocess"].append((t3 - t2) * 1e3)
-        return out
+        return outputs
 
     # --- label info and diagnostics -----------------------------------------------------------
 
@@ -535,6 +543,7 @@ def main(args: list[str] | None = None) -> int:
 
     Returns 0 on a clean shutdown, 1 when the node cannot start (one line naming the fix).
     """
+    memory.keep_large_buffers()  # before rclpy allocates: image buffers stay in the heap
     rclpy.init(args=args)  # installs SIGINT/SIGTERM handlers that shut the context down
     try:
         node = SegmentationNode()
