@@ -33,7 +33,7 @@ from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.ros.dds import local_env  # noqa: E402
-from seg_ros.ros.node import Frame, Mailbox  # noqa: E402
+from seg_ros.ros.node import Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -213,7 +213,9 @@ def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict
     common = ["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
               "-r", f"image:={IMAGE_TOPIC}", "-r", f"image/compressed:={IMAGE_TOPIC}/compressed",
               "-r", "camera_info:=/cam/camera_info"]
-    specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed"]}
+    # the compressed node runs two workers: every JPEG test also checks the multi-worker path
+    specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed",
+                            "-p", "workers:=2"]}
     procs: dict[str, Any] = {}
     for name, extra in specs.items():
         log = open(logs / f"{name.strip('/')}.log", "wb")  # noqa: SIM115 - closed below
@@ -311,6 +313,14 @@ def test_mailbox_latest_frame_wins() -> None:
     assert box.take(timeout=5) is None  # closed: returns at once
 
 
+def test_output_order_drops_overtaken_frames() -> None:
+    order = OutputOrder(("labels", "overlay"))
+    assert order.admit("labels", 2) and order.admit("overlay", 2)
+    assert not order.admit("labels", 1)  # frame 1 finished after frame 2 went out
+    assert order.admit("overlay", 3) and order.admit("labels", 2)  # same frame again: fine
+    assert order.stale == 1
+
+
 def test_label_info_latched(harness: Harness, nodes: dict) -> None:
     info_mod = pytest.importorskip("seg_ros_msgs.msg", reason="seg_ros_msgs not built "
                                    "(scripts/build_msgs.sh): the node runs without label_info")
@@ -379,6 +389,40 @@ def test_jpeg_frames_match_segmenter(harness: Harness, nodes: dict, camvid_frame
             CompressedImage(header=h, format=fmt, data=byte_array(data))), header)
     finally:
         col.close()
+    check_outputs(out, rgb, header, reference, harness.get_param(CMP, "overlay_alpha"))
+
+
+def test_two_workers_keep_outputs_in_order(harness: Harness, nodes: dict, camvid_frame,
+                                           reference) -> None:
+    """workers:=2 flooded with JPEG frames: each output still goes out in stamp order (a frame
+    overtaken by a newer one is counted stale, not published late) and stays correct."""
+    from sensor_msgs.msg import CompressedImage
+
+    fmt, data = codec.encode_compressed(camvid_frame[0], "jpeg", 90)
+    rgb = codec.decode_compressed(fmt, data)
+
+    def publish(h: Any) -> None:
+        harness.cmp_pub.publish(CompressedImage(header=h, format=fmt, data=byte_array(data)))
+
+    col = harness.collect(CMP)
+    try:
+        col.request(publish, harness.next_header())  # matched
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3.0:
+            publish(harness.next_header())
+            time.sleep(0.004)
+        header = harness.next_header("cam_last")
+        out = col.request(publish, header)
+        diag = harness.diagnostics(CMP, after=time.monotonic())
+    finally:
+        col.close()
+    assert diag["workers"] == "2" and "frames_stale" in diag, diag
+    with harness.lock:
+        arrivals = {o: list(g) for o, g in col.got.items()}
+    for o, stamps in arrivals.items():
+        assert len(stamps) > 5, (o, len(stamps))
+        assert stamps == sorted(stamps), f"{o} went out of stamp order"
+    assert int(diag["frames_dropped"]) > 0, diag
     check_outputs(out, rgb, header, reference, harness.get_param(CMP, "overlay_alpha"))
 
 

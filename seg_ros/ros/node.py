@@ -103,6 +103,28 @@ class Mailbox:
             self._cond.notify_all()
 
 
+class OutputOrder:
+    """Per-output arrival order with several workers: a frame that finishes after a newer one
+    went out on an output is not published there (consumers never see time go backwards).
+
+    Sequence numbers are arrival numbers, not stamps, so a bag replayed in a loop or a sim
+    clock reset is not mistaken for old frames. Call :meth:`admit` under :attr:`lock` and keep
+    the lock until the message is published.
+    """
+
+    def __init__(self, outputs: tuple[str, ...]) -> None:
+        self.lock = threading.Lock()
+        self._last = dict.fromkeys(outputs, -1)
+        self.stale = 0
+
+    def admit(self, output: str, seq: int) -> bool:
+        if seq < self._last[output]:
+            self.stale += 1
+            return False
+        self._last[output] = seq
+        return True
+
+
 # ---------------------------------------------------------------------------- floor hook
 
 
@@ -135,7 +157,6 @@ class Stats:
 
     received: int = 0
     processed: int = 0          # frames segmented and published
-    stale: int = 0              # finished after a newer frame (workers > 1): not published
     rejected: int = 0           # bad input (decode failed)
     failed: int = 0             # engine / publish errors
     idle: int = 0               # frames skipped because no output had a subscriber
@@ -201,9 +222,7 @@ class SegmentationNode(Node):
             params.parse_class_filter(self.live.class_filter, self.card.class_names))
         self.stats = Stats()
         self.mailbox = Mailbox()
-        self._order = threading.Lock()  # per-output publish order with workers > 1
-        self._last_seq = dict.fromkeys((*OUTPUTS, "floor"), -1)
-        self._floor_lock = threading.Lock()
+        self.order = OutputOrder((*OUTPUTS, "floor_grid"))
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
         self._next_start = 0.0
         self.camera_info: CameraInfo | None = None
@@ -340,13 +359,10 @@ class SegmentationNode(Node):
                  seq: int) -> None:
         """Publish one output unless a newer frame already went out on it (workers > 1)."""
         msg = convert.to_image_msg(image, encoding, header)
-        with self._order:
-            if seq < self._last_seq[name]:
-                self.stats.stale += 1  # under self._order: one writer at a time
-                return
-            self._last_seq[name] = seq
-            self.pubs[name].publish(msg)
-            self.stats.computed[name] += 1
+        with self.order.lock:
+            if self.order.admit(name, seq):
+                self.pubs[name].publish(msg)
+                self.stats.computed[name] += 1
 
     def _process(self, frame: Frame, segmenter: Segmenter) -> None:
         msg = frame.msg
@@ -379,9 +395,8 @@ class SegmentationNode(Node):
             confidence = segmenter.confidence(outputs, size)
             post += clock() - t
         if floor:
-            with self._floor_lock:
-                if frame.seq >= self._last_seq["floor"]:
-                    self._last_seq["floor"] = frame.seq
+            with self.order.lock:  # the floor hook is not re-entrant either
+                if self.order.admit("floor_grid", frame.seq):
                     self.floor(labels, header, self.camera_info, confidence)
         if want["confidence"] and confidence is not None:
             self._publish("confidence", confidence, "mono8", header, frame.seq)
@@ -503,7 +518,7 @@ class SegmentationNode(Node):
             "frames_rejected": str(st.rejected),
             "frames_failed": str(st.failed),
             "frames_idle": str(st.idle),
-            "frames_stale": str(st.stale),
+            "frames_stale": str(self.order.stale),
             "workers": str(len(self.workers)),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
