@@ -1,26 +1,27 @@
 """A live segmentation node process plus a test-side rclpy client, for benches, soak, fuzz and
-fault tests.
+the live-node tests (test_node, test_floor_node, test_faults).
 
 Both ends use :func:`seg_ros.ros.dds.local_env` in one private ROS domain (loopback discovery,
 a shared-memory segment that fits whole images). The client spins its own executor in a
-background thread; diagnostics of the node are kept as they arrive.
+background thread; diagnostics of the node are kept as they arrive. The node process is
+:class:`seg_ros.ros.process.NodeProcess` (``seg-ros bag eval`` starts its node with it too).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seg_ros.ros.dds import local_env, use_local_env
+from seg_ros.ros.dds import use_local_env
 from seg_ros.ros.memory import keep_large_buffers
+from seg_ros.ros.process import NodeProcess
+
+__all__ = ["OUTPUTS", "Client", "NodeProcess", "RawCounter", "pick_domain", "rss_mb", "wait_for"]
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
@@ -48,49 +49,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class NodeProcess:
-    """``seg-ros node`` as a child process in ``domain``; the log goes to a temp file."""
-
-    def __init__(self, ros_args: Sequence[str], domain: int, name: str = "segmentation_node",
-                 module: Sequence[str] = ("-m", "seg_ros.cli", "node"),
-                 env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}_", suffix=".log")[1])
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, *module, "--ros-args", *ros_args]
-        if name != "segmentation_node" and module[-1] == "node":
-            cmd += ["-r", f"__node:={name}"]
-        self.proc = subprocess.Popen(cmd, env={**local_env(domain), "PYTHONUNBUFFERED": "1",
-                                          **(env or {})},
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.alive():
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-
 class Client:
     """Test-side rclpy node in its own context: publishers by topic, raw output counters,
-    diagnostics by node, parameter calls."""
+    diagnostics by node, service and parameter calls. ``name``: the client node's name
+    (default ``seg_client_<pid>``)."""
 
-    def __init__(self, domain: int) -> None:
+    def __init__(self, domain: int, name: str | None = None) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -100,7 +64,7 @@ class Client:
         self.rclpy = rclpy
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
-        self.node = rclpy.create_node(f"seg_client_{os.getpid()}", context=self.ctx)
+        self.node = rclpy.create_node(name or f"seg_client_{os.getpid()}", context=self.ctx)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
@@ -148,18 +112,24 @@ class Client:
         return RawCounter(self, node, outputs)
 
     def set_params(self, node: str, **values: Any) -> list[Any]:
+        """Set ``values`` on ``node`` (one SetParameters call); a SetParametersResult each."""
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
         req = SetParameters.Request(
             parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
-        client = self.node.create_client(SetParameters, node + "/set_parameters")
+        return self.call(node + "/set_parameters", SetParameters, req).results
+
+    def call(self, service: str, srv_type: Any, request: Any, timeout: float = 10.0) -> Any:
+        """Call ``service`` once and wait for its reply (TimeoutError when either takes over
+        ``timeout`` s), with a service client made for the call and destroyed after."""
+        client = self.node.create_client(srv_type, service)
         try:
-            if not client.wait_for_service(10.0):
-                raise TimeoutError(f"{node}/set_parameters not available")
-            future = client.call_async(req)
-            wait_for(future.done, 10.0, "set_parameters reply")
-            return future.result().results
+            if not client.wait_for_service(timeout):
+                raise TimeoutError(f"{service} not available")
+            future = client.call_async(request)
+            wait_for(future.done, timeout, f"reply of {service}")
+            return future.result()
         finally:
             self.node.destroy_client(client)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +23,15 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import wait_for  # noqa: E402
+from benchmarks.liveproc import Client, wait_for  # noqa: E402
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.ros.dds import local_env  # noqa: E402
+from seg_ros.ros.process import NodeProcess  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -45,10 +44,20 @@ IMAGE_TOPIC, INFO_TOPIC = "/floor_cam/image_raw", "/floor_cam/camera_info"
 FX_PER_WIDTH = 0.9
 
 
-def node_command(*ros_args: str) -> list[str]:
+def node_module() -> tuple[str, ...]:
+    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
     exe = Path(sys.executable).with_name("seg-ros")
-    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "seg_ros.cli"]
-    return [*cmd, "node", "--params-file", str(PARAMS_FILE), "--ros-args", *ros_args]
+    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
+
+
+def node_command(*ros_args: str) -> list[str]:
+    return [sys.executable, *node_module(), "--params-file", str(PARAMS_FILE), "--ros-args",
+            *ros_args]
+
+
+def start_node(ros_args: list[str], log_path: Path) -> NodeProcess:
+    return NodeProcess(ros_args, DOMAIN, module=node_module(),
+                       args=("--params-file", str(PARAMS_FILE)), log_path=log_path)
 
 
 def node_env() -> dict[str, str]:
@@ -60,52 +69,25 @@ def stamp_of(msg: Any) -> int:
 
 
 class Harness:
-    """Test-side node: image + camera_info publishers, collectors by stamp, diagnostics."""
+    """The test side: a :class:`benchmarks.liveproc.Client` (own context, spin thread,
+    diagnostics, service calls) plus image + camera_info publishers and collectors by stamp."""
 
     def __init__(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, domain_id=DOMAIN)
-        self.node = rclpy.create_node("floor_grid_test", context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.diag: tuple[float, dict[str, str]] | None = None
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, reliable)
-        self.info_pub = self.node.create_publisher(CameraInfo, INFO_TOPIC, reliable)
+        self.client = Client(DOMAIN, name="floor_grid_test")
+        self.node, self.lock = self.client.node, self.client.lock
+        self.image_pub = self.client.publisher(Image, IMAGE_TOPIC, depth=5)
+        self.info_pub = self.client.publisher(CameraInfo, INFO_TOPIC, depth=5)
         self.got: dict[str, dict[int, Any]] = {}
         self._stamp = 5_000
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down under us at teardown
-                return
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(2)
-
-    def _on_diag(self, msg: Any) -> None:
-        for st in msg.status:
-            if st.hardware_id == NODE:
-                with self.lock:
-                    self.diag = (time.monotonic(), {kv.key: kv.value for kv in st.values})
+        self.client.close()
 
     def diagnostics(self, timeout: float = 5.0) -> dict[str, str]:
-        """Diagnostics values from a message sent after this call."""
-        after = time.monotonic()
-        return wait_for(lambda: self.diag[1] if self.diag and self.diag[0] > after else None,
-                        timeout, "diagnostics")
+        """Diagnostics values of the node from a message sent after this call."""
+        return self.client.diagnostics(NODE, timeout=timeout)[2]
 
     def subscribe(self, output: str) -> Any:
         from nav_msgs.msg import OccupancyGrid
@@ -158,15 +140,9 @@ class Harness:
         """Set all ``values`` in one atomic request; the SetParametersResult."""
         from rcl_interfaces.srv import SetParametersAtomically as Srv
 
-        client = self.node.create_client(Srv, f"{NODE}/set_parameters_atomically")
-        try:
-            assert client.wait_for_service(10.0)
-            future = client.call_async(Srv.Request(
-                parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]))
-            wait_for(future.done, 10.0, "set_parameters_atomically")
-            return future.result().result
-        finally:
-            self.node.destroy_client(client)
+        return self.client.call(f"{NODE}/set_parameters_atomically", Srv, Srv.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        ).result
 
 
 def image_msg(rgb: np.ndarray, header: Any) -> Any:
@@ -220,32 +196,23 @@ def harness() -> Iterator[Harness]:
 @pytest.fixture(scope="module")
 def node(harness: Harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """The node process (shipped model, camvid.yaml), up and subscribed."""
-    log_path = tmp_path_factory.mktemp("floor_node") / "node.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        node_command("-r", f"__node:={NODE.strip('/')}", "-r", f"image:={IMAGE_TOPIC}",
-                     "-r", f"camera_info:={INFO_TOPIC}"),
-        stdout=log, stderr=subprocess.STDOUT, env=node_env())
+    proc = start_node(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={IMAGE_TOPIC}",
+                       "-r", f"camera_info:={INFO_TOPIC}"],
+                      tmp_path_factory.mktemp("floor_node") / "node.log")
 
     def tail() -> str:
-        return log_path.read_text(errors="replace")[-4000:]
+        return proc.log()[-4000:]
 
     try:
         def ready() -> bool:
-            assert proc.poll() is None, f"node exited {proc.returncode}:\n{tail()}"
+            assert proc.alive(), f"node exited {proc.proc.returncode}:\n{tail()}"
             return (harness.image_pub.get_subscription_count() > 0
                     and harness.info_pub.get_subscription_count() > 0
                     and harness.node.count_publishers(f"{NODE}/floor_grid") > 0)
         wait_for(ready, 60, "the node to start")
         yield {"proc": proc, "tail": tail}
     finally:
-        proc.send_signal(2)
-        try:
-            rc = proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait(5)
-        log.close()
+        rc = proc.stop()  # SIGINT: the node shuts down cleanly
         assert rc == 0, f"node did not shut down cleanly on SIGINT ({rc}):\n{tail()}"
 
 

@@ -22,11 +22,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import wait_for  # noqa: E402
+from benchmarks.liveproc import Client, wait_for  # noqa: E402
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
@@ -34,6 +33,7 @@ from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.ros.dds import local_env  # noqa: E402
 from seg_ros.ros.node import Frame, Mailbox, OutputOrder  # noqa: E402
+from seg_ros.ros.process import NodeProcess  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -46,10 +46,20 @@ IMAGE_TOPIC = "/cam/image_raw"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 
 
-def node_command(*ros_args: str) -> list[str]:
+def node_module() -> tuple[str, ...]:
+    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
     exe = Path(sys.executable).with_name("seg-ros")
-    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "seg_ros.cli"]
-    return [*cmd, "node", "--params-file", str(PARAMS_FILE), "--ros-args", *ros_args]
+    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
+
+
+def node_command(*ros_args: str) -> list[str]:
+    return [sys.executable, *node_module(), "--params-file", str(PARAMS_FILE), "--ros-args",
+            *ros_args]
+
+
+def start_node(ros_args: list[str], log_path: Path) -> NodeProcess:
+    return NodeProcess(ros_args, DOMAIN, module=node_module(),
+                       args=("--params-file", str(PARAMS_FILE)), log_path=log_path)
 
 
 def node_env() -> dict[str, str]:
@@ -60,55 +70,26 @@ def node_env() -> dict[str, str]:
 
 
 class Harness:
-    """Test-side rclpy node: publishers, collectors by header stamp, diagnostics, parameters."""
+    """The test side: a :class:`benchmarks.liveproc.Client` (own context, spin thread,
+    diagnostics, parameter calls) plus this module's publishers, headers and collectors."""
 
     def __init__(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CompressedImage, Image
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, domain_id=DOMAIN)
-        self.node = rclpy.create_node("seg_ros_node_test", context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.diag: dict[str, tuple[float, int, dict[str, str]]] = {}  # node -> (t, level, values)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.raw_pub = self.node.create_publisher(Image, IMAGE_TOPIC, reliable)
-        self.cmp_pub = self.node.create_publisher(CompressedImage, IMAGE_TOPIC + "/compressed",
-                                                  reliable)
+        self.client = Client(DOMAIN, name="seg_ros_node_test")
+        self.node, self.lock = self.client.node, self.client.lock
+        self.raw_pub = self.client.publisher(Image, IMAGE_TOPIC, depth=5)
+        self.cmp_pub = self.client.publisher(CompressedImage, IMAGE_TOPIC + "/compressed",
+                                             depth=5)
         self._stamp = 1_000
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.ctx.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down under us at teardown
-                return
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(2)
-
-    def _on_diag(self, msg: Any) -> None:
-        for st in msg.status:
-            with self.lock:
-                self.diag[st.hardware_id] = (time.monotonic(), int.from_bytes(st.level, "little")
-                                             if isinstance(st.level, bytes) else int(st.level),
-                                             {kv.key: kv.value for kv in st.values})
+        self.client.close()
 
     def diagnostics(self, node: str, after: float | None = None, timeout: float = 5.0
                     ) -> dict[str, str]:
         """The node's diagnostics values from a message received after ``after`` (monotonic)."""
-        after = time.monotonic() if after is None else after
-        got = wait_for(lambda: self.diag.get(node) if node in self.diag
-                       and self.diag[node][0] > after else None, timeout, f"diagnostics of {node}")
-        return got[2]
+        return self.client.diagnostics(node, after, timeout)[2]
 
     def next_header(self, frame_id: str = "camera_optical") -> Any:
         from std_msgs.msg import Header
@@ -122,30 +103,15 @@ class Harness:
         return Collector(self, node, outputs)
 
     def set_params(self, node: str, **values: Any) -> list[Any]:
-        from rcl_interfaces.srv import SetParameters
-
-        req = SetParameters.Request(
-            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
-        return self._call(node + "/set_parameters", SetParameters, req).results
+        return self.client.set_params(node, **values)
 
     def get_param(self, node: str, name: str) -> Any:
+        from rcl_interfaces.msg import Parameter as ParameterMsg
         from rcl_interfaces.srv import GetParameters
 
-        res = self._call(node + "/get_parameters", GetParameters, GetParameters.Request(
-            names=[name]))
-        from rcl_interfaces.msg import Parameter as ParameterMsg
-
+        res = self.client.call(node + "/get_parameters", GetParameters,
+                               GetParameters.Request(names=[name]))
         return Parameter.from_parameter_msg(ParameterMsg(name=name, value=res.values[0])).value
-
-    def _call(self, service: str, srv_type: Any, request: Any) -> Any:
-        client = self.node.create_client(srv_type, service)
-        try:
-            assert client.wait_for_service(10.0), f"{service} not available"
-            future = client.call_async(request)
-            wait_for(future.done, 10.0, f"reply of {service}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
 
 
 class Collector:
@@ -216,34 +182,24 @@ def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict
     # the compressed node runs two workers: every JPEG test also checks the multi-worker path
     specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed",
                             "-p", "workers:=2"]}
-    procs: dict[str, Any] = {}
-    for name, extra in specs.items():
-        log = open(logs / f"{name.strip('/')}.log", "wb")  # noqa: SIM115 - closed below
-        procs[name] = (subprocess.Popen(node_command(*common, *extra), stdout=log,
-                                        stderr=subprocess.STDOUT, env=node_env()), log)
+    procs = {name: start_node([*common, *extra], logs / f"{name.strip('/')}.log")
+             for name, extra in specs.items()}
 
     def tail(name: str) -> str:
-        return (logs / f"{name.strip('/')}.log").read_text(errors="replace")[-3000:]
+        return procs[name].log()[-3000:]
 
     try:
         for name, pub in ((RAW, harness.raw_pub), (CMP, harness.cmp_pub)):
             def ready(name: str = name, pub: Any = pub) -> bool:
-                proc = procs[name][0]
-                assert proc.poll() is None, f"{name} exited {proc.returncode}:\n{tail(name)}"
+                proc = procs[name]
+                assert proc.alive(), f"{name} exited {proc.proc.returncode}:\n{tail(name)}"
                 return (pub.get_subscription_count() > 0
                         and harness.node.count_publishers(f"{name}/labels") > 0)
             wait_for(ready, 60, f"{name} to start")
         yield {"procs": procs, "tail": tail}
     finally:
-        for proc, _ in procs.values():
-            proc.send_signal(2)  # SIGINT: the node shuts down cleanly
-        for name, (proc, log) in procs.items():
-            try:
-                rc = proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait(5)
-            log.close()
+        rcs = {name: proc.stop() for name, proc in procs.items()}  # SIGINT: a clean shutdown
+        for name, rc in rcs.items():
             assert rc == 0, f"{name} did not shut down cleanly on SIGINT ({rc}):\n{tail(name)}"
 
 

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -52,7 +49,8 @@ from seg_ros.bag import (
     open_reader,
     stamp_ns,
 )
-from seg_ros.ros.dds import local_env, use_local_env
+from seg_ros.ros.dds import use_local_env
+from seg_ros.ros.process import NodeProcess
 
 NODE_NAME = "segmentation_node"
 LABELS_TOPIC = f"/{NODE_NAME}/labels"
@@ -160,54 +158,24 @@ def _image_size(msg: Any, msgtype: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- node process
 
 
-class NodeProcess:
-    """``seg-ros node`` as a subprocess in its own session, stopped with SIGINT (then KILL)."""
-
-    def __init__(self, model: str | Path, domain_id: int, image_topic: str, compressed: bool,
-                 info_topic: str | None, params: list[str], log_path: Path,
-                 params_file: str | Path | None = None) -> None:
-        base = image_topic[: -len("/compressed")] if compressed else image_topic
-        args = [sys.executable, "-m", "seg_ros.cli", "node"]
-        if params_file:  # first: the -p below (model, transport, --node-arg) override it
-            args += ["--params-file", str(Path(params_file).resolve())]
-        args += ["--ros-args",
-                "-r", f"__node:={NODE_NAME}",
+def _start_node(model: str | Path, domain_id: int, image_topic: str, compressed: bool,
+                info_topic: str | None, params: list[str], log_path: Path,
+                params_file: str | Path | None = None) -> NodeProcess:
+    """``seg-ros node`` on the bag's topics, in its own session (stopped by us, not Ctrl-C)."""
+    base = image_topic[: -len("/compressed")] if compressed else image_topic
+    # --params-file goes first: the -p below (model, transport, --node-arg) override it
+    args = ["--params-file", str(Path(params_file).resolve())] if params_file else []
+    ros_args = ["-r", f"__node:={NODE_NAME}",
                 "-p", f"model_path:={Path(model).resolve()}",
                 "-r", f"image:={base}", "-r", f"image/compressed:={base}/compressed"]
-        if info_topic:
-            args += ["-r", f"camera_info:={info_topic}"]
-        if compressed:
-            args += ["-p", "input_transport:=compressed"]
-        for p in params:
-            args += ["-p", p]
-        env = {**local_env(domain_id), "PYTHONUNBUFFERED": "1"}
-        self.args = args
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, n: int = 15) -> str:
-        self._log.flush()
-        try:
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+    if info_topic:
+        ros_args += ["-r", f"camera_info:={info_topic}"]
+    if compressed:
+        ros_args += ["-p", "input_transport:=compressed"]
+    for p in params:
+        ros_args += ["-p", p]
+    return NodeProcess(ros_args, domain_id, NODE_NAME, args=args, log_path=log_path,
+                       new_session=True)
 
 
 def _free_domain() -> int:
@@ -278,7 +246,7 @@ def evaluate_bag(
     log_dir.mkdir(parents=True, exist_ok=True)
     compressed = data.image_type == COMPRESSED
     use_local_env()
-    node_proc = NodeProcess(model, domain, data.image_topic, compressed, data.info_topic,
+    node_proc = _start_node(model, domain, data.image_topic, compressed, data.info_topic,
                             node_params or [], log_dir / "node.log", params_file)
     writer = None
     try:
@@ -296,7 +264,7 @@ def evaluate_bag(
             writer.abort()
         raise
     finally:
-        node_proc.stop()
+        node_proc.stop(10.0)
 
     report = _report(data, run, timing, card, rate, model, bag)
     report["node"] = {"command": " ".join(node_proc.args), "log": str(node_proc.log_path),

@@ -36,10 +36,7 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], out: str | Path,
     ax.set_xlabel("prediction")
     ax.set_ylabel("truth")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    return _save(plt, fig, out)
 
 
 def plot_iou_bars(per_class: dict[str, float | None], out: str | Path, title: str = "") -> Path:
@@ -54,35 +51,36 @@ def plot_iou_bars(per_class: dict[str, float | None], out: str | Path, title: st
     ax.set_ylabel("IoU %")
     ax.set_title(title or "per-class IoU")
     ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    return _save(plt, fig, out)
 
 
 def plot_curves(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     """loss.png (train loss per epoch) and miou.png (val mIoU per evaluated epoch)."""
-    plt = _plt()
     out_dir = Path(out_dir)
-    paths = []
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(ep, [h["train_loss"] for h in history])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / "loss.png", dpi=110)
-    plt.close(fig)
-    paths.append(out_dir / "loss.png")
     ev = [h for h in history if h.get("val_miou") is not None]
+    return [
+        _line([h["epoch"] for h in history], [h["train_loss"] for h in history], "train loss",
+              out_dir / "loss.png"),
+        _line([h["epoch"] for h in ev], [100 * h["val_miou"] for h in ev], "val mIoU %",
+              out_dir / "miou.png", marker="."),
+    ]
+
+
+def _line(x: Sequence[float], y: Sequence[float], ylabel: str, out: Path,
+          marker: str | None = None) -> Path:
+    """One per-epoch curve: the training plots differ only in data, label and marker."""
+    plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h["epoch"] for h in ev], [100 * h["val_miou"] for h in ev], marker=".")
+    ax.plot(x, y, marker=marker)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val mIoU %")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    return _save(plt, fig, out)
+
+
+def _save(plt: Any, fig: Any, out: str | Path) -> Path:
+    """Lay out, write at 110 dpi and close the figure (pyplot keeps every open one alive)."""
     fig.tight_layout()
-    fig.savefig(out_dir / "miou.png", dpi=110)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
-    paths.append(out_dir / "miou.png")
-    return paths
+    return Path(out)
