@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seg_ros.ros.dds import use_local_env
+from seg_ros.ros.dds import local_env, use_local_env
 from seg_ros.ros.memory import keep_large_buffers
 from seg_ros.ros.process import NodeProcess
 
@@ -39,6 +40,31 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.02)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def node_module() -> tuple[str, ...]:
+    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
+    exe = Path(sys.executable).with_name("seg-ros")
+    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
+
+
+class NodeLauncher:
+    """``seg-ros node --params-file PARAMS`` in a private ROS domain, as the live tests start
+    it: as a :class:`NodeProcess`, or as a command line and environment for subprocess.run."""
+
+    def __init__(self, domain: int, params_file: Path) -> None:
+        self.domain, self.params_file = domain, params_file
+
+    def command(self, *ros_args: str) -> list[str]:
+        return [sys.executable, *node_module(), "--params-file", str(self.params_file),
+                "--ros-args", *ros_args]
+
+    def env(self) -> dict[str, str]:
+        return {**local_env(self.domain), "PYTHONUNBUFFERED": "1"}
+
+    def start(self, ros_args: list[str], log_path: Path) -> NodeProcess:
+        return NodeProcess(ros_args, self.domain, module=node_module(),
+                           args=("--params-file", str(self.params_file)), log_path=log_path)
 
 
 def rss_mb(pid: int) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +25,10 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import Client, wait_for  # noqa: E402
+from benchmarks.liveproc import Client, NodeLauncher, wait_for  # noqa: E402
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.ros.dds import local_env  # noqa: E402
-from seg_ros.ros.process import NodeProcess  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -42,26 +39,7 @@ DOMAIN = 1 + (os.getpid() + 37) % 100  # never test_node.py's 1 + pid % 100
 NODE = "/floor_test_node"
 IMAGE_TOPIC, INFO_TOPIC = "/floor_cam/image_raw", "/floor_cam/camera_info"
 FX_PER_WIDTH = 0.9
-
-
-def node_module() -> tuple[str, ...]:
-    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
-    exe = Path(sys.executable).with_name("seg-ros")
-    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
-
-
-def node_command(*ros_args: str) -> list[str]:
-    return [sys.executable, *node_module(), "--params-file", str(PARAMS_FILE), "--ros-args",
-            *ros_args]
-
-
-def start_node(ros_args: list[str], log_path: Path) -> NodeProcess:
-    return NodeProcess(ros_args, DOMAIN, module=node_module(),
-                       args=("--params-file", str(PARAMS_FILE)), log_path=log_path)
-
-
-def node_env() -> dict[str, str]:
-    return {**local_env(DOMAIN), "PYTHONUNBUFFERED": "1"}
+LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
 def stamp_of(msg: Any) -> int:
@@ -196,7 +174,7 @@ def harness() -> Iterator[Harness]:
 @pytest.fixture(scope="module")
 def node(harness: Harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """The node process (shipped model, camvid.yaml), up and subscribed."""
-    proc = start_node(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={IMAGE_TOPIC}",
+    proc = LAUNCH.start(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={IMAGE_TOPIC}",
                        "-r", f"camera_info:={INFO_TOPIC}"],
                       tmp_path_factory.mktemp("floor_node") / "node.log")
 
@@ -477,8 +455,8 @@ def test_config_validation() -> None:
 ])
 def test_bad_grid_parameter_exits_with_one_line(arg: str, expect: str) -> None:
     """(d) At start an invalid floor parameter stops the node: exit 1, one line naming the fix."""
-    r = subprocess.run(node_command("-r", "__node:=floor_bad_param", "-p", arg),
-                       capture_output=True, text=True, timeout=120, env=node_env())
+    r = subprocess.run(LAUNCH.command("-r", "__node:=floor_bad_param", "-p", arg),
+                       capture_output=True, text=True, timeout=120, env=LAUNCH.env())
     assert r.returncode == 1, r.stderr[-2000:]
     errors = [ln for ln in (r.stdout + r.stderr).splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and expect in errors[0], r.stdout + r.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,15 +24,13 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import Client, wait_for  # noqa: E402
+from benchmarks.liveproc import Client, NodeLauncher, wait_for  # noqa: E402
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.ros.dds import local_env  # noqa: E402
 from seg_ros.ros.node import Frame, Mailbox, OutputOrder  # noqa: E402
-from seg_ros.ros.process import NodeProcess  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -44,26 +41,7 @@ DOMAIN = 1 + os.getpid() % 100
 RAW, CMP = "/segmentation_node", "/seg_compressed"
 IMAGE_TOPIC = "/cam/image_raw"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
-
-
-def node_module() -> tuple[str, ...]:
-    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
-    exe = Path(sys.executable).with_name("seg-ros")
-    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
-
-
-def node_command(*ros_args: str) -> list[str]:
-    return [sys.executable, *node_module(), "--params-file", str(PARAMS_FILE), "--ros-args",
-            *ros_args]
-
-
-def start_node(ros_args: list[str], log_path: Path) -> NodeProcess:
-    return NodeProcess(ros_args, DOMAIN, module=node_module(),
-                       args=("--params-file", str(PARAMS_FILE)), log_path=log_path)
-
-
-def node_env() -> dict[str, str]:
-    return {**local_env(DOMAIN), "PYTHONUNBUFFERED": "1"}
+LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
 # ------------------------------------------------------------------------------ harness
@@ -182,7 +160,7 @@ def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict
     # the compressed node runs two workers: every JPEG test also checks the multi-worker path
     specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed",
                             "-p", "workers:=2"]}
-    procs = {name: start_node([*common, *extra], logs / f"{name.strip('/')}.log")
+    procs = {name: LAUNCH.start([*common, *extra], logs / f"{name.strip('/')}.log")
              for name, extra in specs.items()}
 
     def tail(name: str) -> str:
@@ -501,7 +479,7 @@ def test_bad_model_exits_with_one_line(tmp_path: Path, kind: str) -> None:
     if kind == "corrupt":
         model.write_bytes(b"not an onnx file")
     t0 = time.monotonic()
-    res = subprocess.run(node_command("-p", f"model_path:={model}"), env=node_env(),
+    res = subprocess.run(LAUNCH.command("-p", f"model_path:={model}"), env=LAUNCH.env(),
                          capture_output=True, text=True, timeout=60)
     out = res.stdout + res.stderr
     assert res.returncode != 0
