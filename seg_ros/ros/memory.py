@@ -4,9 +4,10 @@ Every camera frame passes through several 0.3-3 MB buffers (rmw's deserialised m
 Python copy, the outputs and their serialised forms). glibc serves blocks above its mmap
 threshold with a new mmap() and unmaps them on free, so each one page-faults in afresh: taking
 one 640x480 rgb8 Image into Python cost 1.7 ms here, 0.47 ms with the thresholds below
-(benchmarks/README.md). Raising the mmap threshold and the trim threshold keeps such blocks in
-the heap and reuses them: the usual memory set-up of real-time ROS 2 nodes, bounded by the
-process's own peak use.
+(benchmarks/README.md). glibc's adaptive threshold often gets there by itself after the first
+frees (end to end in the node, A/B runs differed by less than the noise); raising the mmap and
+trim thresholds makes it certain: the usual memory set-up of real-time ROS 2 nodes, bounded by
+the process's own peak use.
 """
 
 from __future__ import annotations
