@@ -41,8 +41,8 @@ from seg_ros.ros.memory import keep_large_buffers
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 1
-FRAMES = 60
-ROUNDS = 6
+FRAMES = 90
+ROUNDS = 9
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 
 
