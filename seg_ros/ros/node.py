@@ -19,10 +19,11 @@ Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
 from __future__ import annotations
 
 import collections
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,25 +105,44 @@ class Mailbox:
 
 
 class OutputOrder:
-    """Per-output arrival order with several workers: a frame that finishes after a newer one
-    went out on an output is not published there (consumers never see time go backwards).
+    """Each output in arrival order with several workers: a frame publishes an output once
+    every older frame still in flight has published (or passed) it. Consumers never see time go
+    backwards and no finished work is thrown away; a newer frame that finishes first waits for
+    the older one (usually a fraction of a millisecond: workers start frames one after another).
 
     Sequence numbers are arrival numbers, not stamps, so a bag replayed in a loop or a sim
-    clock reset is not mistaken for old frames. Call :meth:`admit` under :attr:`lock` and keep
-    the lock until the message is published.
+    clock reset is not mistaken for old frames. One output is published by one frame at a time.
     """
 
-    def __init__(self, outputs: tuple[str, ...]) -> None:
-        self.lock = threading.Lock()
-        self._last = dict.fromkeys(outputs, -1)
-        self.stale = 0
+    WAIT_S = 1.0  # an older frame stuck this long (an engine hanging) stops holding others up
 
-    def admit(self, output: str, seq: int) -> bool:
-        if seq < self._last[output]:
-            self.stale += 1
-            return False
-        self._last[output] = seq
-        return True
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._passed: dict[int, set[str]] = {}  # frame in flight -> outputs it is done with
+
+    def begin(self, seq: int) -> None:
+        with self._cond:
+            self._passed[seq] = set()
+
+    def end(self, seq: int) -> None:
+        """The frame is done (or failed): it holds up no output any more."""
+        with self._cond:
+            self._passed.pop(seq, None)
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def turn(self, output: str, seq: int) -> Iterator[None]:
+        """Wait until ``output`` is this frame's to publish; mark it passed afterwards."""
+        with self._cond:
+            self._cond.wait_for(lambda: all(
+                output in done for t, done in self._passed.items() if t < seq), self.WAIT_S)
+        try:
+            yield
+        finally:
+            with self._cond:
+                if seq in self._passed:
+                    self._passed[seq].add(output)
+                self._cond.notify_all()
 
 
 # ---------------------------------------------------------------------------- floor hook
@@ -222,7 +242,7 @@ class SegmentationNode(Node):
             params.parse_class_filter(self.live.class_filter, self.card.class_names))
         self.stats = Stats()
         self.mailbox = Mailbox()
-        self.order = OutputOrder((*OUTPUTS, "floor_grid"))
+        self.order = OutputOrder()
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
         self._next_start = 0.0
         self.camera_info: CameraInfo | None = None
@@ -332,6 +352,7 @@ class SegmentationNode(Node):
                 if frame is None:
                     continue
                 self._next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            self.order.begin(frame.seq)
             try:
                 self._process(frame, segmenter)
             except CodecError as e:
@@ -348,6 +369,8 @@ class SegmentationNode(Node):
                 self.get_logger().error(
                     f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
                     throttle_duration_sec=5.0)
+            finally:
+                self.order.end(frame.seq)
 
     def _wanted(self) -> dict[str, bool]:
         live = self.live
@@ -357,12 +380,11 @@ class SegmentationNode(Node):
 
     def _publish(self, name: str, image: np.ndarray, encoding: str, header: Header,
                  seq: int) -> None:
-        """Publish one output unless a newer frame already went out on it (workers > 1)."""
+        """Publish one output in arrival order (see OutputOrder; workers > 1)."""
         msg = convert.to_image_msg(image, encoding, header)
-        with self.order.lock:
-            if self.order.admit(name, seq):
-                self.pubs[name].publish(msg)
-                self.stats.computed[name] += 1
+        with self.order.turn(name, seq):
+            self.pubs[name].publish(msg)
+            self.stats.computed[name] += 1
 
     def _process(self, frame: Frame, segmenter: Segmenter) -> None:
         msg = frame.msg
@@ -395,9 +417,8 @@ class SegmentationNode(Node):
             confidence = segmenter.confidence(outputs, size)
             post += clock() - t
         if floor:
-            with self.order.lock:  # the floor hook is not re-entrant either
-                if self.order.admit("floor_grid", frame.seq):
-                    self.floor(labels, header, self.camera_info, confidence)
+            with self.order.turn("floor_grid", frame.seq):  # one frame at a time in the hook
+                self.floor(labels, header, self.camera_info, confidence)
         if want["confidence"] and confidence is not None:
             self._publish("confidence", confidence, "mono8", header, frame.seq)
         t3 = clock()
@@ -518,7 +539,6 @@ class SegmentationNode(Node):
             "frames_rejected": str(st.rejected),
             "frames_failed": str(st.failed),
             "frames_idle": str(st.idle),
-            "frames_stale": str(self.order.stale),
             "workers": str(len(self.workers)),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},

@@ -64,9 +64,8 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("workers", "integer", 1,
               "Frames segmented at once, each by a worker thread with its own engine instance. "
               "1 gives the lowest latency; 2 or more raise throughput where one inference does "
-              "not fill the machine (threads:=1 per worker on a small CPU, a GPU). Outputs stay "
-              "in stamp order: a frame finishing after a newer one is not published (counted "
-              "as frames_stale).", int_range=(1, 16)),
+              "not fill the machine (threads:=1 per worker on a small CPU, a GPU). Each output "
+              "stays in arrival order.", int_range=(1, 16)),
     ParamSpec("input_transport", "string", "raw",
               "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.",
