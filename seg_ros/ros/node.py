@@ -352,7 +352,7 @@ class SegmentationNode(Node):
                 if frame is None:
                     continue
                 self._next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
-            self.order.begin(frame.seq)
+                self.order.begin(frame.seq)  # under the take lock: in flight in arrival order
             try:
                 self._process(frame, segmenter)
             except CodecError as e:
