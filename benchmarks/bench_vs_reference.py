@@ -32,7 +32,15 @@ from typing import Any
 import cv2
 
 from benchmarks.bench_node import _frames, _model
-from benchmarks.liveproc import OUTPUTS, Client, NodeProcess, pick_domain, wait_for
+from benchmarks.liveproc import (
+    OUTPUTS,
+    Client,
+    NodeProcess,
+    param_args,
+    pick_domain,
+    stamp_now,
+    wait_for,
+)
 
 ROUNDS = 5
 ROUND_S = 3.0
@@ -49,18 +57,14 @@ SETUP = {  # node -> (parameters, is the reference)
 }
 
 
-def _flood(client: Client, pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float
+def _flood(pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float
            ) -> float:
     """Outputs per second while flooding (complete output sets of frames sent in the window)."""
-    from std_msgs.msg import Header
-
     sent: set[int] = set()
     t0, k = time.monotonic(), 0
     while time.monotonic() - t0 < secs:
-        ns = time.time_ns()
         msg = msgs[k % len(msgs)]
-        msg.header = Header(frame_id="bench")
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+        ns = stamp_now(msg, "bench")
         pub.publish(msg)
         sent.add(ns)
         k += 1
@@ -71,13 +75,9 @@ def _flood(client: Client, pub: Any, msgs: list[Any], counter: Any, hz: float, s
     return len(done) / (t_end - t0)
 
 
-def _latency(client: Client, pub: Any, msgs: list[Any], counter: Any) -> float | None:
-    from std_msgs.msg import Header
-
-    ns = time.time_ns()
-    msg = msgs[ns % len(msgs)]
-    msg.header = Header(frame_id="bench")
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+def _latency(pub: Any, msgs: list[Any], counter: Any) -> float | None:
+    msg = msgs[time.monotonic_ns() % len(msgs)]
+    ns = stamp_now(msg, "bench")
     t0 = time.monotonic()
     pub.publish(msg)
     t = counter.wait(ns, 5.0)
@@ -94,9 +94,8 @@ def run() -> dict[str, float]:
     domain = pick_domain()
     nodes = {}
     for n, (values, ref) in SETUP.items():
-        args = ["-p", f"model_path:={model}", *(a for k, v in values.items()
-                                                for a in ("-p", f"{k}:={v}")),
-                "-r", f"image:={n}_in/image", *(("-r", f"__node:={n[1:]}") if ref else ())]
+        args = [*param_args({"model_path": model, **values}), "-r", f"image:={n}_in/image",
+                *(("-r", f"__node:={n[1:]}") if ref else ())]
         nodes[n] = NodeProcess(args, domain, name=n[1:], **(
             {"module": ("-m", "benchmarks.reference_node")} if ref else {}))
     client = Client(domain)
@@ -112,16 +111,16 @@ def run() -> dict[str, float]:
                      and all(client.node.count_publishers(f"{n}/{o}") for o in OUTPUTS),
                      60, f"{n} to start:\n{proc.log()[-1500:]}")
         for n in nodes:  # matched both ways and warm
-            wait_for(lambda n=n: _latency(client, pubs[n], msgs["640x480"], counters[n]), 30,
+            wait_for(lambda n=n: _latency(pubs[n], msgs["640x480"], counters[n]), 30,
                      f"{n} to answer")
             for _ in range(3):
-                _latency(client, pubs[n], msgs["640x480"], counters[n])
+                _latency(pubs[n], msgs["640x480"], counters[n])
         lat: dict[str, list[float]] = {n: [] for n in nodes}
         for _ in range(ROUNDS):
             for n in (SEG_LAT, REF1, REF2):
                 t0 = time.monotonic()
                 for k in range(LATENCY_FRAMES):  # a camera at CAMERA_HZ, one frame at a time
-                    ms = _latency(client, pubs[n], msgs["640x480"], counters[n])
+                    ms = _latency(pubs[n], msgs["640x480"], counters[n])
                     if ms is not None:
                         lat[n].append(ms)
                     time.sleep(max(0.0, t0 + (k + 1) / CAMERA_HZ - time.monotonic()))
@@ -130,7 +129,7 @@ def run() -> dict[str, float]:
             for _ in range(ROUNDS):
                 for n in nodes:
                     thr.setdefault((n, size), []).append(
-                        _flood(client, pubs[n], msgs[size], counters[n], hz, ROUND_S))
+                        _flood(pubs[n], msgs[size], counters[n], hz, ROUND_S))
                     time.sleep(1.0)  # let the reference drain its queue before the next round
     finally:
         client.close()

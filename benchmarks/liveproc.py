@@ -22,7 +22,8 @@ from seg_ros.ros.dds import local_env, use_local_env
 from seg_ros.ros.memory import keep_large_buffers
 from seg_ros.ros.process import NodeProcess
 
-__all__ = ["OUTPUTS", "Client", "NodeProcess", "RawCounter", "pick_domain", "rss_mb", "wait_for"]
+__all__ = ["OUTPUTS", "Client", "NodeLauncher", "NodeProcess", "RawCounter", "param_args",
+           "pick_domain", "rss_mb", "stamp_now", "wait_for"]
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
@@ -40,6 +41,22 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.02)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def param_args(values: dict[str, Any]) -> list[str]:
+    """{"threads": 1, ...} -> ["-p", "threads:=1", ...] (what follows --ros-args)."""
+    return [a for k, v in values.items() for a in ("-p", f"{k}:={v}")]
+
+
+def stamp_now(msg: Any, frame_id: str) -> int:
+    """Give ``msg`` a fresh header stamped with the wall clock now; the stamp in ns (the key
+    the output counters match frames by)."""
+    from std_msgs.msg import Header
+
+    ns = time.time_ns()
+    msg.header = Header(frame_id=frame_id)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+    return ns
 
 
 def node_module() -> tuple[str, ...]:

@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_node import _frames, _model
-from benchmarks.liveproc import OUTPUTS, Client, NodeProcess, pick_domain, rss_mb, wait_for
+from benchmarks.liveproc import (
+    OUTPUTS,
+    Client,
+    NodeProcess,
+    param_args,
+    pick_domain,
+    rss_mb,
+    stamp_now,
+    wait_for,
+)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "soak.json"
@@ -41,15 +50,11 @@ NODE = "/segmentation_node"
 def _drive(client: Client, pub: Any, msgs: list[Any], rate_hz: float, seconds: float,
            counter: Any, on_tick: Any = None) -> dict[int, float]:
     """Publish ``msgs`` round-robin at ``rate_hz`` for ``seconds``; stamp -> publish time."""
-    from std_msgs.msg import Header
-
     sent: dict[int, float] = {}
     period, t0, k = 1.0 / rate_hz, time.monotonic(), 0
     while (now := time.monotonic()) - t0 < seconds:
         msg = msgs[k % len(msgs)]
-        ns = time.time_ns()
-        msg.header = Header(frame_id="soak_camera")
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
+        ns = stamp_now(msg, "soak_camera")
         sent[ns] = time.monotonic()
         pub.publish(msg)
         k += 1
@@ -72,7 +77,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
 
     domain = pick_domain()
     node = NodeProcess(["-p", f"model_path:={model}", "-r", "image:=/soak/image",
-                        *(a for k, v in setup.items() for a in ("-p", f"{k}:={v}"))], domain)
+                        *param_args(setup)], domain)
     client = Client(domain)
     out: dict[str, Any] = {}
     try:

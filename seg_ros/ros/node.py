@@ -195,7 +195,6 @@ class Stats:
     stage_ms: dict[str, collections.deque] = field(default_factory=lambda: {
         k: collections.deque(maxlen=LATENCY_WINDOW) for k in STAGES})
 
-
     def bump(self, name: str, n: int = 1) -> None:
         """Add to a counter (workers write concurrently: += alone could lose counts)."""
         with self.lock:
