@@ -16,6 +16,12 @@ Python (how this bench measured before), (3) the bare engine while the node idle
 per-stage medians and receive -> published time come from its /diagnostics
 (``node_stage_*``; ``node_worker_over_engine`` = worker / engine inside the node).
 
+The same client then measures benchmarks/transport_floor.py in place of the node: a node that
+does no pixel work, only takes the image and publishes four pre-built outputs of the same
+sizes. ``transport_floor_ms_640x480`` is what rclpy + Fast DDS cost here by themselves, and
+``node_overhead_ratio_floor`` = (engine + floor) / engine the least ``node_overhead_ratio`` any
+rclpy node publishing these outputs could reach on this machine.
+
 All processes use seg_ros.ros.dds.local_env (loopback discovery, a shared-memory segment that
 fits whole images); the node keeps its default sensor-data (best-effort) input QoS.
 """
@@ -90,8 +96,11 @@ def _engine(model: Path, frames: list[np.ndarray]) -> Any:
     return samples
 
 
-def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
+def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: bool = False
              ) -> tuple[float, float, float, dict[str, float]]:
+    """Median and p90 ms stamp -> last output, the bare engine's median, and the rest (see the
+    module docstring). ``floor``: the same client against benchmarks/transport_floor.py (no
+    pixel work) instead of the node, raw client rounds only."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -105,11 +114,12 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
     use_local_env(domain)  # this process and the node: same transports
     keep_large_buffers()  # the client is a camera driver, not the node under test
     env = local_env(domain)
-    cmd = [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
-           "-p", f"model_path:={model}", "-p", f"threads:={THREADS}", "-r", "image:=/bench/image",
-           ]
+    cmd = ([sys.executable, "-m", "benchmarks.transport_floor", "--ros-args"] if floor else
+           [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
+            "-p", f"model_path:={model}", "-p", f"threads:={THREADS}"])
+    cmd += ["-r", "image:=/bench/image"]
     log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
     try:
@@ -183,7 +193,7 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
         per = FRAMES // ROUNDS
         for _ in range(ROUNDS):
             got_round: dict[bool, list[tuple[float, float]]] = {}
-            for raw, into in ((True, samples), (False, deser)):
+            for raw, into in ((True, samples), (False, deser))[:1 if floor else 2]:
                 if raw != subs_raw[0]:
                     for sub in subs:
                         node.destroy_subscription(sub)
@@ -197,10 +207,11 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
                     labels += [lab for _, lab in got_round[raw]]
             eng = engine_samples(per)
             engine += eng
-            if got_round[True] and got_round[False]:
+            if got_round[True] and (floor or got_round[False]):
                 e = statistics.median(eng)
+                deser_round = got_round.get(False) or [(e, e)]  # the floor: no such rounds
                 ratios.append((statistics.median(x for x, _ in got_round[True]) / e,
-                               statistics.median(x for x, _ in got_round[False]) / e,
+                               statistics.median(x for x, _ in deser_round) / e,
                                statistics.median(x for _, x in got_round[True]) / e))
         if len(samples) < FRAMES // 2:
             raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
@@ -214,7 +225,7 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
                           ("latency_stamp_median_ms", "stamp_to_done")):
             if last.get(key, "nan") != "nan":
                 stages[name] = float(last[key])
-        stages["client_deserialising"] = statistics.median(deser)
+        stages["client_deserialising"] = statistics.median(deser) if deser else float("nan")
         # the ratios as medians of per-round ratios: a load change between rounds (a shared
         # machine) moves the node and the engine of that round alike
         stages["ratio"] = statistics.median(r for r, _, _ in ratios)
@@ -236,8 +247,10 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any
 def run() -> dict[str, float]:
     model = _model()
     frames = _frames()
-    node, node_p90, engine, stages = _node_ms(model, frames, _engine(model, frames))
+    engine_samples = _engine(model, frames)
+    node, node_p90, engine, stages = _node_ms(model, frames, engine_samples)
     deser = stages.pop("client_deserialising")
+    floor, _p90, floor_engine, floor_stages = _node_ms(model, frames, engine_samples, floor=True)
     out = {
         "node_latency_ms_640x480": node,
         "node_latency_p90_ms_640x480": node_p90,
@@ -249,6 +262,13 @@ def run() -> dict[str, float]:
         # the same node, the client deserialising the four outputs (how it was measured before)
         "node_latency_deserialising_client_ms_640x480": deser,
         "node_overhead_ratio_deserialising_client": stages.pop("ratio_deserialising"),
+        # no pixel work, only the image in and four outputs out (benchmarks/transport_floor.py)
+        "transport_floor_ms_640x480": floor,
+        "transport_floor_labels_ms_640x480": floor_stages["client_labels"],
+        # the least node_overhead_ratio an rclpy node publishing these outputs can reach here
+        "node_overhead_ratio_floor": (floor_engine + floor) / floor_engine,
+        # what the node adds beyond the engine and the transport (pre/post-process, render)
+        "node_overhead_above_floor_ms": node - engine - floor,
     }
     # inside the node (from /diagnostics): per-stage medians and receive -> published (worker)
     out.update({f"node_stage_{k}_ms_640x480": v for k, v in stages.items()})

@@ -47,8 +47,8 @@ LATENCY_SETUP = {"threads": 2, "workers": 1}
 NODE = "/segmentation_node"
 
 
-def _drive(client: Client, pub: Any, msgs: list[Any], rate_hz: float, seconds: float,
-           counter: Any, on_tick: Any = None) -> dict[int, float]:
+def _drive(pub: Any, msgs: list[Any], rate_hz: float, seconds: float,
+           on_tick: Any = None) -> dict[int, float]:
     """Publish ``msgs`` round-robin at ``rate_hz`` for ``seconds``; stamp -> publish time."""
     sent: dict[int, float] = {}
     period, t0, k = 1.0 / rate_hz, time.monotonic(), 0
@@ -88,9 +88,9 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
             client.node.count_publishers(f"{NODE}/{o}") for o in OUTPUTS), 60, "the node")
         time.sleep(1.0)
         # 1. sustainable rate
-        _drive(client, pub, msgs, 200.0, 3.0, counter)  # warm-up
+        _drive(pub, msgs, 200.0, 3.0)  # warm-up
         n0, t0 = len(counter.complete()), time.monotonic()
-        _drive(client, pub, msgs, 200.0, 8.0, counter)
+        _drive(pub, msgs, 200.0, 8.0)
         time.sleep(0.5)
         rate = (len(counter.complete()) - n0) / (time.monotonic() - t0)
         out["sustainable_rate_hz"] = rate
@@ -98,7 +98,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
         # 2. overload: 4x for 60 s
         _l, _m, before = client.diagnostics(NODE)
         rss0 = rss_mb(node.pid)
-        sent = _drive(client, pub, msgs, 4 * rate, 60.0, counter)
+        sent = _drive(pub, msgs, 4 * rate, 60.0)
         time.sleep(1.0)
         _l, _m, after = client.diagnostics(NODE)
         lat = _latencies(sent, counter)
@@ -129,7 +129,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
                 next_sample[0] += 10.0
 
         seconds = minutes * 60.0
-        sent = _drive(client, pub, msgs, 0.9 * rate, seconds, counter, tick)
+        sent = _drive(pub, msgs, 0.9 * rate, seconds, tick)
         time.sleep(1.0)
         _l, _m, end = client.diagnostics(NODE)
         first = [r for t, r in samples if 30.0 <= t < 90.0] or [samples[0][1]]

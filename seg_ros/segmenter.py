@@ -65,11 +65,15 @@ class Segmenter:
             shrink = rgb.shape[0] > 2 * h or rgb.shape[1] > 2 * w
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR  # area: no aliasing
             rgb = cv2.resize(rgb, (w, h), interpolation=interp)
-        chw = rgb.transpose(2, 0, 1)
+        # contiguous planes: the multiply over a strided (2, 0, 1) view took 0.36 ms per 384x288
+        # frame here, three contiguous planes 0.23 ms
+        planes = cv2.split(rgb)
         if self._bgr:
-            chw = chw[::-1]
-        np.multiply(chw, self._scale, out=self._batch[0])
-        self._batch[0] += self._bias
+            planes = planes[::-1]
+        out = self._batch[0]
+        for c, plane in enumerate(planes):
+            np.multiply(plane, self._scale[c], out=out[c])
+            out[c] += self._bias[c]
         return self._batch
 
     def infer(self, batch: np.ndarray, want_confidence: bool = True) -> dict[str, np.ndarray]:

@@ -178,6 +178,22 @@ def test_torchscript_engine_matches_onnx(camvid_frame, tmp_path):
     assert np.mean(a == b) > 0.999
 
 
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_preprocess_normalises_in_the_cards_channel_order(tiny_model, camvid_frame, order):
+    import dataclasses
+
+    card = dataclasses.replace(read_card(tiny_model), channel_order=order,
+                               mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4))
+    rgb = camvid_frame[0]
+    seg = Segmenter(open_engine(tiny_model), card)
+    h, w = seg.model_size
+    x = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    if order == "BGR":
+        x = x[..., ::-1]
+    want = ((x / 255.0 - np.float32(card.mean)) / np.float32(card.std)).transpose(2, 0, 1)
+    np.testing.assert_allclose(seg.preprocess(rgb)[0], want, rtol=1e-5, atol=1e-5)
+
+
 def test_segmenter_rejects_bad_frames(tiny_model):
     seg = Segmenter(open_engine(tiny_model))
     with pytest.raises(CodecError, match="RGB uint8"):
