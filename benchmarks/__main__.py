@@ -88,12 +88,13 @@ def chart(results: dict[str, object], path: Path) -> None:
     bars = ax.barh(labels[::-1], vals[::-1], color="#4c72b0")
     ax.bar_label(bars, fmt="%.3g", padding=2, fontsize=8)
     ax.set_xscale("log")
+    ax.set_xlim(right=max(v for v in vals if v == v) * 5)  # room for the largest bar's label
     ax.set_xlabel("ms per frame (log)")
     ax.set_title("stages, 640x480 frame")
     ax = axes[1]
     names = ["bare\nengine\n1 thread", "engine +\ntransport\nfloor", "node\nworker",
-             "node:\nlabels\nreceived", "node: all\n4 outputs\nreceived", "seg_ros\n2 threads",
-             "reference\n(better of\n1, 2 thr.)"]
+             "node:\nlabels\nreceived", "node: all\n4 outputs\nreceived",
+             "seg_ros\n2 threads,\n20 Hz in", "reference,\n20 Hz in\n(better of\n1, 2 thr.)"]
     engine = get("engine_latency_ms_640x480")
     vals = [engine, engine + get("transport_floor_ms_640x480"),
             get("node_stage_worker_ms_640x480"), get("node_labels_latency_ms_640x480"),
@@ -103,11 +104,11 @@ def chart(results: dict[str, object], path: Path) -> None:
                                       "#4c72b0", "#dd8452"])
     ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_ylabel("ms, median")
-    ax.set_title(f"latency 640x480 (node/engine: labels {get('node_labels_overhead_ratio'):.2f}x,"
-                 f" all {get('node_overhead_ratio'):.2f}x, floor "
-                 f"{get('node_overhead_ratio_floor'):.2f}x; vs reference "
-                 f"{get('vs_reference_latency_ratio'):.2f}x)", fontsize=9)
-    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title(f"latency 640x480\nnode / engine: labels {get('node_labels_overhead_ratio'):.2f}x,"
+                 f" all {get('node_overhead_ratio'):.2f}x (transport floor "
+                 f"{get('node_overhead_ratio_floor'):.2f}x); vs reference "
+                 f"{get('vs_reference_latency_ratio'):.2f}x", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7)
     ax = axes[2]
     sizes = ["640x480", "1280x720"]
     x = range(len(sizes))
@@ -121,8 +122,8 @@ def chart(results: dict[str, object], path: Path) -> None:
     ax.bar_label(b2, fmt="%.1f", fontsize=8)
     ax.set_xticks(list(x), sizes)
     ax.set_ylabel("frames out per second (all 4 outputs)")
-    ax.set_title(f"throughput, flooded (seg_ros / reference "
-                 f"{get('vs_reference_throughput_ratio'):.2f}x at 640x480)", fontsize=10)
+    ax.set_title(f"throughput, input flooded\nseg_ros / reference "
+                 f"{get('vs_reference_throughput_ratio'):.2f}x at 640x480", fontsize=9)
     ax.legend()
     fig.suptitle(f"seg_ros make bench - {results.get('_machine', '')}", fontsize=10)
     fig.tight_layout()
