@@ -112,6 +112,8 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
             "overload_latency_p50_ms": float(np.percentile(lat, 50)),
             "overload_latency_p99_ms": float(np.percentile(lat, 99)),
             "overload_engine_median_ms": engine,
+            # the engine's own tail under that load: how much of the latency p99 it explains
+            "overload_engine_p99_ms": float(after["engine_p99_ms"]),
             "overload_p99_over_engine": float(np.percentile(lat, 99)) / engine,
             "overload_rss_growth_mb": rss_mb(node.pid) - rss0,
         })

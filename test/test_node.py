@@ -375,6 +375,7 @@ def test_two_workers_keep_outputs_in_order(harness: Harness, nodes: dict, camvid
     finally:
         col.close()
     assert diag["workers"] == "2", diag
+    assert float(diag["engine_p99_ms"]) >= float(diag["engine_median_ms"]) > 0, diag
     with harness.lock:
         arrivals = {o: list(g) for o, g in col.got.items()}
     for o, stamps in arrivals.items():

@@ -496,7 +496,7 @@ class SegmentationNode(Node):
         in_rate, out_rate = (st.received - rx_last) / dt, (st.processed - px_last) / dt
         rx_med, rx_p99 = _percentiles(st.lat_receive_ms)
         sx_med, sx_p99 = _percentiles(st.lat_stamp_ms)
-        eng_med, _ = _percentiles(st.engine_ms)
+        eng_med, eng_p99 = _percentiles(st.engine_ms)
         # Levels judge this period only, so they return to OK once the cause is gone.
         floor_values = self.floor.diagnostics_values() if self.floor is not None else {}
         floor_errors = sum(int(v) for k, v in floor_values.items() if k.startswith("floor_")
@@ -530,6 +530,7 @@ class SegmentationNode(Node):
             "latency_stamp_median_ms": f"{sx_med:.2f}",
             "latency_stamp_p99_ms": f"{sx_p99:.2f}",
             "engine_median_ms": f"{eng_med:.2f}",
+            "engine_p99_ms": f"{eng_p99:.2f}",
             **{f"stage_{k}_median_ms": f"{_percentiles(q)[0]:.3f}"
                for k, q in st.stage_ms.items()},
             "frames_received": str(st.received),
