@@ -11,6 +11,7 @@ on this machine, so ``(engine + floor) / engine`` bounds ``node_overhead_ratio``
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 def main(args: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -52,16 +53,10 @@ def main(args: list[str] | None = None) -> int:
                                    callback_group=group)
     taker = intake.Intake(sub, node.context, relay, lambda e: print(e, file=sys.stderr))
     taker.start()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        taker.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
+        rclpy.spin(node)  # nothing on the executor: the intake thread relays
+    taker.close()
+    rclpy.try_shutdown()
     return 0
 
 
