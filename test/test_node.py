@@ -367,8 +367,11 @@ def test_two_workers_keep_outputs_in_order(harness: Harness, nodes: dict, camvid
         col.request(publish, harness.next_header())  # matched
         t0 = time.monotonic()
         while time.monotonic() - t0 < 3.0:
-            publish(harness.next_header())
-            time.sleep(0.004)
+            # bursts of 10 back to back: frames arrive faster than two workers take them
+            # however slowly this (busy) test process gets to publish between bursts
+            for _ in range(10):
+                publish(harness.next_header())
+            time.sleep(0.01)
         header = harness.next_header("cam_last")
         out = col.request(publish, header)
         diag = harness.diagnostics(CMP, after=time.monotonic())
