@@ -42,6 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.liveproc import param_args, stamp_now
 from seg_ros.ros.dds import local_env, use_local_env
 from seg_ros.ros.memory import keep_large_buffers
 
@@ -116,7 +117,7 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: 
     env = local_env(domain)
     cmd = ([sys.executable, "-m", "benchmarks.transport_floor", "--ros-args"] if floor else
            [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
-            "-p", f"model_path:={model}", "-p", f"threads:={THREADS}"])
+            *param_args({"model_path": model, "threads": THREADS})])
     cmd += ["-r", "image:=/bench/image"]
     log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -160,13 +161,13 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: 
                 raise RuntimeError(f"node did not start; log {log.name}")
             ex.spin_once(timeout_sec=0.1)
 
-        def once(frame: np.ndarray, timeout: float) -> tuple[float, float] | None:
-            """Publish ``frame``; ms from its stamp to the last of its outputs and to its
-            labels (None: lost)."""
-            header = Header(frame_id="bench")
-            header.stamp.sec, header.stamp.nanosec = divmod(time.time_ns(), 10**9)
-            stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
-            pub.publish(to_image_msg(frame, "rgb8", header))
+        msgs = [to_image_msg(f, "rgb8", Header()) for f in frames]  # built before stamping
+
+        def once(msg: Image, timeout: float) -> tuple[float, float] | None:
+            """Stamp and publish ``msg``; ms from its stamp to the last of its outputs and to
+            its labels (None: lost)."""
+            stamp = stamp_now(msg, "bench")
+            pub.publish(msg)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 ex.spin_once(timeout_sec=0.005)
@@ -177,11 +178,11 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: 
 
         def matched() -> None:
             end = time.monotonic() + 30  # until both ends of every topic matched
-            while once(frames[0], 0.5) is None:
+            while once(msgs[0], 0.5) is None:
                 if time.monotonic() > end:
                     raise RuntimeError(f"no outputs came back; log {log.name}")
             for k in range(3):
-                once(frames[k % len(frames)], 5.0)
+                once(msgs[k % len(msgs)], 5.0)
 
         # Interleaved rounds: raw client, deserialising client, bare engine (node idle).
         samples: list[float] = []
@@ -201,7 +202,7 @@ def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: 
                     subs_raw[0] = raw
                 matched()
                 got_round[raw] = [ms for k in range(per)
-                                  if (ms := once(frames[k % len(frames)], 5.0)) is not None]
+                                  if (ms := once(msgs[k % len(msgs)], 5.0)) is not None]
                 into += [last for last, _ in got_round[raw]]
                 if raw:
                     labels += [lab for _, lab in got_round[raw]]

@@ -76,8 +76,8 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
     from seg_ros.ros.convert import to_image_msg
 
     domain = pick_domain()
-    node = NodeProcess(["-p", f"model_path:={model}", "-r", "image:=/soak/image",
-                        *param_args(setup)], domain)
+    node = NodeProcess([*param_args({"model_path": model, **setup}), "-r", "image:=/soak/image"],
+                       domain)
     client = Client(domain)
     out: dict[str, Any] = {}
     try:
