@@ -18,6 +18,7 @@ Memory notes (they matter to callers):
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import cv2
@@ -25,11 +26,18 @@ import numpy as np
 
 from seg_ros.errors import CodecError
 
+try:  # libjpeg-turbo with strict mode: corrupt data is an error, not a warning on stderr
+    import simplejpeg
+except ImportError:  # pragma: no cover - depends on the install; OpenCV decodes instead
+    simplejpeg = None
+
 __all__ = [
     "COMPRESSED_FORMATS",
     "ENCODINGS",
     "RAW_OUTPUT_ENCODINGS",
+    "DEFAULT_MAX_PIXELS",
     "CodecError",
+    "compressed_size",
     "decode_compressed",
     "decode_raw",
     "encode_compressed",
@@ -101,6 +109,12 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_EOI = b"\xff\xd9"
 _DEPTH_HEADER = 12  # compressed_depth_image_transport ConfigHeader: int32 format + float32[2]
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11: decode straight to RGB
+# Camera frames are what the sensor sent: an EXIF orientation tag must not rotate the labels.
+_IMREAD_JPEG = (cv2.IMREAD_COLOR if _IMREAD_RGB is None else _IMREAD_RGB) | getattr(
+    cv2, "IMREAD_IGNORE_ORIENTATION", 128)
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest image decoded (width x height): above every real camera, below what would exhaust a
+small robot computer's memory (a 20000x20000 PNG of 380 KB decodes to 1.2 GB)."""
 
 
 # ----------------------------------------------------------------------------------- raw decode
@@ -113,6 +127,7 @@ def decode_raw(
     step: int,
     data: Any,
     is_bigendian: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Decode sensor_msgs/Image fields to RGB uint8 (H, W, 3).
 
@@ -122,10 +137,12 @@ def decode_raw(
     zero-copy view (strided if padded; read-only when ``data`` is bytes), every other encoding
     a new C-contiguous array. 16-bit encodings are reduced to 8 bit by ``>> 8`` (high byte),
     honouring ``is_bigendian``. Bayer: bilinear demosaic; YUV: BT.601 video range (OpenCV).
+    Images of more than ``max_pixels`` pixels are refused before anything is allocated.
     """
     enc = _canonical(encoding)
     bpp, family = _LAYOUT[enc]
     height, width, step = _check_dims(enc, height, width, step, bpp)
+    check_pixels(width, height, max_pixels, enc)
     if family in _EVEN_WIDTH and width % 2:
         raise CodecError(
             f"{enc} image has odd width {width}: chroma is shared by pixel pairs, so the width "
@@ -205,6 +222,16 @@ def _check_dims(enc: str, height: int, width: int, step: int, bpp: int) -> tuple
     return height, width, step
 
 
+def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Refuse an image above ``max_pixels`` (before decoding: the header is enough)."""
+    if width * height > max_pixels:
+        raise CodecError(
+            f"{what} image is {width}x{height} = {width * height / 1e6:.1f} MP, above "
+            f"max_input_pixels = {max_pixels / 1e6:.1f} MP: lower the camera resolution, or "
+            "raise the max_input_pixels parameter if the robot has the memory"
+        )
+
+
 def _as_bytes_array(data: Any) -> np.ndarray:
     """Flat uint8 view of a bytes-like object (zero-copy for anything with the buffer protocol)."""
     if isinstance(data, np.ndarray):
@@ -235,14 +262,16 @@ def _high_bytes(plane: np.ndarray, is_bigendian: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------- compressed decode
 
 
-def decode_compressed(fmt: str, data: Any) -> np.ndarray:
+def decode_compressed(fmt: str, data: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode CompressedImage ``format``/``data`` (JPEG or PNG) to RGB uint8 (H, W, 3).
 
     ``fmt`` is what image_transport writes ('jpeg', 'png', 'bgr8; jpeg compressed bgr8',
     'mono8; png compressed mono8', '16UC1; compressedDepth png', ...). The codec is taken from
     the data's magic bytes, so a wrong or empty codec name still decodes; the part before ';'
     is ignored because compressed_image_transport always stores BGR/mono in the file.
-    16-bit PNGs are reduced with ``>> 8``; alpha is dropped.
+    16-bit PNGs are reduced with ``>> 8``; alpha is dropped. The size is read from the header
+    and checked against ``max_pixels`` before decoding; EXIF orientation is ignored (a camera
+    frame is what the sensor sent); a JPEG whose decoder reports corrupt data is refused.
     """
     fmt_l = (fmt or "").lower()
     codec_part = fmt_l.split(";", 1)[-1]
@@ -265,14 +294,49 @@ def decode_compressed(fmt: str, data: Any) -> np.ndarray:
     if not head.startswith((_JPEG_MAGIC, _PNG_MAGIC)) and buf[12:20].tobytes() == _PNG_MAGIC:
         buf = buf[_DEPTH_HEADER:]  # compressedDepth: 12-byte ConfigHeader before the PNG
         head = _PNG_MAGIC
-    if head.startswith(_JPEG_MAGIC):
-        return _decode_jpeg(buf, fmt)
-    if head.startswith(_PNG_MAGIC):
-        return _decode_png(buf, fmt)
+    if head.startswith((_JPEG_MAGIC, _PNG_MAGIC)):
+        kind = "JPEG" if head.startswith(_JPEG_MAGIC) else "PNG"
+        w, h = compressed_size(buf, fmt)
+        check_pixels(w, h, max_pixels, kind)
+        return _decode_jpeg(buf, fmt) if kind == "JPEG" else _decode_png(buf, fmt)
     raise CodecError(
         f"CompressedImage ({fmt!r}, {buf.size} bytes) is neither JPEG nor PNG (starts with "
         f"{head[:4].hex()}): the data is corrupt or in another codec; check the publisher"
     )
+
+
+def compressed_size(buf: np.ndarray, fmt: str = "") -> tuple[int, int]:
+    """(width, height) from a JPEG or PNG header, without decoding. Raises CodecError."""
+    if buf[:8].tobytes() == _PNG_MAGIC:
+        if buf.size < 24 or buf[12:16].tobytes() != b"IHDR":
+            raise _corrupt("PNG", fmt, buf.size)
+        return struct.unpack(">II", buf[16:24].tobytes())  # IHDR: width, height (big-endian)
+    if simplejpeg is not None:
+        try:
+            h, w, _colour, _sub = simplejpeg.decode_jpeg_header(buf)
+            return int(w), int(h)
+        except ValueError:
+            raise _corrupt("JPEG", fmt, buf.size) from None
+    return _jpeg_sof_size(buf, fmt)
+
+
+def _jpeg_sof_size(buf: np.ndarray, fmt: str) -> tuple[int, int]:
+    """(width, height) from the first SOFn marker (when simplejpeg is not installed)."""
+    data = buf.tobytes()
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    raise _corrupt("JPEG", fmt, buf.size)
 
 
 def _decode_jpeg(buf: np.ndarray, fmt: str) -> np.ndarray:
@@ -284,15 +348,24 @@ def _decode_jpeg(buf: np.ndarray, fmt: str) -> np.ndarray:
             f"JPEG ({fmt!r}, {buf.size} bytes) has no end-of-image marker: the data is truncated; "
             "check the transport (message size limits, best-effort QoS fragments)"
         )
-    if _IMREAD_RGB is not None:
-        img = cv2.imdecode(buf, _IMREAD_RGB)
-        if img is None:
-            raise _corrupt("JPEG", fmt, buf.size)
-        return img
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if simplejpeg is not None and not _is_cmyk(buf):
+        try:
+            return simplejpeg.decode_jpeg(buf, colorspace="RGB", strict=True)
+        except ValueError as e:  # strict: libjpeg's "Corrupt JPEG data" warnings too
+            raise CodecError(f"JPEG ({fmt!r}, {buf.size} bytes) is corrupt ({e}): check the "
+                             "publisher and the transport") from None
+    img = cv2.imdecode(buf, _IMREAD_JPEG)
     if img is None:
         raise _corrupt("JPEG", fmt, buf.size)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img if _IMREAD_RGB is not None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _is_cmyk(buf: np.ndarray) -> bool:
+    """CMYK / YCCK JPEGs (libjpeg-turbo cannot give RGB from them): OpenCV decodes those."""
+    try:
+        return simplejpeg.decode_jpeg_header(buf)[2] in ("CMYK", "YCCK")
+    except ValueError:
+        return False
 
 
 def _decode_png(buf: np.ndarray, fmt: str) -> np.ndarray:

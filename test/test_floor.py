@@ -331,9 +331,31 @@ def test_camera_errors() -> None:
         CameraModel(640, 480, K640, roi=Roi(400, 0, 320, 240))
 
 
+BAD_CAMERA_INFOS = {  # what a hostile or broken driver sends -> the words of the refusal
+    "NaN fx": (dict(K=(math.nan, 0, 320, 0, 500, 240, 0, 0, 1)), "NaN or inf"),
+    "NaN cx": (dict(K=(500, 0, math.nan, 0, 500, 240, 0, 0, 1)), "NaN or inf"),
+    "inf fy": (dict(K=(500, 0, 320, 0, math.inf, 240, 0, 0, 1)), "NaN or inf"),
+    "fx 1e300": (dict(K=(1e300, 0, 320, 0, 500, 240, 0, 0, 1)), r"fx=1e\+300"),
+    "NaN in D": (dict(D=(math.nan, 0, 0, 0, 0)), "NaN or inf"),
+    "inf in D": (dict(D=(0, math.inf, 0, 0, 0)), "NaN or inf"),
+    "k1 1e6": (dict(D=(1e6, 0, 0, 0, 0)), "no real lens"),
+    "cx 1e9": (dict(K=(500, 0, 1e9, 0, 500, 240, 0, 0, 1)), "far outside"),
+    "K last row": (dict(K=(500, 0, 320, 0, 500, 240, 0, 0, 0)), "not \\[0, 0, 1\\]"),
+    "zero-size roi": (dict(roi=Roi(5000, 5000, 0, 0)), "offset .* but no size"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CAMERA_INFOS)
+def test_camera_info_with_nan_inf_or_absurd_values_is_refused(case: str) -> None:
+    fields, match = BAD_CAMERA_INFOS[case]
+    kw = {"K": K640, **fields}
+    with pytest.raises(ConfigError, match=match):
+        CameraModel(640, 480, **kw)
+
+
 def test_grid_errors() -> None:
-    with pytest.raises(ConfigError, match=r"16,000,000: coarsen the resolution .* or shrink"):
-        GridSpec(0.01, 100.0, 100.0)
+    with pytest.raises(ConfigError, match=r"4,000,000: coarsen the resolution .* or shrink"):
+        GridSpec(0.02, 100.0, 100.0)
     with pytest.raises(ConfigError, match="resolution=0.0 must be a positive"):
         GridSpec(0.0)
     proj = GroundProjector(SPEC, CameraModel(640, 480, K640), pitched())

@@ -28,6 +28,10 @@ DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
 # Coefficient counts OpenCV accepts per model (plumb_bob 5, rational_polynomial 8; 4 = k1 k2 p1 p2).
 _COEFFS = {"plumb_bob": (4, 5, 8), "rational_polynomial": (8, 12, 14), "equidistant": (4,)}
 
+MAX_FOCAL_PX = 1e6     # focal length limit in pixels (a 100 MP telephoto stays far below)
+MAX_SIDE_PX = 100_000  # sensor side limit in pixels
+MAX_DISTORTION = 1e3   # |coefficient| limit (rational_polynomial denominators reach tens)
+
 # Optical frame axes expressed in the camera body frame (REP 103 -> REP 103 "_optical").
 R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
@@ -93,12 +97,16 @@ class CameraModel:
                 "camera_info K is all zeros: the camera is uncalibrated; calibrate it with "
                 "camera_calibration or publish a calibrated camera_info"
             )
-        if self.K[0] <= 0 or self.K[4] <= 0:
-            raise ConfigError(f"camera_info K has fx={self.K[0]}, fy={self.K[4]}: both must be > 0 "
-                              "pixels; check the camera calibration")
-        if self.width <= 0 or self.height <= 0:
-            raise ConfigError(f"camera_info size {self.width}x{self.height} is empty: publish "
-                              "the calibrated image width and height")
+        if not all(math.isfinite(v) for v in self.K + self.D):
+            raise ConfigError(f"camera_info K {list(self.K)} / D {list(self.D)} holds NaN or "
+                              "inf: the calibration is broken; recalibrate or fix the driver")
+        if not (0 < self.K[0] <= MAX_FOCAL_PX and 0 < self.K[4] <= MAX_FOCAL_PX):
+            raise ConfigError(f"camera_info K has fx={self.K[0]:g}, fy={self.K[4]:g}: both must be "
+                              f"in (0, {MAX_FOCAL_PX:g}] pixels; check the camera calibration")
+        if self.width <= 0 or self.height <= 0 or max(self.width, self.height) > MAX_SIDE_PX:
+            raise ConfigError(f"camera_info size {self.width}x{self.height} is empty or absurd: "
+                              "publish the calibrated image width and height")
+        self._validate_sanity()
         if self.distortion_model not in DISTORTION_MODELS:
             raise ConfigError(f"distortion_model {self.distortion_model!r} is not supported: use "
                               f"one of {', '.join(DISTORTION_MODELS)}")
@@ -113,6 +121,27 @@ class CameraModel:
         ):
             raise ConfigError(f"camera_info roi {r} exceeds the {self.width}x{self.height} "
                                   "sensor: fix the roi or the camera_info size")
+        if not (r.width or r.height) and (r.x_offset or r.y_offset):
+            raise ConfigError(f"camera_info roi has offset ({r.x_offset}, {r.y_offset}) but no "
+                              "size: give the roi's width and height, or all zeros for the full "
+                              "image")
+        if self.binning_x > self.width or self.binning_y > self.height:
+            raise ConfigError(f"binning {self.binning_x}x{self.binning_y} exceeds the "
+                              f"{self.width}x{self.height} sensor: check the camera_info")
+
+    def _validate_sanity(self) -> None:
+        """Finite but absurd values: a principal point far off the sensor, a wrong last row of
+        K, distortion coefficients no lens has (they fold the image onto itself)."""
+        cx, cy = self.K[2], self.K[5]
+        if not (-self.width <= cx <= 2 * self.width and -self.height <= cy <= 2 * self.height):
+            raise ConfigError(f"camera_info principal point ({cx:g}, {cy:g}) lies far outside the "
+                              f"{self.width}x{self.height} sensor: check the calibration")
+        if max(abs(a - b) for a, b in zip(self.K[6:], (0.0, 0.0, 1.0))) > 1e-6:
+            raise ConfigError(f"camera_info K's last row is {list(self.K[6:])}, not [0, 0, 1]: "
+                              "K must be the 3x3 intrinsic matrix, row-major")
+        if any(abs(d) > MAX_DISTORTION for d in self.D):
+            raise ConfigError(f"camera_info D {list(self.D)} has a coefficient beyond "
+                              f"+-{MAX_DISTORTION:g}: no real lens; check the calibration")
 
     # ----------------------------------------------------------------------- constructors
 

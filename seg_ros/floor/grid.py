@@ -22,7 +22,7 @@ from seg_ros.errors import ConfigError
 from seg_ros.floor.camera import CameraModel, CameraPose
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
-MAX_CELLS = 16_000_000  # 16 M cells: ~1 GB of float64 temporaries to build, 16 MB per message
+MAX_CELLS = 4_000_000  # e.g. 100 m x 100 m at 5 cm: ~50 MB per lookup table, 4 MB per message
 _CHUNK_CELLS = 1 << 20  # cells projected per OpenCV call while building (bounds memory)
 
 
@@ -171,6 +171,13 @@ class GroundProjector:
             self._out = np.full((self._spec.rows, self._spec.cols), UNKNOWN, np.int8)
             self.builds += 1
         return self._lut
+
+    def use_lut(self, lut: GroundLut) -> None:
+        """Take a table built elsewhere (seg_ros.floor.lut_cache: built beside the worker)."""
+        if lut is not self._lut:
+            self._camera, self._pose, self._spec, self._lut = lut.camera, lut.pose, lut.spec, lut
+            if self._out.shape != (lut.spec.rows, lut.spec.cols):
+                self._out = np.full((lut.spec.rows, lut.spec.cols), UNKNOWN, np.int8)
 
     def _classes(self, traversable: Iterable[int], bins: int) -> np.ndarray:
         """class id -> FREE / OCCUPIED, cached for the last traversable set."""

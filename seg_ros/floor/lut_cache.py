@@ -1,0 +1,102 @@
+"""Ground lookup tables built beside the node's worker, never on it.
+
+A lookup table of a large grid takes seconds to build (16 M cells: ~7 s here); built on the
+worker it would stop every output for that long. :class:`LutCache` builds on a thread of its own
+and answers at once: the table when it is ready, None while it is being built (the caller skips
+that frame's grid and reports why; labels keep flowing). The last ``keep`` tables stay cached,
+so a camera_info or pose that flips between two values is two cache hits, not a rebuild each
+time. Requests are latest-wins: a camera that keeps changing builds only the newest table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from seg_ros.floor.camera import CameraModel, CameraPose
+from seg_ros.floor.grid import GridSpec, GroundLut, build_lut
+
+LutKey = tuple[CameraModel, CameraPose, GridSpec]
+
+
+@dataclass
+class LutStatus:
+    """What the cache is doing, for diagnostics (monotonic seconds)."""
+
+    builds: int = 0              # tables built since start
+    building_since: float = 0.0  # 0 when idle
+    last_build_s: float = 0.0    # how long the last build took
+    last_error: str = ""         # why the last build failed ("" = it did not)
+
+
+class LutCache:
+    """Latest-wins, off-thread builder and small cache of :class:`GroundLut` tables."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self._keep = max(1, keep)
+        self._done: OrderedDict[LutKey, GroundLut] = OrderedDict()
+        self._wanted: LutKey | None = None
+        self._failed: LutKey | None = None  # not requested again until something changes
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.status = LutStatus()
+
+    def get(self, camera: CameraModel, pose: CameraPose, spec: GridSpec) -> GroundLut | None:
+        """The table for this camera, pose and grid, or None while it is built (requested now)."""
+        key = (camera, pose, spec)
+        with self._cond:
+            lut = self._done.get(key)
+            if lut is not None:
+                self._done.move_to_end(key)
+                return lut
+            if self._wanted != key and self._failed != key:
+                self._wanted = key
+                self._cond.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="seg_ros_lut", daemon=True)
+                self._thread.start()
+        return None
+
+    def wait(self, camera: CameraModel, pose: CameraPose, spec: GridSpec,
+             timeout: float = 60.0) -> GroundLut | None:
+        """Blocking :meth:`get` (tests, offline tools); None after ``timeout`` seconds."""
+        end = time.monotonic() + timeout
+        while (lut := self.get(camera, pose, spec)) is None and time.monotonic() < end:
+            time.sleep(0.005)
+        return lut
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._wanted is not None)
+                if self._closed:
+                    return
+                key, self._wanted = self._wanted, None
+            self._build(key)
+
+    def _build(self, key: LutKey) -> None:
+        st = self.status
+        st.building_since = time.monotonic()
+        try:
+            lut = build_lut(*key)
+            st.last_error = ""
+        except (ValueError, MemoryError) as e:  # the caller sees it through status
+            lut, st.last_error = None, f"{type(e).__name__}: {e}"
+        st.last_build_s = time.monotonic() - st.building_since
+        st.building_since = 0.0
+        with self._cond:
+            if lut is None:
+                self._failed = key
+                return
+            st.builds += 1
+            self._done[key] = lut
+            while len(self._done) > self._keep:
+                self._done.popitem(last=False)
