@@ -6,22 +6,71 @@
 
 The node subscribes ``image`` (default <camera>/image_raw; <image>/compressed with
 input_transport:=compressed) and ``camera_info`` (default <camera>/camera_info); its outputs are
-/<namespace>/segmentation_node/{labels,confidence,color_mask,overlay,label_info}. Fast DDS is
-switched to its LARGE_DATA transports, without which best-effort images of a few hundred KB are
-dropped.
+/<namespace>/segmentation_node/{labels,confidence,color_mask,overlay,floor_grid,label_info}.
+
+Parameters come from ``params_file`` (default: the shipped config/camvid.yaml). ``model``,
+``input_transport``, ``backend`` and ``device`` override it only when given on the command line:
+left out, the params file's values stand. Fast DDS is switched to its LARGE_DATA transports,
+without which best-effort images of a few hundred KB are dropped.
+
+The argument handling (:func:`parameter_overrides`) needs no ``launch`` import, so it is
+unit-tested without a ROS install (test/test_launch_args.py).
 """
 
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from __future__ import annotations
 
-from launch import LaunchDescription
+from typing import Any
+
+# launch argument -> node parameter it sets when given on the command line.
+PARAMETER_ARGUMENTS = {
+    "model": ("model_path", "model file (.onnx/.engine/.pt); the shipped models/camvid.onnx "
+              "when neither this nor the params file sets model_path"),
+    "input_transport": ("input_transport", "raw (sensor_msgs/Image) or compressed "
+                        "(CompressedImage, JPEG/PNG)"),
+    "backend": ("backend", "auto | onnxruntime | tensorrt | torch"),
+    "device": ("device", "cpu | cuda | cuda:N (onnxruntime also: tensorrt)"),
+}
+UNSET = ""  # the default of every argument above: "not given, keep the params file's value"
 
 
-def generate_launch_description() -> LaunchDescription:
-    camera = LaunchConfiguration("camera")
+def parameter_overrides(values: dict[str, str]) -> dict[str, str]:
+    """Node parameters from the launch arguments the user gave (non-empty), by parameter name.
+
+    ``values`` maps launch argument names to their resolved strings. An argument left at
+    :data:`UNSET` sets nothing, so the params file's value (or the node's default) stands.
+    """
+    return {param: values[arg] for arg, (param, _) in PARAMETER_ARGUMENTS.items()
+            if values.get(arg, UNSET) != UNSET}
+
+
+def _node_action(context: Any) -> list[Any]:
+    """The node, with only the user-set parameter arguments over the params file."""
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    given = {arg: LaunchConfiguration(arg).perform(context) for arg in PARAMETER_ARGUMENTS}
+    overrides = {name: ParameterValue(value, value_type=str)
+                 for name, value in parameter_overrides(given).items()}
     image = LaunchConfiguration("image")
+    return [Node(
+        package="seg_ros", executable="segmentation_node", name="segmentation_node",
+        namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
+        parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
+        remappings=[("image", image),
+                    ("image/compressed", [image, "/compressed"]),
+                    ("camera_info", LaunchConfiguration("camera_info"))],
+    )]
+
+
+def generate_launch_description() -> Any:
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.substitutions import FindPackageShare
+
+    from launch import LaunchDescription
+
+    camera = LaunchConfiguration("camera")
     arg = DeclareLaunchArgument
     return LaunchDescription([
         arg("camera", default_value="/camera",
@@ -30,22 +79,11 @@ def generate_launch_description() -> LaunchDescription:
             description="image topic; with input_transport:=compressed, <image>/compressed"),
         arg("camera_info", default_value=[camera, "/camera_info"],
             description="camera_info topic (kept for the floor grid)"),
-        arg("model", default_value="",
-            description="model file (.onnx/.engine/.pt); '' = the shipped models/camvid.onnx"),
         arg("params_file", default_value=[FindPackageShare("seg_ros"), "/config/camvid.yaml"],
             description="node parameters (ROS 2 YAML)"),
-        arg("input_transport", default_value="raw",
-            description="raw (sensor_msgs/Image) or compressed (CompressedImage, JPEG/PNG)"),
+        *(arg(name, default_value=UNSET, description=f"{text}; '' = the params file's value")
+          for name, (_, text) in PARAMETER_ARGUMENTS.items()),
         arg("namespace", default_value="", description="namespace of the node"),
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
-        Node(
-            package="seg_ros", executable="segmentation_node", name="segmentation_node",
-            namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
-            parameters=[LaunchConfiguration("params_file"),
-                        {"model_path": LaunchConfiguration("model"),
-                         "input_transport": LaunchConfiguration("input_transport")}],
-            remappings=[("image", image),
-                        ("image/compressed", [image, "/compressed"]),
-                        ("camera_info", LaunchConfiguration("camera_info"))],
-        ),
+        OpaqueFunction(function=_node_action),
     ])
