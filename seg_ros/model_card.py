@@ -18,14 +18,53 @@ from typing import Any, Literal
 from seg_ros.errors import SegRosError
 
 METADATA_KEY = "seg_ros.model_card"
-CARD_VERSION = 1
+CARD_VERSION = 2
 
-OutputKind = Literal["logits", "labels"]
+OutputKind = Literal["logits", "probabilities", "labels", "sigmoid"]
+OUTPUT_KINDS: tuple[str, ...] = ("logits", "probabilities", "labels", "sigmoid")
 ChannelOrder = Literal["RGB", "BGR"]
+Layout = Literal["nchw", "nhwc"]
+Resize = Literal["stretch", "letterbox"]
 
 
 class ModelCardError(SegRosError, ValueError):
     """A model card is missing, unreadable or inconsistent; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ClassGroups:
+    """The model's classes mapped onto a smaller set (e.g. 150 ADE20K classes -> floor,
+    obstacle, person, sky), applied by a lookup table after the argmax.
+
+    Attributes:
+        names: one name per group, index = group id.
+        colors: one RGB colour (0..255) per group.
+        traversable: group ids a ground robot may drive on.
+        of_class: the group id of each model class (index = model class id).
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    traversable: tuple[int, ...]
+    of_class: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        object.__setattr__(self, "colors", tuple(tuple(int(v) for v in c) for c in self.colors))
+        object.__setattr__(self, "traversable", tuple(int(t) for t in self.traversable))
+        object.__setattr__(self, "of_class", tuple(int(g) for g in self.of_class))
+
+    def validate(self, num_classes: int) -> None:
+        n = len(self.names)
+        fix = "rewrite it with `seg-ros card MODEL --groups groups.yaml`"
+        if n == 0 or len(self.colors) != n:
+            raise ModelCardError(f"model card groups: {n} names but {len(self.colors)} colors: "
+                                 f"{fix}")
+        if len(self.of_class) != num_classes:
+            raise ModelCardError(f"model card groups map {len(self.of_class)} classes but the "
+                                 f"model has {num_classes}: {fix}")
+        if any(not 0 <= g < n for g in (*self.of_class, *self.traversable)):
+            raise ModelCardError(f"model card groups: a group id is outside 0..{n - 1}: {fix}")
 
 
 @dataclass(frozen=True)
@@ -38,13 +77,22 @@ class ModelCard:
         colors: one RGB colour (0..255) per class, used for colour masks and overlays.
         traversable: class ids a ground robot may drive on (floor grid "free").
         input_size: (height, width) in pixels of the engine input tensor.
-        mean: per-channel mean in 0..1 units of full scale, in ``channel_order``.
-        std: per-channel standard deviation in 0..1 units of full scale.
+        mean: per-channel mean, in the units of ``pixel * scale``, in ``channel_order``.
+        std: per-channel standard deviation, same units: the engine sees
+            ``(pixel * scale - mean) / std`` for 0..255 pixels.
         channel_order: channel order the engine expects ("RGB" or "BGR").
-        output_kind: "labels" when the graph ends in argmax (outputs ``labels`` and optionally
-            ``confidence``), "logits" when it outputs raw class scores (N, C, h, w).
+        output_kind: "logits" / "probabilities" (class scores, any stride), "labels" (the graph
+            ends in argmax: integer ids, plus ``confidence`` when the graph outputs it), or
+            "sigmoid" (one channel, foreground probability: two classes).
         ignore_index: label id meaning "void" in training data (not a model output).
         provenance: free-form facts about how the model was made (dataset, metrics, command).
+        scale: factor from 0..255 pixels to the units of mean/std (1/255: 0..1).
+        output_name: the graph output to read; "" = ``labels`` or ``logits`` by output_kind.
+        layout: "nchw" or "nhwc" for score outputs (channels first or last).
+        resize: "stretch" (fill the input) or "letterbox" (keep the aspect, pad, and crop the
+            padding out again on the way back).
+        threshold: foreground probability above which a sigmoid output says class 1.
+        groups: optional mapping of the model classes onto fewer groups (see ClassGroups).
     """
 
     name: str
@@ -58,6 +106,12 @@ class ModelCard:
     output_kind: OutputKind = "labels"
     ignore_index: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    scale: float = 1.0 / 255.0
+    output_name: str = ""
+    layout: Layout = "nchw"
+    resize: Resize = "stretch"
+    threshold: float = 0.5
+    groups: ClassGroups | None = None
 
     def __post_init__(self) -> None:
         # Normalise list-y inputs (JSON gives lists) into hashable tuples.
@@ -67,11 +121,28 @@ class ModelCard:
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "scale", float(self.scale))
+        if isinstance(self.groups, dict):
+            object.__setattr__(self, "groups", ClassGroups(**self.groups))
         self.validate()
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def output(self) -> str:
+        """Name of the graph output the segmenter reads."""
+        return self.output_name or ("labels" if self.output_kind == "labels" else "logits")
+
+    def grouped(self) -> ModelCard:
+        """The card as the robot sees it: the groups as classes (ids, names, colours,
+        traversable) when the card has groups, else the card itself."""
+        g = self.groups
+        if g is None:
+            return self
+        return replace(self, class_names=g.names, colors=g.colors, traversable=g.traversable,
+                       groups=None, ignore_index=None)
 
     def validate(self) -> None:
         """Raise ModelCardError naming the field and the fix when the card is inconsistent."""
@@ -104,10 +175,26 @@ class ModelCard:
             raise ModelCardError(
                 f"model card channel_order {self.channel_order!r} must be 'RGB' or 'BGR'"
             )
-        if self.output_kind not in ("logits", "labels"):
-            raise ModelCardError(
-                f"model card output_kind {self.output_kind!r} must be 'logits' or 'labels'"
-            )
+        self._validate_output()
+        if self.groups is not None:
+            self.groups.validate(n)
+
+    def _validate_output(self) -> None:
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ModelCardError(f"model card output_kind {self.output_kind!r} must be one of "
+                                 f"{', '.join(OUTPUT_KINDS)} (seg-ros card --output-kind)")
+        if self.output_kind == "sigmoid" and self.num_classes != 2:
+            raise ModelCardError(f"a sigmoid output has 2 classes (background, foreground) but "
+                                 f"the card lists {self.num_classes}: pass --classes with 2 names")
+        if self.layout not in ("nchw", "nhwc"):
+            raise ModelCardError(f"model card layout {self.layout!r} must be 'nchw' or 'nhwc' "
+                                 "(seg-ros card --layout)")
+        if self.resize not in ("stretch", "letterbox"):
+            raise ModelCardError(f"model card resize {self.resize!r} must be 'stretch' or "
+                                 "'letterbox' (seg-ros card --resize)")
+        if not self.scale > 0 or not 0.0 < self.threshold < 1.0:
+            raise ModelCardError("model card scale must be > 0 and threshold in (0, 1) "
+                                 "(seg-ros card --scale)")
 
     def with_provenance(self, **facts: Any) -> ModelCard:
         """A copy with ``facts`` merged into provenance."""
@@ -116,7 +203,7 @@ class ModelCard:
     # --- serialisation -------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(self)  # groups (a dataclass) becomes a plain dict
         d["card_version"] = CARD_VERSION
         return d
 
@@ -204,9 +291,27 @@ def card_from_onnx_metadata(metadata: dict[str, str], source: str) -> ModelCard:
     if METADATA_KEY not in metadata:
         raise ModelCardError(
             f"{source} has no model card (metadata key {METADATA_KEY!r}): export it with "
-            "`seg-ros export`, or add one with `seg-ros card MODEL --from card.json`"
+            f"`seg-ros export`, or write one with `seg-ros card {source} --out CARDED.onnx` "
+            f"(`seg-ros info {source}` shows what it needs)"
         )
     return ModelCard.from_json(metadata[METADATA_KEY], source=source)
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata_props, read by onnxruntime (the ``onnx`` package is for the
+    offline tools only; a robot needs onnxruntime alone)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first = str(e).strip().splitlines()[0][:160]
+        raise ModelCardError(
+            f"{path} is not a readable ONNX file ({first}): re-export or re-copy it") from None
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def read_card(model_path: str | Path) -> ModelCard:
@@ -215,15 +320,7 @@ def read_card(model_path: str | Path) -> ModelCard:
     if not path.is_file():
         raise ModelCardError(f"model file {path} does not exist: check the model path")
     if path.suffix == ".onnx":
-        import onnx
-
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # onnx raises DecodeError and friends
-            raise ModelCardError(
-                f"{path} is not a readable ONNX file ({type(e).__name__}): re-export or re-copy it"
-            ) from None
-        meta = {p.key: p.value for p in model.metadata_props}
+        meta = onnx_metadata(path)
         if METADATA_KEY not in meta and sidecar_path(path).is_file():
             return read_sidecar(path)
         return card_from_onnx_metadata(meta, str(path))

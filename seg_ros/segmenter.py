@@ -1,8 +1,10 @@
 """Segmenter: RGB frame -> per-pixel labels (and confidence) at the frame's own size.
 
-pre-process (one resize to the engine size, normalise, NCHW) -> engine -> post-process (one
-nearest resize of the labels back; confidence to 0..255 and a linear resize back, only when
-asked). Owns no ROS and no torch; buffers that depend only on the model are allocated once.
+pre-process (one resize to the engine size, stretched or letterboxed; normalise; NCHW) ->
+engine -> post-process (the card's output convention decoded by ``seg_ros.postprocess``, labels
+back at the frame size, class groups applied by a lookup table; confidence only when asked).
+Owns no ROS and no torch; buffers and maps that depend only on the model and the frame size are
+built once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from seg_ros import postprocess as pp
 from seg_ros.engines import Engine
 from seg_ros.errors import CodecError
 from seg_ros.model_card import ModelCard
@@ -21,8 +24,10 @@ from seg_ros.model_card import ModelCard
 class Segmentation:
     """Result for one frame, at the input frame's size.
 
-    labels: (H, W) uint8 class ids (uint16 for models with more than 255 classes).
-    confidence: (H, W) uint8, max softmax probability scaled to 0..255; None when not asked.
+    labels: (H, W) uint8 class ids (uint16 for models with more than 255 classes); group ids
+        when the card has class groups.
+    confidence: (H, W) uint8, max class probability scaled to 0..255; None when not asked or
+        when the model outputs class ids only.
     """
 
     labels: np.ndarray
@@ -30,25 +35,44 @@ class Segmentation:
 
 
 class Segmenter:
-    """Runs an engine on RGB uint8 frames of any size."""
+    """Runs an engine on RGB uint8 frames of any size.
+
+    ``model_card`` is the engine's card (the model's own classes); ``card`` is what the robot
+    sees: the class groups as classes when the card has groups, else the same card.
+    """
 
     def __init__(self, engine: Engine, card: ModelCard | None = None) -> None:
         self.engine = engine
-        self.card = card or engine.card
+        self.model_card = card or engine.card
+        self.card = self.model_card.grouped()
         n, c, h, w = engine.input_shape
         if (n, c) != (1, 3):
             raise ValueError(f"engine input {engine.input_shape} is not (1, 3, H, W)")
         self.model_size = (h, w)
-        mean = np.asarray(self.card.mean, np.float32)
-        std = np.asarray(self.card.std, np.float32)
+        mc = self.model_card
+        mean = np.asarray(mc.mean, np.float32)
+        std = np.asarray(mc.std, np.float32)
         # x_norm = x_uint8 * scale + bias, per channel: one fused multiply-add.
-        self._scale = (1.0 / (255.0 * std)).reshape(3, 1, 1)
+        self._scale = (mc.scale / std).reshape(3, 1, 1)
         self._bias = (-mean / std).reshape(3, 1, 1)
-        self._bgr = self.card.channel_order == "BGR"
-        self._batch = np.empty((1, 3, h, w), np.float32)
+        self._bgr = mc.channel_order == "BGR"
+        self._letterbox = mc.resize == "letterbox"
+        self._batch = np.zeros((1, 3, h, w), np.float32)
+        self._placed: tuple[tuple[int, int], pp.Placement] | None = None
+        self._grids: dict[tuple[tuple[int, int], tuple[int, int]], pp.OutputGrid] = {}
+        self._decoded: tuple[np.ndarray, tuple[np.ndarray, bool, np.ndarray, np.ndarray]] | None \
+            = None
         self._label_dtype = np.uint8 if self.card.num_classes <= 255 else np.uint16
+        self._lut = _group_lut(mc, self._label_dtype)
 
     # --- stages, public so benchmarks and the node can time them -----------------------------
+
+    def placement(self, size: tuple[int, int]) -> pp.Placement:
+        """Where a frame of ``size`` = (H, W) sits in the engine input (cached per size)."""
+        if self._placed is None or self._placed[0] != size:
+            self._placed = (size, pp.place(size, self.model_size, self._letterbox))
+            self._batch.fill(0.0)  # letterbox padding: 0 after normalising = the mean colour
+        return self._placed[1]
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 (H, W, 3) -> the engine's normalised (1, 3, h, w) float32 batch.
@@ -60,7 +84,8 @@ class Segmenter:
                 f"segmenter wants an RGB uint8 (H, W, 3) frame, got {rgb.dtype} {rgb.shape}: "
                 "decode the message with seg_ros.codec first"
             )
-        h, w = self.model_size
+        where = self.placement(rgb.shape[:2])
+        h, w = where.content
         if rgb.shape[:2] != (h, w):
             shrink = rgb.shape[0] > 2 * h or rgb.shape[1] > 2 * w
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR  # area: no aliasing
@@ -70,17 +95,17 @@ class Segmenter:
         planes = cv2.split(rgb)
         if self._bgr:
             planes = planes[::-1]
-        out = self._batch[0]
+        out = self._batch[0, :, where.top:where.top + h, where.left:where.left + w]
         for c, plane in enumerate(planes):
             np.multiply(plane, self._scale[c], out=out[c])
             out[c] += self._bias[c]
         return self._batch
 
     def infer(self, batch: np.ndarray, want_confidence: bool = True) -> dict[str, np.ndarray]:
-        if self.card.output_kind == "labels" and not want_confidence:
+        if self.model_card.output_kind == "labels" and not want_confidence:
             infer = self.engine.infer
             try:
-                return infer(batch, outputs=["labels"])  # type: ignore[call-arg]
+                return infer(batch, outputs=[self.model_card.output])  # type: ignore[call-arg]
             except TypeError:
                 return infer(batch)
         return self.engine.infer(batch)
@@ -93,42 +118,109 @@ class Segmenter:
                             else None)
 
     def labels(self, outputs: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
-        """Engine outputs -> (H, W) class ids at ``size`` (one nearest resize)."""
-        if self.card.output_kind == "logits":
-            labels = outputs["logits"][0].argmax(axis=0)
+        """Engine outputs -> (H, W) class (or group) ids at ``size``."""
+        mc = self.model_card
+        if mc.output_kind == "labels":
+            cells = pp.squeeze_map(outputs[mc.output], mc.output)
+            if cells.dtype != np.uint8 and cells.dtype != np.uint16:
+                cells = cells.astype(np.uint8 if mc.num_classes <= 256 else np.uint16)
+            cells = self._apply_groups(cells)
+            labels = self._grid(size, cells.shape).nearest(cells)
         else:
-            labels = outputs["labels"][0]
+            scores, channels_last, cells, _ = self._decode(outputs)
+            labels = pp.bilinear_labels(cells, scores, channels_last,
+                                        self._grid(size, cells.shape))
+            labels = self._apply_groups(labels)
         if labels.dtype != self._label_dtype:
             labels = labels.astype(self._label_dtype)
-        h, w = size
-        if labels.shape != (h, w):
-            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        return labels
+        return np.ascontiguousarray(labels)
 
     def confidence(self, outputs: dict[str, np.ndarray], size: tuple[int, int]
                    ) -> np.ndarray | None:
-        """Engine outputs -> (H, W) uint8 max softmax x 255 at ``size``; None when the engine
-        gave none (it was not asked for it)."""
-        if self.card.output_kind == "logits":
-            conf = _max_softmax(outputs["logits"][0])
-        else:
+        """Engine outputs -> (H, W) uint8 max class probability x 255 at ``size``; None when
+        the engine gave none (a label-map model without a ``confidence`` output, or not asked)."""
+        mc = self.model_card
+        if mc.output_kind == "labels":
             conf = outputs.get("confidence")
             if conf is None:
                 return None
-            conf = conf[0]
+            conf = pp.squeeze_map(conf, "confidence").astype(np.float32, copy=False)
+        else:
+            conf = self._max_probability(*self._decode(outputs))
         conf8 = cv2.convertScaleAbs(conf, alpha=255.0)  # saturating float -> uint8
-        h, w = size
-        if conf8.shape != (h, w):
-            conf8 = cv2.resize(conf8, (w, h), interpolation=cv2.INTER_LINEAR)
-        return conf8
+        return self._grid(size, conf8.shape).linear(conf8)
 
     def __call__(self, rgb: np.ndarray, want_confidence: bool = True) -> Segmentation:
         batch = self.preprocess(rgb)
         outputs = self.infer(batch, want_confidence)
         return self.postprocess(outputs, rgb.shape[:2], want_confidence)
 
+    # --- helpers ----------------------------------------------------------------------------
 
-def _max_softmax(logits: np.ndarray) -> np.ndarray:
-    """(C, h, w) logits -> max softmax probability = 1 / sum(exp(l - max)), float32."""
-    top = logits.max(axis=0)
-    return (1.0 / np.exp(logits - top).sum(axis=0)).astype(np.float32)
+    def _grid(self, size: tuple[int, int], out: tuple[int, int]) -> pp.OutputGrid:
+        key = (tuple(size), tuple(out))
+        grid = self._grids.get(key)
+        if grid is None:
+            if len(self._grids) > 8:  # a folder of mixed sizes must not grow this unbounded
+                self._grids.clear()
+            grid = pp.OutputGrid(key[0], key[1], self.model_size, self.placement(key[0]))
+            self._grids[key] = grid
+        return grid
+
+    def _decode(self, outputs: dict[str, np.ndarray]
+                ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+        """(scores, channels_last, argmax cells, top score cells) of a score output; computed
+        once per output array (labels and confidence share it)."""
+        raw = outputs[self.model_card.output]
+        if self._decoded is not None and self._decoded[0] is raw:
+            return self._decoded[1]
+        decoded = _decode_scores(raw, self.model_card)
+        self._decoded = (raw, decoded)
+        return decoded
+
+    def _max_probability(self, scores: np.ndarray, channels_last: bool, _labels: np.ndarray,
+                         top: np.ndarray) -> np.ndarray:
+        """Per cell: the winning class's probability (softmax of logits, the top probability,
+        or max(p, 1 - p) of a sigmoid mask)."""
+        kind = self.model_card.output_kind
+        if kind == "sigmoid":
+            return np.maximum(scores[1], 1.0 - scores[1])
+        if kind == "probabilities":
+            return top
+        return pp.max_softmax(scores, top, channels_last)
+
+    def _apply_groups(self, labels: np.ndarray) -> np.ndarray:
+        if self._lut is None:
+            return labels
+        if labels.dtype == np.uint8 and self._lut.size == 256:
+            return cv2.LUT(labels, self._lut)
+        return self._lut.take(labels, mode="clip")
+
+
+def _decode_scores(raw: np.ndarray, card: ModelCard
+                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+    """Score output -> (scores, channels_last, labels, top score), all per output cell.
+
+    A sigmoid mask p becomes the two planes (threshold, p): their argmax is "p > threshold" and
+    their bilinear blend is the blend of p, so it shares the score path exactly."""
+    if card.output_kind == "sigmoid":
+        p = pp.squeeze_map(raw, card.output).astype(np.float32, copy=False)
+        scores = np.stack([np.full_like(p, card.threshold), p])
+        labels = (p > card.threshold).view(np.uint8)
+        return scores, False, labels, np.maximum(p, card.threshold)
+    scores = raw[0] if raw.ndim == 4 else raw
+    scores = np.ascontiguousarray(scores, np.float32)
+    channels_last = card.layout == "nhwc"
+    labels, top = pp.argmax_channels(scores, channels_last)
+    return scores, channels_last, labels, top
+
+
+def _group_lut(card: ModelCard, dtype: type) -> np.ndarray | None:
+    """Model class id -> group id lookup table (ids past the model's classes map to
+    themselves, clipped to the label dtype); None without groups."""
+    if card.groups is None:
+        return None
+    size = 256 if card.num_classes <= 256 else 65536
+    lut = np.minimum(np.arange(size), np.iinfo(dtype).max).astype(dtype)
+    lut[:card.num_classes] = card.groups.of_class
+    return lut

@@ -36,8 +36,13 @@ def _reference(path, rgb):
     x = x.transpose(2, 0, 1)[None].astype(np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x})))
-    labels = out["labels"][0] if "labels" in out else out["logits"][0].argmax(0).astype(np.uint8)
-    return cv2.resize(labels, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    size = (rgb.shape[1], rgb.shape[0])
+    if "labels" in out:
+        return cv2.resize(out["labels"][0], size, interpolation=cv2.INTER_NEAREST)
+    # scores: bilinear upsampling, then argmax (the segmenter's documented convention)
+    up = np.stack([cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR)
+                   for plane in out["logits"][0]])
+    return up.argmax(0).astype(np.uint8)
 
 
 # --- model card ---------------------------------------------------------------------------
@@ -61,7 +66,7 @@ def test_card_round_trips_through_json_and_onnx(tiny_model, tmp_path):
         (dict(colors=[(0, 0, 0)]), "11 class_names but 1 colors"),
         (dict(traversable=[12]), "traversable ids"),
         (dict(input_size=(0, 10)), "input_size"),
-        (dict(output_kind="probabilities"), "output_kind"),
+        (dict(output_kind="softmax"), "output_kind"),
         (dict(colors=[(0, 0, 300)] * 11), "RGB triple"),
     ],
 )
@@ -101,11 +106,11 @@ def test_cardless_model(tiny_model, tmp_path):
         open_engine(bare)
 
 
-def test_card_class_count_must_match_graph(tiny_model, tmp_path):
-    model = onnx.load(str(tiny_model))
+def test_card_class_count_must_match_graph(tiny_logits_model, tmp_path):
+    model = onnx.load(str(tiny_logits_model))
     card = camvid_card(name="wrong", input_size=(180, 240),
                        class_names=[f"c{i}" for i in range(5)], colors=[(1, 2, 3)] * 5,
-                       traversable=[], ignore_index=None)
+                       traversable=[], ignore_index=None, output_kind="logits")
     embed_in_onnx(card, model)
     wrong = tmp_path / "wrong.onnx"
     onnx.save(model, str(wrong))

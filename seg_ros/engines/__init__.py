@@ -1,10 +1,10 @@
 """Inference engines behind one small interface.
 
-An :class:`Engine` runs a fixed-shape NCHW float32 batch and returns named arrays: either
-``labels`` (N, H, W) integer class ids (+ optional ``confidence`` (N, H, W) float32 max
-softmax) when the card's ``output_kind`` is "labels", or ``logits`` (N, C, h, w) when it is
-"logits". Backends live one per file and are imported only when asked for, so a CPU robot never
-imports TensorRT and the node never imports torch unless the model is a torch program.
+An :class:`Engine` runs a fixed-shape NCHW float32 batch and returns the graph's outputs by
+name; the card says which one to read and in what convention (``seg_ros.engines.outputs``
+checks it, the segmenter decodes it). Backends live one per file and are imported only when
+asked for, so a CPU robot never imports TensorRT and the node never imports torch unless the
+model is a torch program.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def backend_names() -> list[str]:
 
 
 def resolve_backend(path: Path, backend: str) -> str:
-    """Pick the backend for ``path``: 'auto' goes by file type, ONNX preferring TensorRT when a
-    CUDA GPU and the tensorrt package are both present."""
+    """The backend for ``path``: 'auto' goes by file type (an ONNX model then takes the first
+    usable step of TensorRT -> onnxruntime CUDA -> onnxruntime CPU, see
+    :mod:`seg_ros.engines.auto`)."""
     if backend != "auto":
         if ":" in backend:  # "package.module:Factory", a plugin backend
             return backend
@@ -77,13 +78,7 @@ def resolve_backend(path: Path, backend: str) -> str:
             f"cannot tell the backend of {path.name} from its suffix: use .onnx, .engine or "
             ".pt/.pt2, or name the backend explicitly"
         )
-    chosen = SUFFIX_BACKEND[suffix]
-    if chosen == "onnxruntime":
-        from seg_ros.engines.tensorrt_support import tensorrt_usable
-
-        if tensorrt_usable():
-            return "tensorrt"
-    return chosen
+    return SUFFIX_BACKEND[suffix]
 
 
 def open_engine(
@@ -91,6 +86,7 @@ def open_engine(
     backend: str = "auto",
     device: str = "cpu",
     threads: int = 0,
+    log: Callable[[str], None] | None = None,
     **options: object,
 ) -> Engine:
     """Open a model file with the chosen backend.
@@ -101,12 +97,23 @@ def open_engine(
             'package.module:Factory' naming an importable factory (plugins, fault injection).
         device: 'cpu', 'cuda' or 'cuda:N'; for onnxruntime also 'tensorrt' (the TensorRT EP).
         threads: intra-op CPU threads; 0 lets the runtime decide.
+        log: where 'auto' says why it did not take a faster backend (one WARN line; default
+            the ``seg_ros.engines`` logger).
         options: backend-specific settings (e.g. ``trt_cache_dir``).
     """
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"model file {path} does not exist: check the model_path parameter")
     name = resolve_backend(path, backend)
+    if backend == "auto" and name == "onnxruntime":
+        from seg_ros.engines.auto import open_onnx_auto
+
+        return open_onnx_auto(path, device, threads, _open_named, log, **options)
+    return _open_named(name, path, device=device, threads=threads, **options)
+
+
+def _open_named(name: str, path: Path, **kwargs: object) -> Engine:
+    """Open ``path`` with backend ``name`` (a built-in, registered or 'module:Factory')."""
     if name in _REGISTERED:
         factory = _REGISTERED[name]
     else:
@@ -118,13 +125,5 @@ def open_engine(
                 f"backend {name!r} cannot be imported ({e}): install it, or give "
                 "'package.module:Factory' of an importable engine factory"
             ) from None
-    return factory(path, device=device, threads=threads, **options)
+    return factory(path, **kwargs)
 
-
-def check_outputs(card: ModelCard, num_classes: int | None, source: str) -> None:
-    """Refuse a card whose class count disagrees with what the graph computes."""
-    if num_classes is not None and num_classes != card.num_classes:
-        raise EngineError(
-            f"{source}: the model outputs {num_classes} classes but its card lists "
-            f"{card.num_classes} class_names: fix the card (seg-ros card) or re-export the model"
-        )

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from seg_ros.engines import check_outputs
+from seg_ros.engines.outputs import OutputSpec, check_card_outputs, ort_kind
 from seg_ros.errors import EngineError
-from seg_ros.model_card import ModelCard, card_from_onnx_metadata, read_sidecar, sidecar_path
+from seg_ros.model_card import (
+    METADATA_KEY,
+    ModelCard,
+    card_from_onnx_metadata,
+    read_sidecar,
+    sidecar_path,
+)
 
 # device -> execution providers, most preferred first (CPU always last as the fallback)
 DEVICE_PROVIDERS = {
@@ -76,33 +82,25 @@ class OnnxRuntimeEngine:
                 f"{path} is not a loadable ONNX model ({first}): re-export it with "
                 "`seg-ros export` or re-copy the file"
             ) from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if sidecar_path(path).is_file() and "seg_ros.model_card" not in meta:
-            self.card: ModelCard = read_sidecar(path)
-        else:
-            self.card = card_from_onnx_metadata(meta, str(path))
+        self.card: ModelCard = session_card(self.session, path)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        if any(not isinstance(d, int) for d in inp.shape) or len(inp.shape) != 4:
-            shape = (1, 3, *self.card.input_size)
-        else:
-            shape = tuple(inp.shape)
-        self.input_shape: tuple[int, int, int, int] = shape  # type: ignore[assignment]
-        if tuple(shape[2:]) != tuple(self.card.input_size):
-            raise EngineError(
-                f"{path}: graph input is {shape[2]}x{shape[3]} but the card says "
-                f"{self.card.input_size[0]}x{self.card.input_size[1]}: fix the card's input_size"
-            )
+        self.input_shape = engine_input_shape(inp.shape, self.card, path)
         self.output_names = [o.name for o in self.session.get_outputs()]
-        needed = {"labels"} if self.card.output_kind == "labels" else {"logits"}
-        if not needed <= set(self.output_names):
-            raise EngineError(
-                f"{path}: card says output_kind={self.card.output_kind!r} but the graph outputs "
-                f"{self.output_names}: expected an output named {sorted(needed)[0]!r}"
-            )
-        check_outputs(self.card, graph_num_classes(path, self.card.output_kind), str(path))
+        check_card_outputs(self.card, self._output_specs(), str(path))
         self.providers = self.session.get_providers()
         self._device = device
+
+    def _output_specs(self) -> list[OutputSpec]:
+        """Output names, dtypes and shapes; dynamic shapes are measured by running the graph
+        once on a zero batch (which also warms it up)."""
+        outs = self.session.get_outputs()
+        shapes = [tuple(d if isinstance(d, int) else None for d in o.shape) for o in outs]
+        if any(None in s for s in shapes):
+            values = self.session.run(None, {self.input_name: np.zeros(self.input_shape,
+                                                                       np.float32)})
+            shapes = [tuple(v.shape) for v in values]
+        return [OutputSpec(o.name, s, ort_kind(o.type)) for o, s in zip(outs, shapes)]
 
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         names = outputs or self.output_names
@@ -113,22 +111,26 @@ class OnnxRuntimeEngine:
         return f"onnxruntime {self.providers[0]} ({self._device})"
 
 
-def graph_num_classes(path: Path, output_kind: str) -> int | None:
-    """Class count the graph computes: the channel dim of the logits, or of the tensor the
-    in-graph argmax reduces. None when shapes are not static."""
-    import onnx
+def session_card(session: object, path: Path) -> ModelCard:
+    """The card in the model's metadata (read through onnxruntime: no ``onnx`` package at run
+    time), else the JSON sidecar next to the file."""
+    meta = session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+    if sidecar_path(path).is_file() and METADATA_KEY not in meta:
+        return read_sidecar(path)
+    return card_from_onnx_metadata(meta, str(path))
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), data_prop=True)
-    shapes = {}
-    for vi in [*model.graph.value_info, *model.graph.output, *model.graph.input]:
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if output_kind == "logits":
-        dims = shapes.get("logits")
-        return dims[1] if dims and len(dims) == 4 else None
-    for node in model.graph.node:
-        if node.op_type in ("ArgMax", "Softmax", "ReduceMax"):
-            dims = shapes.get(node.input[0])
-            if dims and len(dims) == 4 and dims[1]:
-                return dims[1]
-    return None
+
+def engine_input_shape(graph_shape: list, card: ModelCard, path: Path
+                       ) -> tuple[int, int, int, int]:
+    """(1, 3, H, W) the engine runs: the graph's static size, or the card's input_size for the
+    dynamic dimensions. A static size that disagrees with the card is refused."""
+    if len(graph_shape) != 4 or (isinstance(graph_shape[1], int) and graph_shape[1] != 3):
+        raise EngineError(f"{path}: graph input {graph_shape} is not (N, 3, H, W): seg_ros "
+                          "runs RGB/BGR NCHW models; re-export it with an NCHW image input")
+    h, w = card.input_size
+    for graph_dim, card_dim, what in ((graph_shape[2], h, "height"), (graph_shape[3], w, "width")):
+        if isinstance(graph_dim, int) and graph_dim != card_dim:
+            raise EngineError(
+                f"{path}: graph input {what} is {graph_dim} but the card says {card_dim}: fix "
+                f"it with `seg-ros card {path} --input-size {graph_shape[2]}x{graph_shape[3]}`")
+    return (1, 3, h, w)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_ros.engines.outputs import OutputSpec, check_card_outputs
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, read_sidecar
 
@@ -42,9 +43,14 @@ class TorchEngine:
             ) from None
         self.module.to(self.device)
         self.input_shape = (1, 3, *self.card.input_size)
-        self.output_names = (
-            ["labels", "confidence"] if self.card.output_kind == "labels" else ["logits"]
-        )
+        # positional outputs take the card's names: the card's output, then ``confidence``
+        self.output_names = [self.card.output, "confidence"]
+        check_card_outputs(self.card, self._output_specs(), str(path))
+
+    def _output_specs(self) -> list[OutputSpec]:
+        """Names, dtypes and shapes of the outputs, from one run on a zero batch."""
+        outputs = self.infer(np.zeros(self.input_shape, np.float32))
+        return [OutputSpec(n, tuple(v.shape), v.dtype.kind) for n, v in outputs.items()]
 
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         torch = self._torch
@@ -52,6 +58,9 @@ class TorchEngine:
             result = self.module(torch.from_numpy(batch).to(self.device))
         if isinstance(result, torch.Tensor):
             result = (result,)
+        if isinstance(result, dict):  # e.g. {"logits": ...} from Hugging Face style modules
+            return {str(n): t.cpu().numpy() for n, t in result.items()
+                    if isinstance(t, torch.Tensor)}
         return {n: t.cpu().numpy() for n, t in zip(self.output_names, result)}
 
     def describe(self) -> str:
