@@ -2,7 +2,7 @@
 
 The GPU path (parse, build, deserialize, execute) needs tensorrt + a CUDA GPU; where those are
 missing the tests check that every entry point fails with one line naming the missing piece and
-the onnxruntime fallback. The two ``ensure_engine`` tests pass a builder function instead of
+the onnxruntime fallback. The ``ensure_engine`` test passes a builder function instead of
 TensorRT's (which cannot run here) to check the caching policy itself.
 """
 
@@ -25,32 +25,31 @@ from seg_ros.engines.calibration import (
     read_rgb,
     write_calibration_cache,
 )
-from seg_ros.engines.tensorrt import (
+from seg_ros.engines.gpu import GpuInfo, parse_device, tensorrt_usable
+from seg_ros.engines.trt_build import (
+    BuildOptions,
+    ParserIssue,
+    default_engine_path,
+    format_parser_errors,
+    is_jetson,
+    validate_build_options,
+)
+from seg_ros.engines.trt_cache import (
     PROVENANCE_KEY,
-    GpuInfo,
-    TensorSpec,
     build_provenance,
     check_engine_compat,
     engine_cache_key,
     engine_cache_path,
     ensure_engine,
     find_cached_engine,
+)
+from seg_ros.engines.trt_io import (
+    TensorSpec,
     numpy_dtype,
-    parse_device,
     tensor_specs,
     trt_dtype_name,
     trt_name_of,
     validate_specs,
-)
-from seg_ros.engines.tensorrt_support import tensorrt_usable
-from seg_ros.engines.trt_build import (
-    BuildOptions,
-    ParserIssue,
-    builder_flag_names,
-    default_engine_path,
-    format_parser_errors,
-    is_jetson,
-    validate_build_options,
 )
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import camvid_card, read_card, write_sidecar
@@ -176,26 +175,30 @@ def test_check_engine_compat() -> None:
 def test_ensure_engine_builds_once_and_rebuilds_on_change(tiny_model: Path,
                                                           tmp_path: Path) -> None:
     built: list[Path] = []
+    timing: list[Path] = []
 
-    def fake_build(onnx: Path, options: BuildOptions) -> Path:  # stands in for TensorRT only
-        assert options.out is not None and options.cache_key
-        options.out.write_bytes(b"engine")
-        facts = build_provenance(ORIN, "10.3.0", options.precision, "x", options.cache_key)
-        write_sidecar(read_card(onnx).with_provenance(**{PROVENANCE_KEY: facts}), options.out)
-        built.append(options.out)
-        return options.out
+    def fake_build(onnx: Path, out: Path, key: str, timing_cache: Path) -> Path:
+        # stands in for TensorRT only (it cannot run here): the caching policy is under test
+        out.write_bytes(b"engine")
+        facts = build_provenance(ORIN, "10.3.0", "fp16", "x", key)
+        write_sidecar(read_card(onnx).with_provenance(**{PROVENANCE_KEY: facts}), out)
+        built.append(out)
+        timing.append(timing_cache)
+        return out
 
     logs: list[str] = []
-    kw = dict(gpu=ORIN, trt_version="10.3.0", build=fake_build, log=logs.append)
-    first = ensure_engine(tiny_model, tmp_path, "fp16", **kw)
-    again = ensure_engine(tiny_model, tmp_path, "fp16", **kw)
+    kw = dict(build=fake_build, log=logs.append)
+    first = ensure_engine(tiny_model, tmp_path, "fp16", ORIN, "10.3.0", **kw)
+    again = ensure_engine(tiny_model, tmp_path, "fp16", ORIN, "10.3.0", **kw)
     assert first == again and len(built) == 1
     assert any("building" in m for m in logs) and any(" in " in m and " s" in m for m in logs)
     assert any("cache hit" in m for m in logs)
-    ensure_engine(tiny_model, tmp_path, "fp32", **kw)  # new precision: new engine
-    ensure_engine(tiny_model, tmp_path, "fp16", gpu=GpuInfo("Orin", "8.6"),
-                  trt_version="10.3.0", build=fake_build, log=logs.append)  # new GPU
-    assert len(built) == 3 and len(set(built)) == 3
+    ensure_engine(tiny_model, tmp_path, "fp32", ORIN, "10.3.0", **kw)  # new precision
+    ensure_engine(tiny_model, tmp_path, "fp16", GpuInfo("Orin", "8.6"), "10.3.0", **kw)  # new GPU
+    ensure_engine(tiny_model, tmp_path, "fp16", ORIN, "10.3.0", extra={"calib": "train"}, **kw)
+    assert len(built) == 4 and len(set(built)) == 4
+    # timing caches: one per GPU + TensorRT version, not one file for all
+    assert timing[0] == timing[1] != timing[2] and timing[0].parent == tmp_path
     # a sidecar recording another key is not trusted
     assert find_cached_engine(first, "other") is None
     assert find_cached_engine(first, first.name.split(".")[-2]) == first
@@ -253,6 +256,9 @@ def test_validate_build_options(tiny_model: Path, camvid_dir: Path, tmp_path: Pa
     with pytest.raises(ConfigError, match="--dla-core 0 needs a Jetson"):
         validate_build_options(tiny_model, BuildOptions(dla_core=0), jetson=False)
     validate_build_options(tiny_model, BuildOptions(dla_core=0), jetson=True)
+    with pytest.raises(ConfigError, match="DLA cores have no fp32"):  # DLA: fp16 / int8 only
+        validate_build_options(tiny_model, BuildOptions(precision="fp32", dla_core=0),
+                               jetson=True)
     for bad, match in [(BuildOptions(precision="bf16"), "--precision"),
                        (BuildOptions(workspace_mb=0), "--workspace-mb"),
                        (BuildOptions(dla_core=-1), "--dla-core -1"),
@@ -268,14 +274,6 @@ def test_is_jetson_reads_l4t_markers(tmp_path: Path) -> None:
     (tmp_path / "proc/device-tree").mkdir(parents=True)
     (tmp_path / "proc/device-tree/model").write_text("NVIDIA Jetson AGX Orin Developer Kit\0")
     assert is_jetson(tmp_path)
-
-
-def test_builder_flags_really_set_the_precision() -> None:
-    assert builder_flag_names("fp32") == []
-    assert builder_flag_names("fp16") == ["FP16"]
-    assert builder_flag_names("int8") == ["INT8", "FP16"]
-    assert builder_flag_names("fp16", dla=True) == ["FP16", "GPU_FALLBACK"]
-    assert "STRONGLY_TYPED" not in builder_flag_names("int8", dla=True)
 
 
 def test_parser_errors_are_listed_per_node() -> None:
@@ -330,8 +328,9 @@ def test_build_engine_subprocess_no_traceback(tiny_model: Path) -> None:
 
 
 @no_trt
-def test_ensure_engine_without_tensorrt_is_one_clear_line(tiny_model: Path, tmp_path: Path) -> None:
-    with pytest.raises(EngineError, match="building a TensorRT engine is not available") as e:
-        ensure_engine(tiny_model, tmp_path, "fp16", log=lambda s: None)
+def test_tensorrt_from_onnx_without_tensorrt_is_one_clear_line(tiny_model: Path,
+                                                               tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="the TensorRT backend is not available") as e:
+        open_engine(tiny_model, backend="tensorrt", engine_cache_dir=str(tmp_path))
     assert "\n" not in str(e.value) and "onnxruntime" in str(e.value)
     assert not list(tmp_path.iterdir())  # nothing half-built left behind

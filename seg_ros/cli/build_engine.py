@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seg_ros.engines.tensorrt import PRECISIONS
+from seg_ros.engines.trt_cache import PRECISIONS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

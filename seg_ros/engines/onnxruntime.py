@@ -24,9 +24,11 @@ DEVICE_PROVIDERS = {
 }
 
 
-def providers_for(device: str, available: list[str], trt_cache_dir: str | None = None) -> list:
+def providers_for(device: str, available: list[str], trt_cache_dir: str | None = None,
+                  precision: str = "fp16", ort_version: str | None = None) -> list:
     """Execution providers for ``device`` ('cpu', 'cuda', 'cuda:N', 'tensorrt'), checked
-    against what this onnxruntime build offers."""
+    against what this onnxruntime build offers. The TensorRT provider runs ``precision``
+    (fp16 by default, as the TensorRT backend; its own default is fp32)."""
     kind, _, index = device.partition(":")
     if kind not in DEVICE_PROVIDERS:
         raise EngineError(
@@ -35,19 +37,90 @@ def providers_for(device: str, available: list[str], trt_cache_dir: str | None =
     wanted = DEVICE_PROVIDERS[kind]
     if wanted[0] not in available:
         raise EngineError(
-            f"onnxruntime here has no {wanted[0]} (available: {', '.join(available)}): install "
-            "onnxruntime-gpu with matching CUDA/TensorRT, or use device 'cpu'"
+            f"onnxruntime here has no {wanted[0]} (available: {', '.join(available)}): "
+            f"{shadowing_hint() or 'install onnxruntime-gpu with matching CUDA/TensorRT'}, "
+            "or use device 'cpu'"
         )
-    out: list = []
-    for p in wanted:
-        opts: dict[str, str] = {}
-        if p != "CPUExecutionProvider" and index:
-            opts["device_id"] = index
-        if p == "TensorrtExecutionProvider" and trt_cache_dir:
-            opts.update(trt_engine_cache_enable="True", trt_engine_cache_path=trt_cache_dir,
-                        trt_timing_cache_enable="True", trt_timing_cache_path=trt_cache_dir)
-        out.append((p, opts) if opts else p)
-    return out
+    return [_with_options(p, index, trt_cache_dir, precision, ort_version) for p in wanted]
+
+
+def _with_options(provider: str, index: str, trt_cache_dir: str | None, precision: str,
+                  ort_version: str | None) -> str | tuple[str, dict[str, str]]:
+    opts: dict[str, str] = {}
+    if provider != "CPUExecutionProvider" and index:
+        opts["device_id"] = index
+    if provider == "TensorrtExecutionProvider":
+        opts.update(tensorrt_provider_options(precision, trt_cache_dir, ort_version))
+    return (provider, opts) if opts else provider
+
+
+def tensorrt_provider_options(precision: str, cache_dir: str | None,
+                              ort_version: str | None = None) -> dict[str, str]:
+    """Options of onnxruntime's TensorRT provider: fp16/int8 flags and the engine cache;
+    ``trt_timing_cache_path`` only from onnxruntime 1.17 on (older ones refuse the session)."""
+    if precision not in ("fp32", "fp16", "int8"):
+        raise EngineError(f"precision {precision!r}: choose fp32, fp16 or int8")
+    opts = {"trt_fp16_enable": str(precision != "fp32")}
+    if precision == "int8":
+        opts["trt_int8_enable"] = "True"
+    if cache_dir:
+        opts.update(trt_engine_cache_enable="True", trt_engine_cache_path=cache_dir,
+                    trt_timing_cache_enable="True")
+        if _version_tuple(ort_version or _ort_version()) >= (1, 17):
+            opts["trt_timing_cache_path"] = cache_dir
+    return opts
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return str(ort.__version__)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def onnxruntime_distributions() -> list[str]:
+    """Installed distributions that provide the ``onnxruntime`` module (CPU, GPU, Jetson)."""
+    from seg_ros.engines.gpu import package_version
+
+    names = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
+    return [n for n in names if package_version(n) is not None]
+
+
+def shadowing_hint(dists: list[str] | None = None) -> str | None:
+    """The fix when the CPU ``onnxruntime`` and a GPU build are both installed: they share one
+    module folder, and whichever was installed last wins (often the CPU one, pulled in by a
+    requirements file); None when there is no such clash."""
+    dists = onnxruntime_distributions() if dists is None else dists
+    gpu = [d for d in dists if d != "onnxruntime"]
+    if "onnxruntime" not in dists or not gpu:
+        return None
+    return (f"both onnxruntime and {gpu[0]} are installed and the CPU one may shadow the GPU "
+            f"one: pip uninstall -y onnxruntime {gpu[0]} && pip install {gpu[0]}")
+
+
+def session_log_level(device: str) -> int:
+    """onnxruntime log severity: warnings (2) when a GPU provider is asked, so its own line
+    about a provider that failed to load is seen; errors only (3) on the CPU."""
+    return 3 if device == "cpu" else 2
+
+
+def _provider_name(p: str | tuple[str, dict[str, str]]) -> str:
+    return p if isinstance(p, str) else p[0]
+
+
+def provider_report(asked: list, active: list[str]) -> str | None:
+    """None when the session runs the provider asked first; else the warning that onnxruntime
+    silently fell back (a CUDA provider whose libraries did not load runs on the CPU)."""
+    first = _provider_name(asked[0]) if asked else "CPUExecutionProvider"
+    if active and active[0] == first:
+        return None
+    now = active[0] if active else "no provider"
+    hint = shadowing_hint() or ("check that the CUDA, cuDNN (and TensorRT) libraries "
+                                "onnxruntime-gpu needs are installed and on LD_LIBRARY_PATH")
+    return f"asked {first} but onnxruntime runs {now}: {hint}"
 
 
 class OnnxRuntimeEngine:
@@ -56,7 +129,8 @@ class OnnxRuntimeEngine:
     backend = "onnxruntime"
 
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0,
-                 trt_cache_dir: str | None = None, spin: bool = False, **_: object) -> None:
+                 trt_cache_dir: str | None = None, spin: bool = False, precision: str = "fp16",
+                 **_: object) -> None:
         """``spin``: let idle intra-op threads busy-wait for work (ORT's default). Off here: in
         the node the spinning threads compete with its own threads (render, publish, DDS) and
         other processes. Measured on 2 shared cores, threads=2, two nodes interleaved under a
@@ -72,8 +146,9 @@ class OnnxRuntimeEngine:
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        providers = providers_for(device, ort.get_available_providers(), trt_cache_dir)
+        so.log_severity_level = session_log_level(device)
+        providers = providers_for(device, ort.get_available_providers(), trt_cache_dir,
+                                  precision)
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -90,6 +165,8 @@ class OnnxRuntimeEngine:
         check_card_outputs(self.card, self._output_specs(), str(path))
         self.providers = self.session.get_providers()
         self._device = device
+        self.provider_note = provider_report(providers, self.providers)
+        self.selection_note: str | None = None  # set by backend 'auto' when it fell back
 
     def _output_specs(self) -> list[OutputSpec]:
         """Output names, dtypes and shapes; dynamic shapes are measured by running the graph
@@ -108,7 +185,10 @@ class OnnxRuntimeEngine:
         return dict(zip(names, values))
 
     def describe(self) -> str:
-        return f"onnxruntime {self.providers[0]} ({self._device})"
+        """The provider that really runs, and why it is not the one asked for, if so."""
+        notes = [n for n in (self.provider_note, self.selection_note) if n]
+        return f"onnxruntime {self.providers[0]} ({self._device})" + \
+            "".join(f"; {n}" for n in notes)
 
 
 def session_card(session: object, path: Path) -> ModelCard:

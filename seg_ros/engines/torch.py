@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_ros.engines.cuda_buffers import Buffer
 from seg_ros.engines.outputs import OutputSpec, check_card_outputs
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, read_sidecar
@@ -65,3 +66,54 @@ class TorchEngine:
 
     def describe(self) -> str:
         return f"torch {self._torch.__version__} ({self.device})"
+
+
+# --- CUDA buffers for the TensorRT backend where cuda-python is missing ----------------------
+
+
+def torch_cuda_version() -> str | None:
+    """CUDA version this torch was built for ("12.4"); None for a CPU-only build."""
+    import torch
+
+    return torch.version.cuda
+
+
+class TorchCudaRuntime:
+    """:class:`seg_ros.engines.cuda_buffers.CudaRuntime` on torch CUDA tensors: pinned host
+    tensors, device twins and one stream, for the TensorRT backend (torch stays in this file)."""
+
+    def __init__(self, device_index: int = 0) -> None:
+        import threading
+
+        import torch
+
+        self.torch = torch
+        self.dev = torch.device("cuda", device_index)
+        self._threads = threading.local()
+        self.activate()
+        self._stream = torch.cuda.Stream(self.dev)
+        self.stream = int(self._stream.cuda_stream)
+
+    def activate(self) -> None:
+        """Select the engine's device for the calling thread (once per thread)."""
+        if not getattr(self._threads, "active", False):
+            self.torch.cuda.set_device(self.dev)
+            self._threads.active = True
+
+    def alloc(self, shape: tuple[int, ...], dtype: np.dtype) -> Buffer:
+        host_t = self.torch.from_numpy(np.zeros(shape, dtype)).pin_memory()
+        dev_t = self.torch.empty_like(host_t, device=self.dev)
+        return Buffer(host_t.numpy(), int(dev_t.data_ptr()), (host_t, dev_t))
+
+    def upload(self, buf: Buffer) -> None:
+        host_t, dev_t = buf.handle
+        with self.torch.cuda.stream(self._stream):
+            dev_t.copy_(host_t, non_blocking=True)
+
+    def download(self, buf: Buffer) -> None:
+        host_t, dev_t = buf.handle
+        with self.torch.cuda.stream(self._stream):
+            host_t.copy_(dev_t, non_blocking=True)
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
