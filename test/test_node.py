@@ -280,7 +280,7 @@ def test_output_order_newer_frame_waits_for_older() -> None:
 
 
 def test_label_info_latched(harness: Harness, nodes: dict) -> None:
-    info_mod = pytest.importorskip("seg_ros_msgs.msg", reason="seg_ros_msgs not built "
+    info_mod = pytest.importorskip("seg_ros.msg", reason="seg_ros.msg not generated "
                                    "(scripts/build_msgs.sh): the node runs without label_info")
     got: list[Any] = []
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

@@ -50,8 +50,8 @@ LATENCY_WINDOW = 300  # frames kept for the latency percentiles in /diagnostics
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
 STAGES = ("decode", "preprocess", "engine", "postprocess", "render", "publish", "worker")
 
-try:  # the interface package is optional: a robot without it built still segments
-    from seg_ros_msgs.msg import SegmentationInfo
+try:  # the generated interface is optional: a source tree without it built still segments
+    from seg_ros.msg import SegmentationInfo
 except ImportError:  # pragma: no cover - depends on the install
     SegmentationInfo = None
 
