@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# ops that move values without changing their type
+SHAPE_OPS = ("Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose", "Identity")
 INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT16", "UINT32", "UINT64")
 
 
@@ -22,10 +24,14 @@ def _producers(model: Any) -> dict[str, Any]:
 
 
 def _is_integer(name: str, model: Any, producers: dict[str, Any]) -> bool:
-    """True when tensor ``name`` is integer: made by ArgMax/ArgMin or typed so in value_info."""
+    """True when tensor ``name`` is integer: made by ArgMax/ArgMin (through shape-only ops)
+    or typed so in value_info."""
     import onnx
 
     node = producers.get(name)
+    while node is not None and node.op_type in SHAPE_OPS:  # ArgMax -> Squeeze -> Cast
+        name = node.input[0]
+        node = producers.get(name)
     if node is not None and node.op_type in ("ArgMax", "ArgMin"):
         return True
     ints = {getattr(onnx.TensorProto, t) for t in INTEGER_TYPES}
