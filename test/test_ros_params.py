@@ -179,7 +179,7 @@ def test_rviz_config_shows_the_outputs() -> None:
     assert cfg["Global Options"]["Fixed Frame"] == "base_footprint"
     shown = {(d["Class"], d.get("Topic", {}).get("Value")) for d in cfg["Displays"]}
     assert ("rviz_default_plugins/Image", "/segmentation_node/overlay") in shown
-    assert ("rviz_default_plugins/Image", "/segmentation_node/labels") in shown
+    assert ("rviz_default_plugins/Image", "/segmentation_node/color_mask") in shown
     assert ("rviz_default_plugins/Map", "/segmentation_node/floor_grid") in shown
 
 
