@@ -2,16 +2,15 @@
 (:mod:`seg_ros.engines.trt_build`) and the onnxruntime static quantizer
 (:mod:`seg_ros.engines.quantize`).
 
-Frames are turned into engine inputs by :meth:`Segmenter.preprocess` -- the exact function the
-node runs -- so the int8 ranges are measured on the same distribution the engine will see
-(resize, mean/std, channel order). Using any other pre-processing here silently shifts the
-activation ranges and costs accuracy. No torch, no TensorRT.
+Frames are turned into engine inputs by :class:`seg_ros.preprocess.Preprocessor` -- the exact
+pre-processing the segmenter runs in the node -- so the int8 ranges are measured on the same
+distribution the engine will see (resize, mean/std, channel order). Using any other
+pre-processing here silently shifts the activation ranges and costs accuracy. No torch, no TensorRT.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,27 +18,13 @@ import numpy as np
 from seg_ros.errors import ConfigError
 from seg_ros.frames import list_images, read_rgb
 from seg_ros.model_card import ModelCard
-from seg_ros.segmenter import Segmenter
+from seg_ros.preprocess import Preprocessor
 
 
-@dataclass
-class InputSpec:
-    """The part of an Engine a :class:`Segmenter` needs for pre-processing (no runtime)."""
-
-    card: ModelCard
-    input_shape: tuple[int, int, int, int]
-    backend: str = "none"
-
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        raise RuntimeError("InputSpec only pre-processes; open a real engine to infer")
-
-    def describe(self) -> str:
-        return "pre-processing only"
-
-
-def preprocessor(card: ModelCard) -> Segmenter:
-    """A Segmenter for ``card`` whose ``preprocess`` gives the engine's (1, 3, H, W) float32."""
-    return Segmenter(InputSpec(card, (1, 3, *card.input_size)), card)  # type: ignore[arg-type]
+def preprocessor(card: ModelCard) -> Preprocessor:
+    """The pre-processing the segmenter runs for ``card``: ``.preprocess(rgb)`` gives the
+    engine's (1, 3, H, W) float32 input."""
+    return Preprocessor(card, card.input_size)
 
 
 def list_frames(folder: str | Path, limit: int | None = None, option: str = "--calib-data"
@@ -63,7 +48,7 @@ def list_frames(folder: str | Path, limit: int | None = None, option: str = "--c
 
 
 class CalibrationBatches:
-    """Frames -> contiguous float32 batches (batch_size, 3, H, W) via ``Segmenter.preprocess``.
+    """Frames -> contiguous float32 batches (batch_size, 3, H, W) via ``Preprocessor.preprocess``.
 
     A fixed-shape engine cannot take a short batch, so a partial last batch is dropped
     (``drop_last``, the default) or filled up by repeating frames from the start of the set.
