@@ -69,7 +69,7 @@ class AxisMap:
         lo = np.clip(lo, 0, n_out - 1)
         frac[lo >= n_out - 1] = 0.0
         hi = np.minimum(lo + 1, n_out - 1)
-        nearest = np.clip(np.floor(coord).astype(np.int64), 0, n_out - 1)
+        nearest = np.clip(np.floor(coord).astype(np.int64), 0, n_out - 1)  # holds the centre
         return cls(lo, hi, frac, nearest)
 
 
@@ -81,8 +81,8 @@ class OutputGrid:
         self.frame, self.out = frame, out
         self.y = AxisMap.build(frame[0], out[0], placement.scale_y, placement.top, model[0])
         self.x = AxisMap.build(frame[1], out[1], placement.scale_x, placement.left, model[1])
-        self.identity = out == frame and placement.top == placement.left == 0 and \
-            (placement.scale_y, placement.scale_x) == (1.0, 1.0)
+        self.stretch = placement.top == placement.left == 0 and placement.content == model
+        self.identity = self.stretch and out == frame
         # float maps for cv2.remap (confidence): output coordinates of each frame pixel
         self.map_x = np.broadcast_to((self.x.lo + self.x.frac).astype(np.float32),
                                      frame).copy()
@@ -90,9 +90,12 @@ class OutputGrid:
                                      frame).copy()
 
     def nearest(self, cells: np.ndarray) -> np.ndarray:
-        """Per-cell values (h, w) -> (H, W) by nearest cell."""
+        """Per-cell values (h, w) -> (H, W) by the cell holding each pixel centre (OpenCV's
+        INTER_NEAREST_EXACT where the frame fills the input)."""
         if self.identity:
             return cells
+        if self.stretch:
+            return cv2.resize(cells, self.frame[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
         return cells.take(self.y.nearest, 0).take(self.x.nearest, 1)
 
     def linear(self, cells: np.ndarray) -> np.ndarray:

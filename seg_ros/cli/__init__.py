@@ -9,7 +9,8 @@ import sys
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("seg_ros.cli.info", "print a model's card"),
+    "info": ("seg_ros.cli.info", "print a model's card (or what a card-less model needs)"),
+    "card": ("seg_ros.cli.card", "write or edit the model card of any segmentation model"),
     "segment": ("seg_ros.cli.segment", "segment images into label/colour/overlay PNGs"),
     "bag": ("seg_ros.cli.bag", "rosbag2 tools: make, play, record, eval (mIoU through a node)"),
     "demo": ("seg_ros.cli.demo", "the CamVid demo bag through a real node: mIoU, latency, PNGs"),

@@ -1,4 +1,8 @@
-"""`seg-ros segment MODEL IMAGE_OR_DIR --out DIR`: label, colour and overlay PNGs per frame."""
+"""`seg-ros segment MODEL IMAGE_OR_DIR... --out DIR`: label, colour and overlay PNGs per frame.
+
+Takes any number of image files and folders (shell globs expand to many); the outputs are named
+after each image (``NAME_labels.png``, ``NAME_color.png``, ``NAME_overlay.png``), with the
+folder's name in front where two inputs share a name."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from seg_ros.segmenter import Segmenter
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file")
-    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("input", nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--backend", default="auto", choices=backend_names())
     p.add_argument("--device", default="cpu")
@@ -28,14 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha {args.alpha} is outside 0..1")
-    images = list_images(Path(args.input))
+    images = [img for item in args.input for img in list_images(Path(item))]
+    stems = _output_stems(images)
     engine = open_engine(args.model, args.backend, args.device, args.threads)
     segmenter = Segmenter(engine)
     palette = Palette.from_card(segmenter.card)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_rgb_png(out / "legend.png", legend(segmenter.card))
-    for path in tqdm(images, desc="segment", unit="frame"):
+    for path, stem in tqdm(list(zip(images, stems)), desc="segment", unit="frame"):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             tqdm.write(f"skipped {path}: not a readable image")
@@ -43,9 +48,17 @@ def run(args: argparse.Namespace) -> int:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         result = segmenter(rgb, want_confidence=False)
         mask = palette.color_mask(result.labels)
-        cv2.imwrite(str(out / f"{path.stem}_labels.png"), result.labels)
-        write_rgb_png(out / f"{path.stem}_color.png", mask)
-        write_rgb_png(out / f"{path.stem}_overlay.png",
+        cv2.imwrite(str(out / f"{stem}_labels.png"), result.labels)
+        write_rgb_png(out / f"{stem}_color.png", mask)
+        write_rgb_png(out / f"{stem}_overlay.png",
                       palette.overlay(rgb, result.labels, args.alpha, mask))
     print(f"wrote {len(images)} frames to {out}")
     return 0
+
+
+def _output_stems(images: list[Path]) -> list[str]:
+    """Output name per image: its stem, or parent_stem where two images share a stem."""
+    counts: dict[str, int] = {}
+    for p in images:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return [f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem for p in images]
