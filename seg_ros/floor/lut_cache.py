@@ -39,19 +39,31 @@ class LutCache:
         self._done: OrderedDict[LutKey, GroundLut] = OrderedDict()
         self._wanted: LutKey | None = None
         self._failed: LutKey | None = None  # not requested again until something changes
+        self._last_size: tuple[int, int] = (0, 0)  # grid (rows, cols) of the last build
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
         self.status = LutStatus()
 
-    def get(self, camera: CameraModel, pose: CameraPose, spec: GridSpec) -> GroundLut | None:
-        """The table for this camera, pose and grid, or None while it is built (requested now)."""
+    def get(self, camera: CameraModel, pose: CameraPose, spec: GridSpec,
+            inline_s: float = 0.0) -> GroundLut | None:
+        """The table for this camera, pose and grid, or None while it is built (requested now).
+
+        ``inline_s``: when the last build of a grid of this size took less than this many
+        seconds, build on the caller's thread instead (a pose from tf that moves every frame
+        needs a new table each frame; a small one costs milliseconds)."""
         key = (camera, pose, spec)
         with self._cond:
             lut = self._done.get(key)
             if lut is not None:
                 self._done.move_to_end(key)
                 return lut
+            quick = (self._last_size == (spec.rows, spec.cols) and self.status.building_since == 0
+                     and 0 < self.status.last_build_s < inline_s)
+        if quick:
+            self._build(key)
+            return self._done.get(key)
+        with self._cond:
             if self._wanted != key and self._failed != key:
                 self._wanted = key
                 self._cond.notify()
@@ -91,6 +103,7 @@ class LutCache:
         except (ValueError, MemoryError) as e:  # the caller sees it through status
             lut, st.last_error = None, f"{type(e).__name__}: {e}"
         st.last_build_s = time.monotonic() - st.building_since
+        self._last_size = (key[2].rows, key[2].cols)
         st.building_since = 0.0
         with self._cond:
             if lut is None:

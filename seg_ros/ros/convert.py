@@ -18,15 +18,18 @@ from std_msgs.msg import Header
 from seg_ros import codec
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image -> RGB uint8 (H, W, 3); a zero-copy view for rgb8. Raises CodecError."""
+def image_to_rgb(msg: Image, max_pixels: int = codec.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image -> RGB uint8 (H, W, 3); a zero-copy view for rgb8. Raises CodecError
+    (also for more than ``max_pixels`` pixels, before anything is allocated)."""
     return codec.decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                            bool(msg.is_bigendian))
+                            bool(msg.is_bigendian), max_pixels)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG/PNG) -> RGB uint8 (H, W, 3). Raises CodecError."""
-    return codec.decode_compressed(msg.format, msg.data)
+def compressed_to_rgb(msg: CompressedImage,
+                      max_pixels: int = codec.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) -> RGB uint8 (H, W, 3). Raises CodecError
+    (also when the header states more than ``max_pixels`` pixels: nothing is decoded)."""
+    return codec.decode_compressed(msg.format, msg.data, max_pixels)
 
 
 def byte_array(data: Any) -> array.array:

@@ -16,6 +16,7 @@ reason) are in :data:`SPECS`; :func:`config_from` is their ROS-free validation.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from std_msgs.msg import Header
 
 from seg_ros.errors import ConfigError
 from seg_ros.floor import CameraModel, CameraPose, GridSpec, GroundProjector
+from seg_ros.floor.lut_cache import LutCache
 from seg_ros.ros import convert
 from seg_ros.ros.params import ParamSpec, descriptor
 
@@ -38,6 +40,8 @@ except ImportError:  # pragma: no cover - depends on the install
 
 TOPIC = "~/floor_grid"
 LOG_THROTTLE_S = 10.0
+INLINE_BUILD_S = 0.05  # lookup tables that build faster than this are built on the worker
+WARN, ERROR = 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("grid_frame", "string", "base_footprint",
@@ -193,6 +197,8 @@ class FloorCounters:
     tf_failures: int = 0
     size_mismatches: int = 0
     camera_info_errors: int = 0
+    lut_waits: int = 0       # frames without a grid while its lookup table was being built
+    empty_grids: int = 0     # grids in which the camera sees no cell (all unknown)
 
 
 class FloorGrid:
@@ -230,8 +236,14 @@ class FloorGrid:
             raise ConfigError(f"floor grid parameter {e}") from None
         self._values = values
         self.projector = GroundProjector(self._cfg.spec)
+        self.luts = LutCache(keep=2)  # built beside the worker; two cameras flip = two hits
         self.counters = FloorCounters()
+        self._blocked = ""  # why the last frame made no grid ("" = it made one)
+        self._empty = False  # the last grid had no visible cell
+        self._seen_errors = 0  # error counters' sum at the last health() call
         self._camera: tuple[Any, CameraModel | None] | None = None  # (CameraInfo, its model)
+        self._camera_error = ""  # why the latest camera_info cannot be used
+        self._logged: dict[str, float] = {}  # kind of skip reason -> when it was last logged
         self.tf_buffer: Any = None
         self._tf_listener: Any = None
         if self._cfg.use_tf:
@@ -297,21 +309,59 @@ class FloorGrid:
         """True when grid.min_confidence > 0: the node must compute confidence for the grid."""
         return self._cfg.min_confidence > 0
 
+    def subscribed(self) -> bool:
+        return self.pub.get_subscription_count() > 0
+
     def wanted(self) -> bool:
         """~/floor_grid has a subscriber, a camera_info has arrived and a pose source exists."""
-        if self.pub.get_subscription_count() == 0:
+        if not self.subscribed():
             return False
         if self.node.camera_info is None:
-            self.log.info(f"{self.pub.topic_name} is subscribed but no camera_info has arrived "
-                          f"on {self.node.info_sub.topic_name}: no grid until one does",
-                          throttle_duration_sec=LOG_THROTTLE_S)
-            return False
+            return self._skip(f"no camera_info has arrived on {self.node.info_sub.topic_name}",
+                              warn=False)
         if self.pose_source() == "none":
-            self.log.warning(f"{self.pub.topic_name} is subscribed but there is no camera pose: "
-                             "set camera_pose [x, y, z, roll, pitch, yaw] (or use_tf with "
-                             "tf2_ros installed)", throttle_duration_sec=LOG_THROTTLE_S)
-            return False
+            return self._skip("there is no camera pose: set camera_pose [x, y, z, roll, pitch, "
+                              "yaw] (or use_tf with tf2_ros installed)")
         return True
+
+    def _skip(self, why: str, warn: bool = True) -> bool:
+        """No grid for this frame: remember why (the watchdog names it) and log it, at most
+        once per LOG_THROTTLE_S for each kind of reason (its first three words)."""
+        self._blocked = why
+        kind, now = " ".join(why.split()[:3]), time.monotonic()
+        if now - self._logged.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._logged[kind] = now
+            line = f"no floor grid on {self.pub.topic_name}: {why}"
+            if warn:  # rclpy binds one severity to each logging call site
+                self.log.warning(line)
+            else:
+                self.log.info(line)
+        return False
+
+    def stall_reason(self) -> str:
+        """Why no grid came out lately ("" when the last frame made one)."""
+        return self._blocked
+
+    def health(self) -> tuple[int, str]:
+        """(level, message) of this diagnostics period: ERROR while the camera sees no cell of
+        the grid or a lookup table cannot be built, WARN when frames lost their grid."""
+        c = self.counters
+        errors = c.tf_failures + c.size_mismatches + c.camera_info_errors
+        new, self._seen_errors = errors - self._seen_errors, errors
+        if self.luts.status.last_error:
+            return ERROR, f"floor grid lookup table failed: {self.luts.status.last_error}"
+        if self._empty and self.subscribed():
+            return ERROR, ("floor grid has no visible cell: the camera sees none of the grid "
+                           "(check camera_pose / tf, camera_info and grid.*); every cell unknown")
+        if new > 0:
+            bad = {k: v for k, v in self.diagnostics_values().items()
+                   if k.endswith(("_failures", "_mismatches", "_errors")) and v != "0"}
+            return WARN, "floor grid skipped frames: " + ", ".join(
+                f"{k}={v}" for k, v in bad.items())
+        return 0, ""
+
+    def close(self) -> None:
+        self.luts.close()
 
     def __call__(self, labels: np.ndarray, header: Header, camera_info: Any,
                  confidence: np.ndarray | None = None) -> None:
@@ -322,38 +372,60 @@ class FloorGrid:
         h, w = labels.shape[:2]
         if (h, w) != (camera.image_height, camera.image_width):
             self.counters.size_mismatches += 1
-            self.log.error(
-                f"camera_info describes a {camera.image_width}x{camera.image_height} image "
-                f"(size, ROI, binning) but the image is {w}x{h}: no floor grid for it; publish "
-                "the camera_info of this image stream", throttle_duration_sec=LOG_THROTTLE_S)
+            self._skip(f"camera_info describes a {camera.image_width}x{camera.image_height} "
+                       f"image (size, ROI, binning) but the image is {w}x{h}; publish the "
+                       "camera_info of this image stream")
             return
         pose = self._tf_pose(cfg, header) if self._tf_active(cfg) else cfg.pose
         if pose is None:
             return
+        lut = self.luts.get(camera, pose, cfg.spec, inline_s=INLINE_BUILD_S)
+        if lut is None:
+            self._lut_pending()
+            return
         proj = self.projector
-        proj.configure(camera=camera, pose=pose, spec=cfg.spec)  # LUT rebuilt only on change
+        proj.use_lut(lut)
         if cfg.min_confidence > 0 and confidence is None:
             self.log.warning("grid.min_confidence is set but the model gives no confidence: "
                              "ignored", throttle_duration_sec=LOG_THROTTLE_S)
         cells = proj.update(labels, cfg.traversable, confidence, cfg.min_confidence)
+        self._empty = lut.cells.size == 0
+        if self._empty:
+            self.counters.empty_grids += 1
+            self.log.error("floor grid has no visible cell: the camera sees none of the grid "
+                           "(check camera_pose / tf, camera_info and grid.*)",
+                           throttle_duration_sec=LOG_THROTTLE_S)
         s = cfg.spec
         out_header = Header(stamp=header.stamp, frame_id=cfg.grid_frame)
         self.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
                                                     (s.origin_x, s.origin_y), out_header))
         self.counters.published += 1
+        self._blocked = ""
+        self.node.watchdog.published("floor_grid")
+
+    def _lut_pending(self) -> None:
+        """The frame's table is being built beside the worker: no grid for it (counted)."""
+        st = self.luts.status
+        self.counters.lut_waits += 1
+        if st.last_error:
+            self._skip(f"the grid's lookup table cannot be built: {st.last_error}")
+            return
+        busy = time.monotonic() - st.building_since if st.building_since else 0.0
+        self._blocked = (f"lookup table for a new camera, pose or grid being built ({busy:.1f} s "
+                         f"so far; {st.builds} built since start, last in {st.last_build_s:.2f} "
+                         "s); a camera_info or pose that keeps changing keeps it rebuilding")
 
     def _camera_model(self, msg: Any) -> CameraModel | None:
         """The CameraModel of ``msg``, converted once per message (None: invalid, logged)."""
         if self._camera is None or self._camera[0] is not msg:
             try:
-                model = CameraModel.from_camera_info(msg)
-            except ConfigError as e:
-                model = None
-                self.log.error(f"camera_info unusable for the floor grid: {e}",
-                               throttle_duration_sec=LOG_THROTTLE_S)
+                model, self._camera_error = CameraModel.from_camera_info(msg), ""
+            except (ConfigError, ValueError, TypeError, OverflowError) as e:
+                model, self._camera_error = None, f"camera_info unusable: {e}"
             self._camera = (msg, model)
         if self._camera[1] is None:
             self.counters.camera_info_errors += 1
+            self._skip(self._camera_error)
         return self._camera[1]
 
     def _tf_pose(self, cfg: FloorConfig, header: Header) -> CameraPose | None:
@@ -367,10 +439,9 @@ class FloorGrid:
             return pose_from_transform(tf)
         except (tf2_ros.TransformException, ConfigError) as e:
             self.counters.tf_failures += 1
-            self.log.warning(
-                f"no floor grid: transform {cfg.grid_frame} <- {header.frame_id or '(empty)'} "
-                f"at the image stamp: {e} (publish the camera's tf, or set use_tf:=false and "
-                "camera_pose)", throttle_duration_sec=LOG_THROTTLE_S)
+            self._skip(f"transform {cfg.grid_frame} <- {header.frame_id or '(empty)'} at the "
+                       f"image stamp: {e} (publish the camera's tf, or set use_tf:=false and "
+                       "camera_pose)")
             return None
 
     # --- diagnostics -------------------------------------------------------------------------
@@ -380,7 +451,10 @@ class FloorGrid:
         c = self.counters
         return {"floor_grids_published": str(c.published),
                 "floor_tf_failures": str(c.tf_failures),
-                "floor_lut_builds": str(self.projector.builds),
+                "floor_lut_builds": str(self.luts.status.builds),
+                "floor_lut_last_build_s": f"{self.luts.status.last_build_s:.3f}",
+                "floor_lut_waits": str(c.lut_waits),
+                "floor_empty_grids": str(c.empty_grids),
                 "floor_size_mismatches": str(c.size_mismatches),
                 "floor_camera_info_errors": str(c.camera_info_errors),
                 "floor_pose_source": self.pose_source()}

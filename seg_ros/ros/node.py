@@ -18,19 +18,20 @@ Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import os
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterNotDeclaredException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -39,110 +40,32 @@ from std_msgs.msg import Header
 
 from seg_ros.engines import open_engine
 from seg_ros.errors import CodecError, ConfigError, is_user_error
+from seg_ros.pipeline import (
+    ERROR,
+    OK,
+    OUTPUTS,
+    WARN,
+    Frame,
+    Mailbox,
+    OutputOrder,
+    OutputWatchdog,
+    Silence,
+    Stats,
+    percentiles,
+)
 from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, params
 from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.segmenter import Segmenter
 
 NODE_NAME = "segmentation_node"
-OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
-LATENCY_WINDOW = 300  # frames kept for the latency percentiles in /diagnostics
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
-STAGES = ("decode", "preprocess", "engine", "postprocess", "render", "publish", "worker")
+EXIT_WORKER_DIED = 70  # EX_SOFTWARE: a worker thread died; launch's respawn restarts the node
 
 try:  # the generated interface is optional: a source tree without it built still segments
     from seg_ros.msg import SegmentationInfo
 except ImportError:  # pragma: no cover - depends on the install
     SegmentationInfo = None
-
-
-# ------------------------------------------------------------------------------- mailbox
-
-
-@dataclass
-class Frame:
-    """A received message, when it arrived (time.monotonic(), seconds) and its arrival number."""
-
-    msg: Any
-    t_receive: float
-    seq: int = 0
-
-
-class Mailbox:
-    """A one-slot, thread-safe mailbox: :meth:`put` never blocks and overwrites the unprocessed
-    frame (counted in :attr:`dropped`), so the worker always gets the newest frame and latency
-    cannot build up the way it does in a queue."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Frame | None = None
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item: Frame) -> bool:
-        """Store ``item``; True when it replaced a frame nobody had taken (a drop)."""
-        with self._cond:
-            replaced = self._item is not None
-            if replaced:
-                self.dropped += 1
-            self._item = item
-            self._cond.notify()
-        return replaced
-
-    def take(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame (emptying the slot); None on timeout or once closed."""
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return None if self._closed else item
-
-    def close(self) -> None:
-        """Wake and release a waiting :meth:`take` for shutdown."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-class OutputOrder:
-    """Each output in arrival order with several workers: a frame publishes an output once
-    every older frame still in flight has published (or passed) it. Consumers never see time go
-    backwards and no finished work is thrown away; a newer frame that finishes first waits for
-    the older one (usually a fraction of a millisecond: workers start frames one after another).
-
-    Sequence numbers are arrival numbers, not stamps, so a bag replayed in a loop or a sim
-    clock reset is not mistaken for old frames. One output is published by one frame at a time.
-    """
-
-    WAIT_S = 1.0  # an older frame stuck this long (an engine hanging) stops holding others up
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._passed: dict[int, set[str]] = {}  # frame in flight -> outputs it is done with
-
-    def begin(self, seq: int) -> None:
-        with self._cond:
-            self._passed[seq] = set()
-
-    def end(self, seq: int) -> None:
-        """The frame is done (or failed): it holds up no output any more."""
-        with self._cond:
-            self._passed.pop(seq, None)
-            self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def turn(self, output: str, seq: int) -> Iterator[None]:
-        """Wait until ``output`` is this frame's to publish; mark it passed afterwards."""
-        with self._cond:
-            self._cond.wait_for(lambda: all(
-                output in done for t, done in self._passed.items() if t < seq), self.WAIT_S)
-        try:
-            yield
-        finally:
-            with self._cond:
-                if seq in self._passed:
-                    self._passed[seq].add(output)
-                self._cond.notify_all()
 
 
 # ---------------------------------------------------------------------------- floor hook
@@ -155,7 +78,9 @@ class FloorHook(Protocol):
     labels are computed even if nobody listens to ~/labels); ``needs_confidence()`` asks the
     model for confidence too; ``__call__`` gets the labels at the input size, the input header,
     the latest CameraInfo and the confidence (or None) and publishes the grid itself. Runs on
-    the worker thread. ``diagnostics_values()`` is merged into /diagnostics.
+    the worker thread. ``diagnostics_values()`` is merged into /diagnostics; ``health()`` is
+    the hook's (level, message) for the last period; ``stall_reason()`` says why no grid came
+    out lately (the watchdog names it when ~/floor_grid is silent).
     """
 
     def wanted(self) -> bool: ...
@@ -167,45 +92,11 @@ class FloorHook(Protocol):
 
     def diagnostics_values(self) -> dict[str, str]: ...
 
+    def health(self) -> tuple[int, str]: ...
 
-# ------------------------------------------------------------------------------ counters
+    def stall_reason(self) -> str: ...
 
-
-@dataclass
-class Stats:
-    """Counters since start; the worker writes, the diagnostics timer reads (GIL-atomic)."""
-
-    received: int = 0
-    processed: int = 0          # frames segmented and published
-    rejected: int = 0           # bad input (decode failed)
-    failed: int = 0             # engine / publish errors
-    idle: int = 0               # frames skipped because no output had a subscriber
-    last_error: str = ""
-    last_receive: float = 0.0   # monotonic
-    computed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTPUTS, 0))
-    lat_receive_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
-    lat_stamp_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
-    engine_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
-    lock: threading.Lock = field(default_factory=threading.Lock)  # counters, with workers > 1
-    # per-stage worker times (ms) of processed frames: decode, preprocess, engine, postprocess,
-    # render (colour mask + overlay), publish (to_image_msg + publish), worker (take -> done)
-    stage_ms: dict[str, collections.deque] = field(default_factory=lambda: {
-        k: collections.deque(maxlen=LATENCY_WINDOW) for k in STAGES})
-
-    def bump(self, name: str, n: int = 1) -> None:
-        """Add to a counter (workers write concurrently: += alone could lose counts)."""
-        with self.lock:
-            setattr(self, name, getattr(self, name) + n)
-
-
-def _percentiles(samples: collections.deque) -> tuple[float, float]:
-    if not samples:
-        return float("nan"), float("nan")
-    a = np.fromiter(list(samples), np.float64)
-    return float(np.median(a)), float(np.percentile(a, 99))
+    def subscribed(self) -> bool: ...
 
 
 # ---------------------------------------------------------------------------------- node
@@ -228,6 +119,7 @@ class SegmentationNode(Node):
         except rclpy.exceptions.ParameterException as e:
             raise ConfigError(f"invalid parameter: {e}: fix the value or the params file") from None
         s = self.startup
+        self._warn_oversubscribed(s.threads, s.workers)
         # one engine per worker: engine buffers and execution contexts are per caller
         self.segmenters = [Segmenter(open_engine(s.model_path, s.backend, s.device, s.threads))
                            for _ in range(s.workers)]
@@ -243,7 +135,11 @@ class SegmentationNode(Node):
         self.mailbox = Mailbox()
         self.order = OutputOrder()
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
-        self._next_start = 0.0
+        self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
+        self.watchdog = OutputWatchdog()
+        self._input_since: float | None = None  # images arriving without a gap since then
+        self._busy_since: dict[str, float] = {}  # worker -> start of the frame it is on
+        self.fatal = ""  # why the node must exit (a worker died); main() returns non-zero
         self.camera_info: CameraInfo | None = None
         # Hook for ~/floor_grid (seg_ros.floor): set to a FloorHook; None = no floor grid.
         self.floor: FloorHook | None = None
@@ -266,7 +162,7 @@ class SegmentationNode(Node):
         # images bypass the executor (seg_ros.ros.intake): 1.8 ms less from publish to mailbox
         group = intake.OwnThreadGroup() if intake.available() else None
         if s.input_transport == "compressed":
-            self._decode: Callable[[Any], np.ndarray] = convert.compressed_to_rgb
+            self._decode: Callable[[Any, int], np.ndarray] = convert.compressed_to_rgb
             self.image_sub = self.create_subscription(
                 CompressedImage, "image/compressed", self._on_image, in_qos, callback_group=group)
         else:
@@ -277,10 +173,12 @@ class SegmentationNode(Node):
             self.image_sub, self.context, self._on_image, self._on_intake_error)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, in_qos)
         self.floor = FloorGrid(self)  # declares its parameters, publishes ~/floor_grid
+        self._warn_undeclared_overrides()
 
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._apply_params)
         self._last_diag = (time.monotonic(), 0, 0)
+        self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
 
         self._stop = threading.Event()
@@ -300,13 +198,16 @@ class SegmentationNode(Node):
 
     def _on_image(self, msg: Any) -> None:
         st = self.stats  # one intake thread (or the executor) writes these
+        now = time.monotonic()
+        if self._input_since is None or now - st.last_receive > STALE_INPUT_S:
+            self._input_since = now  # input (re)starts: silence is measured from here
         st.received += 1
-        st.last_receive = time.monotonic()
+        st.last_receive = now
         self.mailbox.put(Frame(msg, st.last_receive, st.received))
 
     def _on_intake_error(self, e: Exception) -> None:
         self.stats.bump("rejected")
-        self.stats.last_error = f"could not take an image message: {type(e).__name__}: {e}"
+        self.stats.note_error(f"could not take an image message: {type(e).__name__}: {e}")
         self.get_logger().error(self.stats.last_error, throttle_duration_sec=5.0)
 
     def _on_info(self, msg: CameraInfo) -> None:
@@ -317,7 +218,14 @@ class SegmentationNode(Node):
     def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
         """rclpy's, plus: every refusal (range, type, read-only, our checks, the floor hook's)
         is logged and counted (parameter_refusals, a WARN period in /diagnostics)."""
-        result = super().set_parameters_atomically(parameter_list)
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except ParameterNotDeclaredException as e:
+            name = str(e.args[0][0] if e.args and e.args[0] else e)
+            near = params.closest_name(name, self._parameters)
+            result = SetParametersResult(successful=False, reason=(
+                f"{name} is not a parameter of this node{near}: check the name (ros2 param list)"))
+        result.reason = _readable_types(result.reason)
         if not result.successful:
             self.param_refusals += 1
             names = ", ".join(p.name for p in parameter_list)
@@ -341,35 +249,62 @@ class SegmentationNode(Node):
     # --- worker thread ------------------------------------------------------------------------
 
     def _work(self, segmenter: Segmenter) -> None:
-        while not self._stop.is_set():
-            with self._take_lock:  # one worker at a time waits for the next frame
-                rate = self.live.max_rate_hz
-                if rate > 0 and (wait := self._next_start - time.monotonic()) > 0:
-                    self._stop.wait(wait)  # frames arriving meanwhile overwrite each other
-                    continue
-                frame = self.mailbox.take(timeout=0.1)
-                if frame is None:
-                    continue
-                self._next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+        """Worker thread: serve frames until stopped. Any error escaping the per-frame handling
+        is fatal: logged, and the process exits non-zero (launch's respawn restarts it)
+        instead of living on half-alive without a worker."""
+        name = threading.current_thread().name
+        try:
+            while not self._stop.is_set():
+                frame = self._next_frame()
+                if frame is not None:
+                    self._busy_since[name] = time.monotonic()
+                    try:
+                        self._serve(frame, segmenter)
+                    finally:
+                        self._busy_since.pop(name, None)
+        except BaseException as e:
+            if self._stop.is_set() or not self.context.ok():
+                return
+            self.fatal = f"worker thread {name} died: {type(e).__name__}: {e}"
+            self.get_logger().fatal(f"{self.fatal}: exiting (code {EXIT_WORKER_DIED}) so that "
+                                    "the launch file's respawn restarts the node")
+            self.context.try_shutdown()  # the executor returns; main() exits non-zero
+
+    def _next_frame(self) -> Frame | None:
+        """The newest frame once max_rate_hz allows one; None after at most 0.1 s of waiting
+        (the rate is read again on every pass, so a change takes effect at once)."""
+        with self._take_lock:  # one worker at a time waits for the next frame
+            rate = self.live.max_rate_hz
+            wait = self._last_start + 1.0 / rate - time.monotonic() if rate > 0 else 0.0
+            if wait > 0:
+                self._stop.wait(min(wait, 0.1))  # frames arriving meanwhile overwrite each other
+                return None
+            frame = self.mailbox.take(timeout=0.1)
+            if frame is not None:
+                self._last_start = time.monotonic()
                 self.order.begin(frame.seq)  # under the take lock: in flight in arrival order
-            try:
-                self._process(frame, segmenter)
-            except CodecError as e:
-                self.stats.bump("rejected")
-                self.stats.last_error = str(e)
-                self.get_logger().error(
-                    f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
-                    f"/diagnostics): {e}", throttle_duration_sec=5.0)
-            except Exception as e:  # keep serving: one bad engine call must not kill the node
-                if self._stop.is_set() or not self.context.ok():
-                    return
-                self.stats.bump("failed")
-                self.stats.last_error = f"{type(e).__name__}: {e}"
-                self.get_logger().error(
-                    f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
-                    throttle_duration_sec=5.0)
-            finally:
-                self.order.end(frame.seq)
+            return frame
+
+    def _serve(self, frame: Frame, segmenter: Segmenter) -> None:
+        """One frame: bad input is rejected and counted, engine errors counted; both logged."""
+        try:
+            self._process(frame, segmenter)
+        except CodecError as e:
+            self.stats.bump("rejected")
+            self.stats.note_error(str(e))
+            self.get_logger().error(
+                f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
+                f"/diagnostics): {e}", throttle_duration_sec=5.0)
+        except Exception as e:  # keep serving: one bad engine call must not kill the node
+            if self._stop.is_set() or not self.context.ok():
+                return
+            self.stats.bump("failed")
+            self.stats.note_error(f"{type(e).__name__}: {e}")
+            self.get_logger().error(
+                f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
+                throttle_duration_sec=5.0)
+        finally:
+            self.order.end(frame.seq)
 
     def _wanted(self) -> dict[str, bool]:
         live = self.live
@@ -384,12 +319,13 @@ class SegmentationNode(Node):
         with self.order.turn(name, seq):
             self.pubs[name].publish(msg)
             self.stats.computed[name] += 1
+        self.watchdog.published(name)
 
     def _process(self, frame: Frame, segmenter: Segmenter) -> None:
         msg = frame.msg
         clock = time.perf_counter
         t0 = clock()
-        rgb = self._decode(msg)  # CodecError -> rejected
+        rgb = self._decode(msg, self.live.max_input_pixels)  # CodecError -> rejected
         want = self._wanted()
         floor = self.floor is not None and self.floor.wanted()
         if not (any(want.values()) or floor):
@@ -449,8 +385,11 @@ class SegmentationNode(Node):
         st["publish"].append(publish * 1e3)  # labels + floor grid + confidence + images
         st["worker"].append((t_end - t0) * 1e3)
         stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
-        now_ns = self.get_clock().now().nanoseconds
-        stats.lat_stamp_ms.append((now_ns - convert.stamp_ns(header)) / 1e6)
+        stamp = convert.stamp_ns(header)
+        if stamp == 0:  # unset by the driver: latency unknown, not a 56-year delay
+            stats.bump("unstamped")
+        else:
+            stats.lat_stamp_ms.append((self.get_clock().now().nanoseconds - stamp) / 1e6)
         stats.bump("processed")
 
     def _infer(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool
@@ -493,66 +432,96 @@ class SegmentationNode(Node):
         t_last, rx_last, px_last = self._last_diag
         dt = max(now - t_last, 1e-6)
         self._last_diag = (now, st.received, st.processed)
-        in_rate, out_rate = (st.received - rx_last) / dt, (st.processed - px_last) / dt
-        rx_med, rx_p99 = _percentiles(st.lat_receive_ms)
-        sx_med, sx_p99 = _percentiles(st.lat_stamp_ms)
-        eng_med, eng_p99 = _percentiles(st.engine_ms)
-        # Levels judge this period only, so they return to OK once the cause is gone.
-        floor_values = self.floor.diagnostics_values() if self.floor is not None else {}
-        floor_errors = sum(int(v) for k, v in floor_values.items() if k.startswith("floor_")
-                           and k.endswith(("_failures", "_mismatches", "_errors")))
-        seen = getattr(self, "_seen", None) or (0, 0, 0, 0)
-        self._seen = (st.failed, st.rejected, floor_errors, self.param_refusals)
-        failed, rejected, floor_bad, refused = (a - b for a, b in zip(self._seen, seen))
-        level, message = DiagnosticStatus.OK, "segmenting"
-        if not all(w.is_alive() for w in self.workers):
-            level, message = DiagnosticStatus.ERROR, "worker thread stopped: restart the node"
-        elif st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
-            level, message = DiagnosticStatus.ERROR, f"no frame processed: {st.last_error}"
-        elif failed > 0 and st.processed == px_last:
-            level, message = DiagnosticStatus.ERROR, f"every frame failing: {st.last_error}"
-        elif st.received == 0 or now - st.last_receive > STALE_INPUT_S:
-            level, message = DiagnosticStatus.WARN, f"no images on {self.image_sub.topic_name}"
-        elif failed + rejected > 0:
-            level, message = DiagnosticStatus.WARN, f"bad frames: {st.last_error}"
-        elif floor_bad > 0:
-            level, message = DiagnosticStatus.WARN, (
-                "floor grid skipped frames: " + ", ".join(
-                    f"{k}={v}" for k, v in floor_values.items() if k.startswith("floor_") and
-                    k.endswith(("_failures", "_mismatches", "_errors")) and v != "0"))
-        elif refused > 0:
-            level, message = DiagnosticStatus.WARN, f"parameter refused: {self.last_param_error}"
+        silent = self._silent_outputs(now)
+        level, message = self._level(now, px_last, silent)
         values = {
-            "input_rate_hz": f"{in_rate:.2f}",
-            "output_rate_hz": f"{out_rate:.2f}",
-            "latency_receive_median_ms": f"{rx_med:.2f}",
-            "latency_receive_p99_ms": f"{rx_p99:.2f}",
-            "latency_stamp_median_ms": f"{sx_med:.2f}",
-            "latency_stamp_p99_ms": f"{sx_p99:.2f}",
-            "engine_median_ms": f"{eng_med:.2f}",
-            "engine_p99_ms": f"{eng_p99:.2f}",
-            **{f"stage_{k}_median_ms": f"{_percentiles(q)[0]:.3f}"
-               for k, q in st.stage_ms.items()},
+            "input_rate_hz": f"{(st.received - rx_last) / dt:.2f}",
+            "output_rate_hz": f"{(st.processed - px_last) / dt:.2f}",
+            **self._latency_values(),
             "frames_received": str(st.received),
             "frames_processed": str(st.processed),
             "frames_dropped": str(self.mailbox.dropped),
             "frames_rejected": str(st.rejected),
             "frames_failed": str(st.failed),
             "frames_idle": str(st.idle),
+            "frames_unstamped": str(st.unstamped),
+            "stalled_outputs": "; ".join(x.describe() for x in silent),
             "workers": str(len(self.workers)),
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
             "parameter_refusals": str(self.param_refusals),
-            **floor_values,
+            **(self.floor.diagnostics_values() if self.floor is not None else {}),
             "engine": self.engine.describe(),
             "model": self.card.name,
             "model_path": str(self.startup.model_path),
             "input_topic": self.image_sub.topic_name,
         }
         return DiagnosticStatus(
-            level=level, name=f"{self.get_fully_qualified_name()}: segmentation",
+            level=bytes([level]), name=f"{self.get_fully_qualified_name()}: segmentation",
             message=message, hardware_id=self.get_fully_qualified_name(),
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _latency_values(self) -> dict[str, str]:
+        st = self.stats
+        out = {}
+        for key, samples in (("latency_receive", st.lat_receive_ms),
+                             ("latency_stamp", st.lat_stamp_ms), ("engine", st.engine_ms)):
+            med, p99 = percentiles(samples)
+            out[f"{key}_median_ms"], out[f"{key}_p99_ms"] = f"{med:.2f}", f"{p99:.2f}"
+        out.update({f"stage_{k}_median_ms": f"{percentiles(q)[0]:.3f}"
+                    for k, q in st.stage_ms.items()})
+        return out
+
+    def _level(self, now: float, px_last: int, silent: list[Silence]) -> tuple[int, str]:
+        """The most severe condition of this period (levels judge this period only, so they
+        return to OK once the cause is gone); the first listed wins among equals."""
+        st = self.stats
+        seen = self._seen
+        self._seen = (st.failed, st.rejected, self.param_refusals)
+        failed, rejected, refused = (a - b for a, b in zip(self._seen, seen))
+        found: list[tuple[int, str]] = []
+        if self.fatal or not all(w.is_alive() for w in self.workers):
+            found.append((ERROR, self.fatal or "worker thread stopped: restart the node"))
+        if st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
+            found.append((ERROR, f"no frame processed: {st.last_error}"))
+        if failed > 0 and st.processed == px_last:
+            found.append((ERROR, f"every frame failing: {st.last_error}"))
+        found += [(x.level, x.describe()) for x in silent]
+        if self.floor is not None and (floor := self.floor.health())[0] > 0:
+            found.append(floor)
+        if st.received == 0 or now - st.last_receive > STALE_INPUT_S:
+            found.append((WARN, f"no images on {self.image_sub.topic_name}"))
+        if failed + rejected > 0:
+            found.append((WARN, f"bad frames: {st.last_error}"))
+        if refused > 0:
+            found.append((WARN, f"parameter refused: {self.last_param_error}"))
+        if not found:
+            return OK, "segmenting"
+        top = max(level for level, _ in found)
+        return top, next(msg for level, msg in found if level == top)
+
+    def _silent_outputs(self, now: float) -> list[Silence]:
+        """Outputs somebody subscribes to that have been silent too long while images arrive."""
+        expected = [k for k, on in self._wanted().items() if on]
+        if self.floor is not None and self.floor.subscribed():
+            expected.append("floor_grid")
+        arriving = now - self.stats.last_receive <= STALE_INPUT_S
+        return self.watchdog.check(expected, self._input_since if arriving else None,
+                                   self.live.stall_s, self.live.max_rate_hz, self._why_silent,
+                                   now)
+
+    def _why_silent(self, output: str) -> str:
+        """The likeliest reason ``output`` has been silent, for the diagnostics message."""
+        now, st = time.monotonic(), self.stats
+        busy = max((now - t for t in list(self._busy_since.values())), default=0.0)
+        if busy > self.live.stall_s:
+            return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
+        if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
+            return why
+        if now - st.last_error_at < 2 * self.live.stall_s + 1.0:
+            return f"frames rejected or failing: {st.last_error}"
+        return (f"no frame processed in the last {now - self.watchdog.last(output):.1f} s "
+                "although images arrive")
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
@@ -562,44 +531,111 @@ class SegmentationNode(Node):
 
     # --- shutdown -----------------------------------------------------------------------------
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop and join the worker (before destroy_node, so it never publishes on a dead node)."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop and join the workers (before destroy_node, so they never publish on a dead
+        node) within ``timeout`` s in all; False when one is still busy (inside the engine)."""
+        end = time.monotonic() + timeout
         self._stop.set()
         if self.intake is not None:
             self.intake.close(timeout)
         self.mailbox.close()
+        if self.floor is not None:
+            self.floor.close()
         for w in self.workers:
             if w.is_alive() and w is not threading.current_thread():
-                w.join(timeout)
+                w.join(max(0.0, end - time.monotonic()))
+        return not any(w.is_alive() for w in self.workers if w is not threading.current_thread())
+
+    def _warn_oversubscribed(self, threads: int, workers: int) -> None:
+        cores = os.cpu_count() or 1
+        total = (threads or cores) * workers
+        if total > 2 * cores:
+            self.get_logger().warning(
+                f"threads x workers = {threads or cores} x {workers} = {total} engine threads on "
+                f"{cores} CPU cores: oversubscribed, latency will jitter; use threads:=1 with "
+                f"workers <= {cores}, or fewer workers")
+
+    def _warn_undeclared_overrides(self) -> None:
+        """A parameter in the params file or -p that no part of the node declares is a typo
+        (overlay_alfa) that rclpy would ignore without a word: say so, with the closest name."""
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        for name in sorted(set(overrides) - set(self._parameters)):
+            if name.startswith(("qos_overrides.", "use_sim_time", "start_type_description")):
+                continue
+            self.get_logger().warning(
+                f"parameter {name!r} is not a parameter of this node and is ignored"
+                f"{params.closest_name(name, self._parameters)}: fix the name in the params file "
+                "or the -p override (ros2 param list shows the names)")
+
+
+def _readable_types(reason: str) -> str:
+    """rclpy states parameter types as numbers ("expected '4' got '2'"): name them."""
+    from rcl_interfaces.msg import ParameterType
+
+    names = {str(v): k.removeprefix("PARAMETER_").lower() for k, v in vars(ParameterType).items()
+             if k.startswith("PARAMETER_") and isinstance(v, int)}
+    return re.sub(r"'(\d+)'", lambda m: f"'{names.get(m.group(1), m.group(1))}'", reason or "")
+
+
+def _ros_args_error(e: Exception) -> str:
+    """rcl's argument-parsing error cut to one line that names the fix."""
+    text = re.sub(r", at /\S+:\d+", "", str(e)).replace("failed to initialize rcl: ", "")
+    text = " ".join(text.split())
+    return (f"invalid ROS arguments: {text}; write -p name:=value, --params-file FILE (valid "
+            "ROS 2 parameter YAML), --log-level debug|info|warn|error|fatal")
+
+
+def _start_node() -> SegmentationNode | int:
+    """The node, or the exit code when it cannot start (one line on stderr, no traceback)."""
+    try:
+        return SegmentationNode()
+    except BaseException as e:  # KeyboardInterrupt too: SIGINT while the model loads
+        interrupted = isinstance(e, KeyboardInterrupt | ExternalShutdownException) or (
+            not rclpy.ok())
+        rclpy.try_shutdown()
+        if interrupted:
+            print(f"[{NODE_NAME}] interrupted while starting: exiting", file=sys.stderr,
+                  flush=True)
+            return 0
+        if not is_user_error(e):
+            raise
+        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run seg_ros segmentation_node`` / ``seg-ros node``: spin until SIGINT/SIGTERM.
 
-    Returns 0 on a clean shutdown, 1 when the node cannot start (one line naming the fix).
+    Returns 0 on a clean shutdown (also when interrupted while starting), 1 when the node cannot
+    start, 2 for malformed ROS arguments (one line each naming the fix), 70 when a worker thread
+    died. Shutdown is bounded: a worker still inside the engine after 5 s is not waited for.
     """
     memory.keep_large_buffers()  # before rclpy allocates: image buffers stay in the heap
-    rclpy.init(args=args)  # installs SIGINT/SIGTERM handlers that shut the context down
     try:
-        node = SegmentationNode()
+        rclpy.init(args=args)  # installs SIGINT/SIGTERM handlers that shut the context down
     except Exception as e:
-        rclpy.try_shutdown()
-        if not is_user_error(e):
-            raise
-        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)
-        return 1
+        print(f"[{NODE_NAME}] error: {_ros_args_error(e)}", file=sys.stderr, flush=True)
+        return 2
+    node = _start_node()
+    if isinstance(node, int):
+        return node
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
+    rc = EXIT_WORKER_DIED if node.fatal else 0
+    try:
+        if not node.close():
+            print(f"[{NODE_NAME}] a worker is still inside the engine after 5 s: exiting without "
+                  "waiting for it", file=sys.stderr, flush=True)
+            os._exit(rc)  # tearing rclpy and the engine down under a running thread can abort
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable", "system_default")
 DURABILITIES = ("volatile", "transient_local", "system_default")
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+MIN_RATE_HZ = 0.01  # one frame per 100 s: slower than that is a stopped node, not a rate
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,19 @@ SPECS: tuple[ParamSpec, ...] = (
               live=True, float_range=(0.0, 1.0)),
     ParamSpec("max_rate_hz", "double", 0.0,
               "Upper bound on frames processed per second (frames arriving faster are "
-              "dropped, latest wins); 0 = as fast as the engine allows.",
+              "dropped, latest wins); 0 = as fast as the engine allows, else "
+              f"{MIN_RATE_HZ:g}..1000 (a change takes effect at once, even mid-wait).",
               live=True, float_range=(0.0, 1000.0)),
+    ParamSpec("max_input_pixels", "integer", 50_000_000,
+              "Largest image decoded, in pixels (width x height, read from the message or "
+              "the JPEG/PNG header before anything is allocated); larger frames are rejected "
+              "and counted. The default is above every real camera.",
+              live=True, int_range=(1, 1_000_000_000)),
+    ParamSpec("diagnostics.stall_s", "double", 2.0,
+              "An output that somebody subscribes to and that stays silent this long while "
+              "images arrive (or 1.5 frame periods under max_rate_hz, if longer) makes "
+              "/diagnostics WARN, twice as long ERROR, naming the output and why.",
+              live=True, float_range=(0.1, 3600.0)),
     ParamSpec("publish_labels", "bool", True,
               "Publish ~/labels (mono8 class ids; mono16 for > 255 classes).", live=True),
     ParamSpec("publish_confidence", "bool", True,
@@ -122,6 +134,8 @@ class LiveSettings:
 
     overlay_alpha: float = 0.5
     max_rate_hz: float = 0.0
+    max_input_pixels: int = 50_000_000
+    stall_s: float = 2.0
     publish_labels: bool = True
     publish_confidence: bool = True
     publish_color_mask: bool = True
@@ -151,7 +165,18 @@ def check_value(name: str, value: Any) -> str | None:
     if spec.choices and value not in spec.choices and not (
             name == "backend" and isinstance(value, str) and ":" in value):
         return f"{name} = {value!r} is not one of {', '.join(spec.choices)}"
+    if name == "max_rate_hz" and 0 < value < MIN_RATE_HZ:
+        return (f"max_rate_hz = {value!r} is below {MIN_RATE_HZ:g} Hz (one frame per "
+                f"{1 / MIN_RATE_HZ:g} s): give 0 for no limit or a rate of {MIN_RATE_HZ:g}..1000")
     return None
+
+
+def closest_name(name: str, declared: Iterable[str]) -> str:
+    """' (did you mean X?)' for a parameter name that is not declared, or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def check_update(name: str, value: Any, class_names: Sequence[str] = ()) -> str | None:
@@ -239,13 +264,19 @@ def live_from(values: Mapping[str, Any], base: LiveSettings | None = None) -> Li
     for name, value in values.items():
         if name not in SPEC_BY_NAME or not SPEC_BY_NAME[name].live:
             continue
+        field = LIVE_FIELDS.get(name, name)
         if name == "class_filter":
-            kw[name] = tuple(str(v) for v in (value or ()))
+            kw[field] = tuple(str(v) for v in (value or ()))
         elif SPEC_BY_NAME[name].kind == "double":
-            kw[name] = float(value)
+            kw[field] = float(value)
+        elif SPEC_BY_NAME[name].kind == "integer":
+            kw[field] = int(value)
         else:
-            kw[name] = bool(value)
+            kw[field] = bool(value)
     return LiveSettings(**{**cur.__dict__, **kw})
+
+
+LIVE_FIELDS = {"diagnostics.stall_s": "stall_s"}  # parameter name -> LiveSettings field
 
 
 # ------------------------------------------------------------------------- rclpy-facing parts
