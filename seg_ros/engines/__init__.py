@@ -102,6 +102,9 @@ def open_engine(
         options: backend-specific settings (e.g. ``trt_cache_dir``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise EngineError(f"model_path {path} is a directory: give the model file in it "
+                          "(.onnx, .engine, .pt or .pt2)")
     if not path.is_file():
         raise EngineError(f"model file {path} does not exist: check the model_path parameter")
     name = resolve_backend(path, backend)
@@ -125,5 +128,17 @@ def _open_named(name: str, path: Path, **kwargs: object) -> Engine:
                 f"backend {name!r} cannot be imported ({e}): install it, or give "
                 "'package.module:Factory' of an importable engine factory"
             ) from None
+        _check_plugin(name, factory)
     return factory(path, **kwargs)
+
+
+def _check_plugin(name: str, factory: object) -> None:
+    """A 'module:Factory' backend must be an engine class (infer and describe), so a parameter
+    cannot make the node call an arbitrary function such as os:system."""
+    if not (isinstance(factory, type) and callable(getattr(factory, "infer", None))
+            and callable(getattr(factory, "describe", None))):
+        raise EngineError(
+            f"backend {name!r} is not an engine class (a class with infer() and describe()): "
+            "give 'package.module:EngineClass' of a plugin engine, or one of "
+            f"{', '.join(backend_names())}")
 
