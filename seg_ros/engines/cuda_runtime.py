@@ -87,18 +87,23 @@ class CudaPythonRuntime:
             self.rt.cudaStreamDestroy(self._stream)
 
 
-def cuda_runtime(device_index: int = 0) -> CudaRuntime:
+def cuda_runtime(device_index: int = 0, buffers: str = "auto") -> CudaRuntime:
     """cuda-python when importable, else torch CUDA; EngineError naming both when neither is.
-    The calling thread's current device is ``device_index`` afterwards."""
-    if importlib.util.find_spec("cuda") is not None:
+    ``buffers``: 'auto', or 'cuda-python' / 'torch' to insist on one (``make gpu-check``
+    runs both). The calling thread's current device is ``device_index`` afterwards."""
+    if buffers not in ("auto", "cuda-python", "torch"):
+        raise EngineError(f"cuda_buffers {buffers!r}: choose auto, cuda-python or torch")
+    if buffers != "torch" and importlib.util.find_spec("cuda") is not None:
         try:
             return CudaPythonRuntime(device_index)
         except ImportError:
             pass
-    if importlib.util.find_spec("torch") is not None:
+    if buffers != "cuda-python" and importlib.util.find_spec("torch") is not None:
         from seg_ros.engines.torch import TorchCudaRuntime, torch_cuda_version
 
         if torch_cuda_version() is not None:
             return TorchCudaRuntime(device_index)
-    raise EngineError("TensorRT needs CUDA buffers: install cuda-python "
-                      "(pip install cuda-python) or a CUDA build of torch")
+    wanted = "cuda-python (pip install cuda-python) or a CUDA build of torch" \
+        if buffers == "auto" else ("cuda-python (pip install cuda-python)"
+                                   if buffers == "cuda-python" else "a CUDA build of torch")
+    raise EngineError(f"TensorRT needs CUDA buffers: install {wanted}")

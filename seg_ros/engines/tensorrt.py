@@ -65,16 +65,17 @@ class TensorRTEngine:
 
     ``path`` is an ``.engine`` with its sidecar, or an ``.onnx`` model: then the engine comes
     from the cache in ``engine_cache_dir`` (default ``~/.cache/seg_ros/engines``) at
-    ``precision`` (default fp16; int8 with ``calib_data``); ``log`` receives the build/cache
-    messages (the node's logger).
+    ``precision`` (default fp16; int8 with ``calib_data``); ``cuda_buffers``: 'auto',
+    'cuda-python' or 'torch' (:func:`seg_ros.engines.cuda_runtime.cuda_runtime`); ``log``
+    receives the build/cache messages (the node's logger).
     """
 
     backend = "tensorrt"
 
     def __init__(self, path: Path, device: str = "cuda", threads: int = 0,
                  engine_cache_dir: str | None = None, precision: str = "fp16",
-                 calib_data: str | None = None, log: Callable[[str], None] = print,
-                 **_: object) -> None:
+                 calib_data: str | None = None, cuda_buffers: str = "auto",
+                 log: Callable[[str], None] = print, **_: object) -> None:
         path = Path(path)
         index = parse_device("cuda" if device == "cpu" else device)
         missing = tensorrt_problems(index)
@@ -85,7 +86,7 @@ class TensorRTEngine:
         gpu = current_gpu(index)
         if gpu is None:
             raise EngineError(f"CUDA GPU {index} could not be queried: check nvidia-smi")
-        self.cuda = cuda_runtime(index)  # selects the device before any TensorRT object
+        self.cuda = cuda_runtime(index, cuda_buffers)  # the device, before any TensorRT object
         if path.suffix == ".onnx":
             path = engine_from_onnx(path, engine_cache_dir or DEFAULT_CACHE_DIR, precision,
                                     index, gpu, str(trt.__version__), log, calib_data)
