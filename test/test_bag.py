@@ -3,6 +3,7 @@ process, drop accounting, and clear errors on bad bags."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import shutil
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_ros.bag import BagError, image_from_msg, open_reader, typestore
+from seg_ros.bag import IMAGE, BagError, image_from_msg, open_reader, typestore
 from seg_ros.bag.make import default_camera, make_bag
 
 REPO = Path(__file__).resolve().parents[1]
@@ -328,6 +329,28 @@ def test_eval_lockstep_equals_core(raw_bag: Path, camvid_dir: Path, tiny_model: 
     assert len(labels) == N_FRAMES
     assert sorted(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m, _ in labels) == [
         START_NS + i * 100_000_000 for i in range(N_FRAMES)]
+    _assert_outputs_of_input_frames_only(got, outb)
+
+
+def _assert_outputs_of_input_frames_only(got: dict, out_bag: Path) -> None:
+    """Every image and grid output in ``out_bag`` is of an input frame (no warm-up frame), and
+    ~/label_info is there once, offered transient-local in metadata.yaml."""
+    import yaml
+
+    inputs = {START_NS + i * 100_000_000 for i in range(N_FRAMES)}
+    for topic, msgs in got.items():
+        if topic in ("/diagnostics", INFO_TOPIC):
+            continue
+        stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m, _ in msgs}
+        assert stamps <= inputs, f"{topic} holds frames not in the input bag: {stamps - inputs}"
+    assert {"/segmentation_node/overlay", "/segmentation_node/color_mask"} <= set(got)
+    if importlib.util.find_spec("seg_ros.msg") is None:
+        return  # interface not generated: the node has no label_info
+    assert len(got[INFO_TOPIC]) == 1
+    meta = yaml.safe_load((out_bag / "metadata.yaml").read_text())
+    offered = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+               for t in meta["rosbag2_bagfile_information"]["topics_with_message_count"]}
+    assert [q["durability"] for q in offered[INFO_TOPIC]] == ["transient_local"]
 
 
 @pytest.mark.ros
@@ -367,3 +390,114 @@ def test_shipped_demo_bag() -> None:
     assert len(data.frames) == 30 and data.meta["truth_frames"] == 30
     assert data.image_type == "sensor_msgs/msg/CompressedImage"
     assert all(f.truth.shape == f.size == (360, 480) and f.info_raw for f in data.frames)
+
+
+# ------------------------------------------------------------------ latched topics (label_info)
+
+INFO_TOPIC = "/segmentation_node/label_info"
+
+
+def _wait(executor, cond, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_typestore_knows_the_shipped_interface() -> None:
+    """msg/*.msg are registered: a SegmentationInfo round-trips through CDR in rosbags."""
+    from seg_ros.bag import typestore
+
+    ts = typestore()
+    info = ts.types["seg_ros/msg/SegmentationInfo"]
+    header = ts.types["std_msgs/msg/Header"](ts.types["builtin_interfaces/msg/Time"](1, 2), "")
+    color = ts.types["std_msgs/msg/ColorRGBA"]
+    msg = info(header, "tiny", "onnxruntime cpu", ["Road"], [color(0.5, 0.25, 0.5, 1.0)],
+               np.array([True]), 180, 240, "mono8")
+    raw = ts.serialize_cdr(msg, "seg_ros/msg/SegmentationInfo")
+    back = ts.deserialize_cdr(raw, "seg_ros/msg/SegmentationInfo")
+    assert back.class_names == ["Road"] and back.colors[0].g == 0.25
+    assert back.input_width == 240 and back.labels_encoding == "mono8"
+
+
+def test_header_stamp_from_raw_cdr() -> None:
+    from seg_ros.bag import header_stamp_ns, typestore
+
+    ts = typestore()
+    stamp = ts.types["builtin_interfaces/msg/Time"](1_699_999_999, 123)
+    header = ts.types["std_msgs/msg/Header"](stamp, "cam")
+    image = ts.types["sensor_msgs/msg/Image"](header, 2, 2, "mono8", 0, 2,
+                                              np.zeros(4, np.uint8))
+    assert header_stamp_ns(ts.serialize_cdr(image, IMAGE)) == 1_699_999_999_000_000_123
+    with pytest.raises(BagError, match="too short"):
+        header_stamp_ns(b"\x00\x01\x00\x00")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Path) -> None:
+    """A recorder that joins after the node published ~/label_info still records it (transient
+    local), metadata.yaml says transient_local, and playing the bag offers it latched again: a
+    subscriber joining after it was played gets it, a volatile one does not."""
+    info_mod = pytest.importorskip("seg_ros.msg", reason="seg_ros.msg not generated "
+                                   "(scripts/build_msgs.sh): the node runs without label_info")
+    import yaml
+
+    from seg_ros.bag.record import record_bag
+    from seg_ros.bag.rosio import qos, ros_node
+    from seg_ros.model_card import CAMVID_CLASSES
+    from seg_ros.ros.process import NodeProcess
+
+    domain = _domain()
+    node = NodeProcess(["-p", f"model_path:={tiny_model}"], domain)
+    try:
+        with ros_node("label_info_probe", domain) as (probe, executor):
+            got: list = []
+            probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, got.append,
+                                      qos(transient_local=True))
+            _wait(executor, lambda: got or not node.alive(), 90, "label_info from the node")
+            assert got, node.tail()
+        rec = record_bag([INFO_TOPIC, "/diagnostics"], tmp_path / "rec", duration=5.0,
+                         domain_id=domain, progress=False)
+    finally:
+        node.stop()
+    assert rec.counts.get(INFO_TOPIC) == 1 and not rec.skipped, (rec.counts, rec.skipped)
+    meta = yaml.safe_load((tmp_path / "rec" / "metadata.yaml").read_text())
+    offered = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+               for t in meta["rosbag2_bagfile_information"]["topics_with_message_count"]}
+    assert [q["durability"] for q in offered[INFO_TOPIC]] == ["transient_local"]
+    assert [q["reliability"] for q in offered[INFO_TOPIC]] == ["reliable"]
+    assert {q["durability"] for q in offered["/diagnostics"]} == {"volatile"}
+    bag = _read_all(tmp_path / "rec")
+    (t_info, info, msgtype), = bag[INFO_TOPIC]
+    assert msgtype == "seg_ros/msg/SegmentationInfo"
+    assert tuple(info.class_names) == CAMVID_CLASSES and info.model_name == "tiny"
+    diags_before = sum(t < t_info for t, _, _ in bag["/diagnostics"])
+    assert len(bag["/diagnostics"]) - diags_before >= 2, "too short a recording to replay"
+    _assert_replayed_latched(tmp_path / "rec", _domain(), diags_before, info_mod)
+
+
+def _assert_replayed_latched(bag: Path, domain: int, diags_before: int, info_mod) -> None:
+    """Play ``bag``; once a /diagnostics message that follows label_info in the bag arrives
+    (so label_info was published), late subscribers join: transient-local gets it."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from seg_ros.bag.play import play_bag
+    from seg_ros.bag.rosio import qos, ros_node
+
+    player = threading.Thread(target=play_bag, kwargs=dict(
+        bag=bag, domain_id=domain, delay=1.5, progress=False), daemon=True)
+    with ros_node("replay_probe", domain) as (probe, executor):
+        diags: list = []
+        probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append,
+                                  qos(depth=100))
+        player.start()
+        _wait(executor, lambda: len(diags) > diags_before, 30, "replayed /diagnostics")
+        latched, volatile = [], []
+        probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, latched.append,
+                                  qos(transient_local=True))
+        probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, volatile.append,
+                                  qos())
+        _wait(executor, lambda: latched, 10, "the replayed label_info (late, transient local)")
+        assert latched[0].model_name == "tiny" and not volatile
+    player.join(30)

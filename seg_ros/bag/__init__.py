@@ -2,13 +2,15 @@
 record (live topics -> bag) and evaluate (bag -> real node process -> mIoU, latency, drops).
 
 This module and :mod:`seg_ros.bag.make` are ROS-free (rosbags only); ``play``, ``record`` and
-``evaluate`` import rclpy. Bags use the ROS 2 Kilted message definitions; rosbags' CDR bytes
-are exactly what rmw puts on the wire, so raw bytes go from a bag to a publisher unchanged.
+``evaluate`` import rclpy. Bags use the ROS 2 Kilted message definitions plus seg_ros's own
+interface (msg/*.msg, e.g. seg_ros/msg/SegmentationInfo on ~/label_info); rosbags' CDR bytes are
+exactly what rmw puts on the wire, so raw bytes go from a bag to a publisher unchanged.
 """
 
 from __future__ import annotations
 
 import shutil
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 STORAGES = ("mcap", "sqlite3")
 LABELS_SUFFIX = "labels_gt"
+INTERFACE_PACKAGE = "seg_ros"  # the package whose msg/*.msg the typestore learns
 
 
 class BagError(SegRosError, ValueError):
@@ -34,13 +37,44 @@ _TYPESTORE: Any = None
 
 
 def typestore() -> Any:
-    """The rosbags typestore with the ROS 2 Kilted definitions (cached)."""
+    """The rosbags typestore with the ROS 2 Kilted definitions and seg_ros's interface (cached)."""
     global _TYPESTORE
     if _TYPESTORE is None:
-        from rosbags.typesys import Stores, get_typestore
+        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-        _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+        store = get_typestore(Stores.ROS2_KILTED)
+        folder = interface_dir()
+        if folder is not None:
+            for path in sorted(folder.glob("*.msg")):
+                name = f"{INTERFACE_PACKAGE}/msg/{path.stem}"
+                store.register(get_types_from_msg(path.read_text(), name))
+        _TYPESTORE = store
     return _TYPESTORE
+
+
+def interface_dir() -> Path | None:
+    """seg_ros's .msg folder: the repository's msg/ in a source checkout, else the installed
+    <share>/seg_ros/msg (colcon install or the venv's share/); None when neither exists."""
+    repo_msgs = Path(__file__).resolve().parents[2] / "msg"
+    if repo_msgs.is_dir() and any(repo_msgs.glob("*.msg")):
+        return repo_msgs
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share_msgs = Path(get_package_share_directory(INTERFACE_PACKAGE)) / "msg"
+    except Exception:  # ament_index_python missing, or seg_ros not in the ament index
+        return None
+    return share_msgs if share_msgs.is_dir() else None
+
+
+def header_stamp_ns(raw: bytes | memoryview) -> int:
+    """Header stamp (ns) of a serialized message whose first field is a std_msgs/Header, read
+    from the CDR bytes without deserializing the (possibly MB-sized) rest."""
+    if len(raw) < 12:
+        raise BagError(f"a {len(raw)}-byte message is too short to hold a header stamp")
+    little_endian = raw[1] == 1  # CDR encapsulation id: 0x0001 little, 0x0000 big endian
+    sec, nanosec = struct.unpack_from("<iI" if little_endian else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ Recording the outputs (``out_bag``) subscribes every output, so the node also co
 ships confidence, colour mask and overlay (~1.4 MB a 480x360 frame, against Fast DDS's 512 KB
 shared-memory segment): the extra outputs are taken best effort (a few may be missing from the
 bag, counted in ``out_bag_counts``) and the latency figures of such a run are not comparable.
+Latched outputs (~/label_info) are subscribed transient-local, and every topic's offered QoS goes
+into the bag's metadata.yaml. The warm-up frame's outputs are not recorded: the bag holds the
+outputs of the input bag's frames only.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from seg_ros.bag import (
     BagError,
     deserialize,
     find_topic,
+    header_stamp_ns,
     image_from_msg,
     iter_raw,
     open_reader,
@@ -56,6 +60,8 @@ NODE_NAME = "segmentation_node"
 LABELS_TOPIC = f"/{NODE_NAME}/labels"
 GRID_TOPIC = f"/{NODE_NAME}/floor_grid"
 DIAGNOSTICS = "/diagnostics"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
 
 
 @dataclass
@@ -283,12 +289,10 @@ def evaluate_bag(
 def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | None,
            timeout: float, startup_timeout: float, writer: Any, want_grid: bool,
            progress: bool) -> tuple[_Run, dict[str, float], list[str]]:
-    from diagnostic_msgs.msg import DiagnosticArray
-    from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from tqdm import tqdm
 
-    from seg_ros.bag.rosio import matching_qos, qos, ros_node
+    from seg_ros.bag.rosio import is_latched, matching_qos, offered_qos, qos, ros_node
 
     run = _Run()
     frames = data.frames
@@ -300,6 +304,11 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
         info_pub = (node.create_publisher(CameraInfo, data.info_topic, qos(depth=10))
                     if data.info_topic else None)
 
+        def record(topic: str, msgtype: str, raw: bytes) -> None:
+            """Into the output bag, unless it is an output of a warm-up frame."""
+            if writer is not None and header_stamp_ns(raw) not in warm:
+                writer.write(topic, msgtype, time.time_ns(), raw)
+
         def on_labels(raw: bytes) -> None:
             now = time.monotonic()
             msg = deserialize(raw, IMAGE, LABELS_TOPIC)
@@ -308,40 +317,41 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
                 warm[s] = now
                 return
             run.last_output = now
-            if writer is not None:
-                writer.write(LABELS_TOPIC, IMAGE, time.time_ns(), raw)
+            record(LABELS_TOPIC, IMAGE, raw)
             if s in stamps and s not in run.recv:
                 run.recv[s] = (now, image_from_msg(msg, IMAGE, keep_ids=True))
             else:
                 run.unexpected += 1
 
         def on_diag(raw: bytes) -> None:
-            if writer is not None:
-                writer.write(DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray", time.time_ns(),
-                             raw)
-            msg = deserialize(raw, "diagnostic_msgs/msg/DiagnosticArray", DIAGNOSTICS)
+            record(DIAGNOSTICS, DIAGNOSTIC_ARRAY, raw)
+            msg = deserialize(raw, DIAGNOSTIC_ARRAY, DIAGNOSTICS)
             for st in msg.status:
                 if NODE_NAME in st.name or NODE_NAME in st.hardware_id:
                     run.diag.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
 
         def on_grid(raw: bytes) -> None:
-            if writer is not None:
-                writer.write(GRID_TOPIC, "nav_msgs/msg/OccupancyGrid", time.time_ns(), raw)
-            msg = deserialize(raw, "nav_msgs/msg/OccupancyGrid", GRID_TOPIC)
+            record(GRID_TOPIC, OCCUPANCY_GRID, raw)
+            msg = deserialize(raw, OCCUPANCY_GRID, GRID_TOPIC)
             run.grids[stamp_ns(msg.header)] = msg
 
         subs: dict[str, Any] = {}
 
+        def subscribe(topic: str, msgtype: str, callback: Any, qos_profile: Any) -> None:
+            if writer is not None:
+                writer.declare(topic, msgtype, offered_qos(node, topic))
+            subs[topic] = node.create_subscription(_msg_class(msgtype), topic, callback,
+                                                   qos_profile, raw=True)
+
         def subscribe_outputs() -> None:
             """Subscribe the node's outputs once they are in the graph, with the QoS they offer
             (reliable when the node publishes reliable: best effort would lose frames)."""
-            wanted = [(LABELS_TOPIC, Image, on_labels), (DIAGNOSTICS, DiagnosticArray, on_diag)]
+            wanted = [(LABELS_TOPIC, IMAGE, on_labels), (DIAGNOSTICS, DIAGNOSTIC_ARRAY, on_diag)]
             if want_grid:
-                wanted.append((GRID_TOPIC, OccupancyGrid, on_grid))
-            for topic, cls, cb in wanted:
+                wanted.append((GRID_TOPIC, OCCUPANCY_GRID, on_grid))
+            for topic, msgtype, cb in wanted:
                 if topic not in subs and node.count_publishers(topic) > 0:
-                    subs[topic] = node.create_subscription(cls, topic, cb,
-                                                           matching_qos(node, topic), raw=True)
+                    subscribe(topic, msgtype, cb, matching_qos(node, topic))
 
         # Wait until the node is up: it subscribes our images and publishes labels.
         t0 = time.monotonic()
@@ -373,16 +383,16 @@ def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | N
         except Exception:  # the graph lags: the node's name may not be listed yet
             published = []
         outputs = sorted(t for t, _ in published)
-        # Record every other output of the node too when asked (this makes it compute them).
+        # Record every other output of the node too when asked (this makes it compute them):
+        # images best effort (never stalls the node's writers), latched topics as offered
+        # (transient-local: ~/label_info was published before we joined).
         if writer is not None:
             for topic, types in published:
-                if topic in (LABELS_TOPIC, GRID_TOPIC, DIAGNOSTICS) or not topic.startswith(
-                        f"/{NODE_NAME}/"):
+                if topic in subs or not topic.startswith(f"/{NODE_NAME}/"):
                     continue
-                node.create_subscription(
-                    _msg_class(types[0]), topic,
-                    lambda raw, t=topic, ty=types[0]: writer.write(t, ty, time.time_ns(), raw),
-                    qos(False, 10), raw=True)  # best effort: never stalls the node's writers
+                subscribe(topic, types[0], lambda raw, t=topic, ty=types[0]: record(t, ty, raw),
+                          matching_qos(node, topic, 10) if is_latched(node, topic)
+                          else qos(False, 10))
 
         def publish(f: Frame) -> None:
             if info_pub is not None and f.info_raw is not None:
@@ -522,6 +532,9 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
     never_received = (min(missing, max(0, n - node_counts["received"]))
                       if "received" in node_counts else None)
 
+    # class groups: the node publishes group ids, so the truth is scored in groups too
+    truth_lut = None if card.groups is None else np.array(card.groups.truth_table(), np.uint8)
+    card = card.grouped()
     meter = metrics.ConfusionMeter(card.num_classes, card.ignore_index)
     scored = 0
     for f in matched:
@@ -534,7 +547,7 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
                 f"{f.size[1]}x{f.size[0]} frame (stamp {f.stamp / 1e9:.3f}): labels must come "
                 "back at the input size; this is a node bug"
             )
-        meter.update(pred, f.truth)
+        meter.update(pred, f.truth if truth_lut is None else truth_lut[f.truth])
         scored += 1
     cm = meter.compute()
     summ = metrics.summary(cm, list(card.class_names))

@@ -1,9 +1,11 @@
 """Bag -> live topics with the bag's timing, like ``ros2 bag play`` (rclpy).
 
 The bag's raw CDR bytes are published unchanged (``publisher.publish(bytes)``), so nothing is
-deserialised on the way. Message timing follows the bag timestamps scaled by ``1 / rate``;
-with ``clock_hz`` the bag time is also published on ``/clock`` (for ``use_sim_time`` nodes),
-at that frequency and with every message.
+deserialised on the way. Each topic is offered with the QoS its recorded publishers offered
+(metadata.yaml): transient-local for a latched topic such as ~/label_info, so a subscriber that
+joins later still gets it, as with ``ros2 bag play``. Message timing follows the bag timestamps
+scaled by ``1 / rate``; with ``clock_hz`` the bag time is also published on ``/clock`` (for
+``use_sim_time`` nodes), at that frequency and with every message.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def play_bag(
     """
     from rosgraph_msgs.msg import Clock
 
-    from seg_ros.bag.rosio import msg_class, qos, ros_node
+    from seg_ros.bag.rosio import msg_class, qos, replay_qos, ros_node
 
     if not rate > 0:
         raise BagError(f"--rate {rate} must be > 0")
@@ -74,8 +76,9 @@ def play_bag(
             pubs: dict[str, Any] = {}
             for c in conns:
                 if c.topic not in pubs:
+                    offered = getattr(c.ext, "offered_qos_profiles", [])
                     pubs[c.topic] = node.create_publisher(msg_class(c.msgtype), c.topic,
-                                                          qos(depth=100))
+                                                          replay_qos(offered))
             clock_pub = (node.create_publisher(Clock, "/clock", qos(False, 1)) if clock_hz
                          else None)
             time.sleep(delay)  # let DDS discovery match subscribers before the first message

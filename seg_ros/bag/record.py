@@ -1,9 +1,12 @@
 """Live topics -> rosbag2 (rclpy generic raw subscriptions -> rosbags writer).
 
 Topics are subscribed as soon as they appear in the graph (their type is taken from there), with
-a QoS every publisher is compatible with. Bag timestamps are receive times (ns, system clock),
-as ``ros2 bag record`` writes by default. The bag is written to ``.NAME.partial`` and renamed
-onto ``out`` when recording ends (duration reached or Ctrl-C); an error discards it.
+a QoS every publisher is compatible with: transient-local when every publisher is latched (a
+message published before the recorder joined, like ~/label_info, is still recorded). The QoS
+profiles the publishers offer go into metadata.yaml, so ``ros2 bag play`` (and ``seg-ros bag
+play``) offer a latched topic transient-local again. Bag timestamps are receive times (ns, system
+clock), as ``ros2 bag record`` writes by default. The bag is written to ``.NAME.partial`` and
+renamed onto ``out`` when recording ends (duration reached or Ctrl-C); an error discards it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def record_bag(
     progress: bool = True,
 ) -> RecordResult:
     """Record ``topics`` into ``out`` for ``duration`` seconds (None: until Ctrl-C)."""
-    from seg_ros.bag.rosio import RawBagWriter, matching_qos, msg_class, ros_node
+    from seg_ros.bag.rosio import RawBagWriter, matching_qos, msg_class, offered_qos, ros_node
 
     if not topics:
         raise BagError("name at least one topic to record")
@@ -57,6 +60,7 @@ def record_bag(
                             if topic in subs or topic not in graph:
                                 continue
                             msgtype = graph[topic][0]
+                            writer.declare(topic, msgtype, offered_qos(node, topic))
                             subs[topic] = node.create_subscription(
                                 msg_class(msgtype), topic,
                                 _writer_callback(writer, topic, msgtype),

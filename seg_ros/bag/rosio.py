@@ -66,17 +66,67 @@ def qos(reliable: bool = True, depth: int = 10, transient_local: bool = False) -
     )
 
 
+def offered_qos(node: Any, topic: str) -> list[Any]:
+    """The QoS profiles the current publishers of ``topic`` offer, as rosbags ``Qos`` records:
+    what ``ros2 bag record`` writes to metadata.yaml so ``ros2 bag play`` can offer them again
+    (a latched topic is re-published transient-local)."""
+    return [_rosbags_qos(info.qos_profile) for info in node.get_publishers_info_by_topic(topic)]
+
+
+def _rosbags_qos(profile: Any) -> Any:
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    def span(duration: Any) -> Any:
+        return QosTime(*divmod(int(duration.nanoseconds), 1_000_000_000))
+
+    return Qos(history=QosHistory[profile.history.name], depth=int(profile.depth),
+               reliability=QosReliability[profile.reliability.name],
+               durability=QosDurability[profile.durability.name],
+               deadline=span(profile.deadline), lifespan=span(profile.lifespan),
+               liveliness=QosLiveliness[profile.liveliness.name],
+               liveliness_lease_duration=span(profile.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))
+
+
+def replay_qos(offered: list[Any], depth: int = 100) -> Any:
+    """Publisher QoS for replaying a topic recorded with ``offered`` profiles: transient-local
+    when every recorded publisher was, keeping as many messages for late joiners as the deepest
+    of them did; else volatile, ``depth`` deep. Always reliable: a reliable writer matches
+    reliable and best-effort subscribers alike."""
+    from rosbags.interfaces import QosDurability
+
+    latched = bool(offered) and all(q.durability == QosDurability.TRANSIENT_LOCAL
+                                    for q in offered)
+    if latched:
+        return qos(True, max(1, *(q.depth for q in offered)), transient_local=True)
+    return qos(True, depth)
+
+
+def is_latched(node: Any, topic: str) -> bool:
+    """Every current publisher of ``topic`` offers transient-local durability."""
+    from rclpy.qos import DurabilityPolicy
+
+    infos = node.get_publishers_info_by_topic(topic)
+    return bool(infos) and all(
+        i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+
+
 def matching_qos(node: Any, topic: str, depth: int = 100) -> Any:
     """A subscription QoS every current publisher of ``topic`` is compatible with (reliable and
     transient-local only when all publishers offer them), as ``ros2 bag record`` does."""
-    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+    from rclpy.qos import ReliabilityPolicy
 
     infos = node.get_publishers_info_by_topic(topic)
     reliable = bool(infos) and all(
         i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-    latched = bool(infos) and all(
-        i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-    return qos(reliable, depth, latched)
+    return qos(reliable, depth, is_latched(node, topic))
 
 
 def spin_for(executor: Any, seconds: float) -> None:
@@ -91,8 +141,10 @@ def spin_for(executor: Any, seconds: float) -> None:
 class RawBagWriter:
     """Raw CDR messages -> a rosbag2 written atomically (``.NAME.partial`` until :meth:`close`).
 
-    Connections are added on first use of a topic. Types unknown to the Kilted typestore are
-    skipped (listed in :attr:`skipped`) since the bag could not describe them.
+    Connections are added by :meth:`declare` (with the QoS profiles the recorded publishers
+    offered, written to metadata.yaml) or on first use of a topic. Types unknown to the
+    typestore (Kilted + seg_ros's interface) are skipped (listed in :attr:`skipped`) since the
+    bag could not describe them.
     """
 
     def __init__(self, out: str | Path, storage: str = "mcap") -> None:
@@ -110,15 +162,23 @@ class RawBagWriter:
         self.skipped: set[str] = set()
         self.closed = False
 
+    def declare(self, topic: str, msgtype: str, offered_qos: list[Any] | None = None) -> bool:
+        """Add ``topic`` with the publishers' ``offered_qos`` (rosbags ``Qos``) unless it is
+        there already; False when its type is unknown (the topic is then skipped)."""
+        if topic in self._conns:
+            return True
+        ts = typestore()
+        if msgtype not in ts.types:
+            self.skipped.add(f"{topic} [{msgtype}]")
+            return False
+        self._conns[topic] = self._writer.add_connection(
+            topic, msgtype, typestore=ts, offered_qos_profiles=offered_qos or ())
+        return True
+
     def write(self, topic: str, msgtype: str, t_ns: int, raw: bytes) -> None:
-        conn = self._conns.get(topic)
-        if conn is None:
-            ts = typestore()
-            if msgtype not in ts.types:
-                self.skipped.add(f"{topic} [{msgtype}]")
-                return
-            conn = self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=ts)
-        self._writer.write(conn, t_ns, raw)
+        if topic not in self._conns and not self.declare(topic, msgtype):
+            return
+        self._writer.write(self._conns[topic], t_ns, raw)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def close(self) -> Path:

@@ -108,7 +108,8 @@ def _record(args: argparse.Namespace) -> int:
     for t in res.never_seen:
         print(f"warning: {t} never appeared in the graph")
     for t in res.skipped:
-        print(f"warning: {t} not recorded (type unknown to the rosbags typestore)")
+        print(f"warning: {t} not recorded: its type is neither a ROS 2 Kilted message nor in "
+              "seg_ros's msg/ (add its .msg definition to the typestore to record it)")
     return 0
 
 
