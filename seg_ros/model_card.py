@@ -54,6 +54,11 @@ class ClassGroups:
         object.__setattr__(self, "traversable", tuple(int(t) for t in self.traversable))
         object.__setattr__(self, "of_class", tuple(int(g) for g in self.of_class))
 
+    def truth_table(self) -> list[int]:
+        """Ground-truth class id (0..255) -> group id, everything else (void, unknown ids)
+        -> 255, the grouped card's ignore index: scoring in groups maps the truth with it."""
+        return [*self.of_class, *([255] * (256 - len(self.of_class)))][:256]
+
     def validate(self, num_classes: int) -> None:
         n = len(self.names)
         fix = "rewrite it with `seg-ros card MODEL --groups groups.yaml`"
@@ -137,12 +142,13 @@ class ModelCard:
 
     def grouped(self) -> ModelCard:
         """The card as the robot sees it: the groups as classes (ids, names, colours,
-        traversable) when the card has groups, else the card itself."""
+        traversable; ignore index 255, see ClassGroups.truth_table) when the card has groups,
+        else the card itself."""
         g = self.groups
         if g is None:
             return self
         return replace(self, class_names=g.names, colors=g.colors, traversable=g.traversable,
-                       groups=None, ignore_index=None)
+                       groups=None, ignore_index=255)
 
     def validate(self) -> None:
         """Raise ModelCardError naming the field and the fix when the card is inconsistent."""

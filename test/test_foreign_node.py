@@ -4,6 +4,8 @@ with onnxruntime run directly on the same frame (argmax of the bilinearly upsamp
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 
-from test_conventions import CARD_FLAGS, export, reference_labels  # noqa: E402
+from test_conventions import CARD_FLAGS, INPUT, Backbone, export, reference_labels  # noqa: E402
 
 from benchmarks.liveproc import Client, node_module, pick_domain, wait_for  # noqa: E402
 from seg_ros.cli import main  # noqa: E402
@@ -109,3 +111,56 @@ def test_node_runs_a_carded_foreign_model_without_onnx(camvid_frame, tmp_path):
     want = reference_labels(model, "logits", rgb)
     assert len(np.unique(want)) > 1
     assert float((labels == want).mean()) >= 0.995
+
+
+GROUPS = """\
+groups:
+  - {name: floor, classes: [Road, Pavement], traversable: true}
+  - {name: obstacle, classes: rest}
+"""
+
+
+def test_bag_eval_and_label_info_see_the_groups(camvid_dir, tmp_path):
+    """A card-less 11-class export, carded with CamVid's classes and two groups: `seg-ros bag
+    eval` (through a real node) scores the groups, as `seg-ros eval` does, and the node's
+    ~/label_info lists the groups."""
+    from seg_ros.bag.make import make_bag
+    from seg_ros.bag import open_reader, typestore
+
+    model = tmp_path / "camvid_like.onnx"
+    net = Backbone(11).eval()
+    torch.onnx.export(net, torch.zeros(1, 3, *INPUT), str(model), input_names=["x"],
+                      output_names=["out"], dynamo=False)
+    (tmp_path / "g.yaml").write_text(GROUPS)
+    carded = tmp_path / "grouped.onnx"
+    spec = Path(__file__).resolve().parents[1] / "config" / "camvid_dataset.yaml"
+    assert main(["card", str(model), "--out", str(carded), "--classes", str(spec),
+                 "--groups", str(tmp_path / "g.yaml")]) == 0
+    bag = tmp_path / "bag"
+    make_bag(camvid_dir / "val", bag, camvid_dir / "valannot", limit=3, rate=10.0,
+             progress=False)
+    report, out_bag = tmp_path / "r.json", tmp_path / "outputs"
+    r = subprocess.run([sys.executable, "-m", "seg_ros.cli", "bag", "eval", str(bag), "--model",
+                        str(carded), "--json", str(report), "--out", str(out_bag)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep["class_names"] == ["floor", "obstacle"] and rep["scored"] == 3
+    assert main(["eval", str(carded), "--data", str(camvid_dir), "--limit", "3", "--json",
+                 str(tmp_path / "eval.json")]) == 0
+    ref = json.loads((tmp_path / "eval.json").read_text())
+    assert ref["class_names"] == ["floor", "obstacle"]
+    from seg_ros.bag.evaluate import _get
+
+    assert abs(_get(rep["metrics"], "miou") - ref["miou"]) < 1e-3
+    if importlib.util.find_spec("seg_ros.msg") is None:
+        return  # interface not generated here: the node has no label_info
+    reader = open_reader(out_bag)
+    try:
+        infos = [typestore().deserialize_cdr(raw, conn.msgtype)
+                 for conn, _, raw in reader.messages()
+                 if conn.topic == "/segmentation_node/label_info"]
+    finally:
+        reader.close()
+    assert [list(i.class_names) for i in infos] == [["floor", "obstacle"]]
+    assert list(infos[0].traversable) == [True, False]

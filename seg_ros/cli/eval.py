@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from seg_ros.model_card import ModelCard
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from seg_ros.train.data import default_data_dir
@@ -48,29 +46,20 @@ def evaluate_model(model: str | Path, data: str | Path, split: str = "val",
     if model_card.num_classes != spec.num_classes:
         raise ConfigError(f"{model} predicts {model_card.num_classes} classes but {data} has "
                           f"{spec.num_classes}: evaluate on the dataset the model was trained on")
-    truth_lut = _truth_groups(model_card)
-    ignore = spec.ignore_index if truth_lut is None else 255
+    groups = model_card.groups
+    truth_lut = None if groups is None else np.array(groups.truth_table(), np.uint8)
     pairs = pair_files(*split_dirs(data, split))[:limit]
-    meter = metrics.ConfusionMeter(card.num_classes, ignore)
+    meter = metrics.ConfusionMeter(card.num_classes,
+                                   spec.ignore_index if groups is None else card.ignore_index)
     for img_path, lab_path in tqdm(pairs, desc=f"eval {split}", disable=not progress):
         rgb, lab = load_pair(img_path, lab_path, spec)
         if truth_lut is not None:
-            lab = truth_lut.take(lab, mode="clip")
+            lab = truth_lut[lab]
         meter.update(seg(rgb, want_confidence=False).labels, lab)
     cm = meter.compute()
     return {"model": str(model), "data": str(data), "split": split, "frames": len(pairs),
             **metrics.summary(cm, card.class_names), "confusion": cm.tolist(),
             "class_names": list(card.class_names)}
-
-
-def _truth_groups(card: ModelCard) -> np.ndarray | None:
-    """Dataset class id -> group id (void and unknown ids -> 255, ignored) for a card with
-    class groups: the truth is scored in the groups the model publishes. None without."""
-    if card.groups is None:
-        return None
-    lut = np.full(65536, 255, np.int64)
-    lut[:card.num_classes] = card.groups.of_class
-    return lut
 
 
 def run(args: argparse.Namespace) -> int:
