@@ -112,14 +112,24 @@ def test_launch_keeps_params_file_values(tmp_path: Path, tiny_model: Path) -> No
     service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
         launch_arguments={"params_file": str(params), "device": "cpu"}.items())]))
-    thread = threading.Thread(target=service.run, daemon=True)
+    got: dict[str, object] = {}
+
+    def probe() -> None:
+        """Read the launched node's parameters, then end the launch (thread-safe shutdown)."""
+        rclpy.init()
+        try:
+            got.update(_node_parameters(["model_path", "input_transport", "device"]))
+        except BaseException as e:  # reported by the main thread
+            got["error"] = e
+        finally:
+            rclpy.shutdown()
+            service.shutdown()
+
+    thread = threading.Thread(target=probe, daemon=True)
     thread.start()
-    rclpy.init()
-    try:
-        got = _node_parameters(["model_path", "input_transport", "device"])
-        assert got == {"model_path": str(tiny_model), "input_transport": "compressed",
-                       "device": "cpu"}
-    finally:
-        rclpy.shutdown()
-        service.shutdown()
-        thread.join(30)
+    service.run()  # LaunchService runs only in the main thread (it installs signal handlers)
+    thread.join(30)
+    if "error" in got:
+        raise got["error"]
+    assert got == {"model_path": str(tiny_model), "input_transport": "compressed",
+                   "device": "cpu"}
