@@ -419,3 +419,11 @@ def test_frames_read_for_calibration_are_the_segmenter_input(camvid_dir: Path) -
     batch = next(iter(CalibrationBatches([frame], card)))
     seg = Segmenter(SimpleNamespace(card=card, input_shape=(1, 3, 90, 120)))
     np.testing.assert_array_equal(batch[0], seg.preprocess(read_rgb(frame))[0])
+
+
+def test_build_engine_cli_refuses_the_cpu_qdq_model_in_one_line(capsys) -> None:
+    from seg_ros.cli import main
+
+    assert main(["build-engine", str(SHIPPED_INT8), "--precision", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "TensorRT does not take" in err and "--calib-data DIR" in err
