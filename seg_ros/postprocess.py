@@ -16,6 +16,7 @@ on such outputs). ``make bench`` (postprocess) measures this method.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -122,8 +123,9 @@ def squeeze_map(a: np.ndarray, what: str) -> np.ndarray:
 def argmax_channels(scores: np.ndarray, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
     """(labels, top score) of (C, h, w) or (h, w, C) float32 scores; labels uint8/uint16.
 
-    Channels-first runs one compare / max per plane with OpenCV (half the time of numpy's
-    strided argmax over axis 0 for 150 classes); channels-last is numpy's contiguous argmax."""
+    Channels-first runs one compare / masked copy / max per plane with OpenCV (1.1 ms for 150
+    planes of 120x160 here, numpy's strided argmax over axis 0 3-6 ms); channels-last is
+    numpy's contiguous argmax."""
     c = scores.shape[-1] if channels_last else scores.shape[0]
     dtype = np.uint8 if c <= 256 else np.uint16
     if channels_last:
@@ -132,11 +134,18 @@ def argmax_channels(scores: np.ndarray, channels_last: bool) -> tuple[np.ndarray
         return labels.astype(dtype), top
     top = scores[0].copy()
     labels = np.zeros(top.shape, dtype)
+    ids = _id_planes(c, top.shape, dtype)
     for k in range(1, c):
         better = cv2.compare(scores[k], top, cv2.CMP_GT)
-        np.copyto(labels, k, where=better.view(bool))
+        cv2.copyTo(ids[k], better, labels)
         cv2.max(scores[k], top, dst=top)
     return labels, top
+
+
+@functools.lru_cache(maxsize=4)
+def _id_planes(c: int, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """(C, h, w) planes filled with their own index: the masked-copy sources of the argmax."""
+    return np.broadcast_to(np.arange(c, dtype=dtype)[:, None, None], (c, *shape)).copy()
 
 
 EXACT_BLEND_CLASSES = 32  # up to this many classes, mixed pixels blend every class
