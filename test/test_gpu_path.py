@@ -42,20 +42,13 @@ from seg_ros.engines.onnxruntime import (
     tensorrt_provider_options,
 )
 from seg_ros.engines.tensorrt import TensorRTEngine
-from seg_ros.engines.trt_build import (
-    BuildOptions,
-    TrtCaps,
-    add_profile,
-    check_dla_core,
-    open_builder,
-    precision_plan,
-    profile_shapes,
-    validate_build_options,
-)
+from seg_ros.engines.trt_build import add_profile, open_builder
 from seg_ros.engines.trt_cache import timing_cache_path, write_bytes_atomic
 from seg_ros.engines.trt_calibrator import CalibrationFeed
 from seg_ros.engines.trt_io import concrete_shape
 from seg_ros.engines.trt_onnx import has_qdq, labels_to_int32, qdq_problems, tensorrt_onnx
+from seg_ros.engines.trt_options import BuildOptions, check_dla_core, validate_build_options
+from seg_ros.engines.trt_plan import TrtCaps, precision_plan, profile_shapes
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.frames import read_rgb
 from seg_ros.model_card import camvid_card

@@ -26,14 +26,7 @@ from seg_ros.engines.calibration import (
     write_calibration_cache,
 )
 from seg_ros.engines.gpu import GpuInfo, parse_device, tensorrt_usable
-from seg_ros.engines.trt_build import (
-    BuildOptions,
-    ParserIssue,
-    default_engine_path,
-    format_parser_errors,
-    is_jetson,
-    validate_build_options,
-)
+from seg_ros.engines.trt_build import ParserIssue, format_parser_errors
 from seg_ros.engines.trt_cache import (
     PROVENANCE_KEY,
     build_provenance,
@@ -50,6 +43,12 @@ from seg_ros.engines.trt_io import (
     trt_dtype_name,
     trt_name_of,
     validate_specs,
+)
+from seg_ros.engines.trt_options import (
+    BuildOptions,
+    default_engine_path,
+    is_jetson,
+    validate_build_options,
 )
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import camvid_card, read_card, write_sidecar

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seg_ros.engines.trt_build import BuildOptions, build_engine, validate_build_options
+    from seg_ros.engines.trt_build import build_engine
+    from seg_ros.engines.trt_options import BuildOptions, validate_build_options
     from seg_ros.model_card import sidecar_path
 
     options = validate_build_options(args.model, BuildOptions(

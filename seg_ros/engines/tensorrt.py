@@ -41,7 +41,8 @@ def engine_from_onnx(onnx: Path, cache_dir: str | Path, precision: str, device_i
                      gpu: GpuInfo, trt_version: str, log: Callable[[str], None],
                      calib_data: str | Path | None = None) -> Path:
     """The cached engine of ``onnx``, built here (once) when the cache has none."""
-    from seg_ros.engines.trt_build import BuildOptions, build_engine
+    from seg_ros.engines.trt_build import build_engine
+    from seg_ros.engines.trt_options import BuildOptions
 
     def build(src: Path, out: Path, key: str, timing: Path) -> Path:
         return build_engine(src, BuildOptions(

@@ -8,16 +8,16 @@ explicit Q/DQ int8, or implicit calibration where it still exists, said in the l
 sidecar) -> workspace limit -> optional DLA core with GPU fallback -> a timing cache per GPU and
 TensorRT version -> the engine plus its model-card sidecar.
 
-Argument checks and the other GPU-free parts are plain functions (tested on CPU machines); the
-build itself runs only where tensorrt and a CUDA GPU are present.
+Argument checks (:mod:`seg_ros.engines.trt_options`), the precision plan
+(:mod:`seg_ros.engines.trt_plan`) and the GPU-free steps here are plain functions tested on CPU
+machines; the build itself runs only where tensorrt and a CUDA GPU are present.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,212 +25,22 @@ from seg_ros.engines.calibration import CalibrationBatches, list_frames
 from seg_ros.engines.cuda_runtime import cuda_runtime
 from seg_ros.engines.gpu import GpuInfo, current_gpu, tensorrt_problems, unavailable_message
 from seg_ros.engines.trt_cache import (
-    PRECISIONS,
     PROVENANCE_KEY,
     build_provenance,
     engine_cache_key,
     write_bytes_atomic,
 )
 from seg_ros.engines.trt_calibrator import CalibrationFeed, make_entropy_calibrator
-from seg_ros.engines.trt_onnx import has_qdq, qdq_problems, tensorrt_onnx
-from seg_ros.errors import ConfigError, EngineError
+from seg_ros.engines.trt_onnx import tensorrt_onnx
+from seg_ros.engines.trt_options import (
+    BuildOptions,
+    check_dla_core,
+    is_qdq_model,
+    validate_build_options,
+)
+from seg_ros.engines.trt_plan import PrecisionPlan, precision_plan, profile_shapes, trt_caps
+from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, file_sha256, read_card, write_sidecar
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """``seg-ros build-engine`` settings. ``workspace_mb``: builder scratch memory in MiB;
-    ``dla_core``: DLA index on Jetson Xavier/Orin (None = GPU only); ``timing_cache``: file
-    of measured kernel timings reused across builds; ``calib_cache``: int8 calibration table."""
-
-    precision: str = "fp16"
-    out: Path | None = None
-    calib_data: str | Path | None = None
-    calib_frames: int = 100
-    calib_cache: Path | None = None
-    workspace_mb: int = 1024
-    dla_core: int | None = None
-    timing_cache: Path | None = None
-    device_index: int = 0
-    cache_key: str | None = None
-
-
-def is_jetson(root: str | Path = "/") -> bool:
-    """True on an NVIDIA Jetson (L4T): the only machines with DLA cores."""
-    root = Path(root)
-    if (root / "etc/nv_tegra_release").is_file():
-        return True
-    model = root / "proc/device-tree/model"
-    try:
-        return "jetson" in model.read_text(errors="ignore").lower()
-    except OSError:
-        return False
-
-
-def default_engine_path(onnx: Path, precision: str) -> Path:
-    """``model.onnx`` -> ``model.fp16.engine`` next to it."""
-    return onnx.with_name(f"{onnx.stem}.{precision}.engine")
-
-
-def is_qdq_model(onnx: Path) -> bool:
-    """True when ``onnx`` is explicitly quantized (Q/DQ); ConfigError when TensorRT cannot
-    take its quantization (``seg-ros quantize`` makes uint8 asymmetric Q/DQ for the CPU)."""
-    import onnx as onnx_lib
-
-    model = onnx_lib.load(str(onnx), load_external_data=False)
-    if not has_qdq(model):
-        return False
-    problems = qdq_problems(model)
-    if problems:
-        raise ConfigError(
-            f"{onnx} is quantized with {' and '.join(problems)}, which TensorRT does not take "
-            "(it needs signed int8 with zero points 0): build the float model with --precision "
-            "int8 --calib-data DIR, or give a Q/DQ model with symmetric int8 scales")
-    return True
-
-
-def _check_precision_args(onnx: Path, options: BuildOptions) -> None:
-    if options.precision not in PRECISIONS:
-        raise ConfigError(f"--precision {options.precision!r}: choose one of "
-                          f"{', '.join(PRECISIONS)}")
-    if options.calib_frames <= 0:
-        raise ConfigError(f"--calib-frames {options.calib_frames} must be > 0 (100 is typical)")
-    if is_qdq_model(onnx):
-        if options.precision != "int8" or options.calib_data is not None:
-            raise ConfigError(f"{onnx} carries its own int8 scales (Q/DQ): build it with "
-                              "--precision int8 and without --calib-data")
-    elif options.precision == "int8":
-        if options.calib_data is None:
-            raise ConfigError("--precision int8 needs --calib-data DIR (a folder of training "
-                              "frames, ~100 used) to calibrate activation ranges")
-        list_frames(options.calib_data, options.calib_frames)  # folder + count checks
-    elif options.calib_data is not None:
-        raise ConfigError(f"--calib-data is only used with --precision int8, not "
-                          f"{options.precision}: drop it or add --precision int8")
-
-
-def _check_dla_args(options: BuildOptions, jetson: bool | None) -> None:
-    if options.dla_core is None:
-        return
-    if options.dla_core < 0:
-        raise ConfigError(f"--dla-core {options.dla_core} must be >= 0 (0 or 1 on Orin)")
-    if options.precision == "fp32":
-        raise ConfigError(f"--dla-core {options.dla_core} needs --precision fp16 or int8: "
-                          "DLA cores have no fp32")
-    if not (is_jetson() if jetson is None else jetson):
-        raise ConfigError(f"--dla-core {options.dla_core} needs a Jetson with DLA "
-                          f"(Xavier / Orin) but this is a {platform.machine()} machine "
-                          "without one: drop --dla-core to build for the GPU")
-
-
-def validate_build_options(onnx: str | Path, options: BuildOptions,
-                           jetson: bool | None = None) -> BuildOptions:
-    """Check arguments before any GPU work; returns the options with defaults filled in
-    (output path, calibration cache path). ConfigError names the flag and the fix."""
-    onnx = Path(onnx)
-    if onnx.suffix.lower() != ".onnx":
-        raise ConfigError(f"{onnx} is not an .onnx file: build-engine takes the exported ONNX "
-                          "model (`seg-ros export`)")
-    if not onnx.is_file():
-        raise ConfigError(f"model file {onnx} does not exist: check the path")
-    _check_precision_args(onnx, options)
-    if options.workspace_mb <= 0:
-        raise ConfigError(f"--workspace-mb {options.workspace_mb} must be > 0 (MiB of builder "
-                          "scratch memory; 1024 is typical, 256 on small Jetsons)")
-    _check_dla_args(options, jetson)
-    out = Path(options.out) if options.out else default_engine_path(onnx, options.precision)
-    if out.suffix not in (".engine", ".plan"):
-        raise ConfigError(f"--out {out} must end in .engine or .plan (the sidecar "
-                          f"{out.name}.json goes next to it)")
-    calib_cache = options.calib_cache
-    if options.calib_data is not None and calib_cache is None:
-        calib_cache = out.with_name(f"{onnx.stem}.{file_sha256(onnx)[:12]}.calib")
-    return replace(options, out=out, calib_cache=calib_cache)
-
-
-def check_dla_core(core: int, cores: int) -> None:
-    """EngineError when this device has no DLA core ``core`` (``cores`` of them)."""
-    if cores <= 0:
-        raise EngineError(f"--dla-core {core}: this device has no DLA cores: drop --dla-core "
-                          "to build for the GPU")
-    if core >= cores:
-        raise EngineError(f"--dla-core {core}: this device has {cores} DLA core"
-                          f"{'s' if cores > 1 else ''}: use 0..{cores - 1} or drop --dla-core")
-
-
-# --- what this TensorRT can do, and the plan for the asked precision --------------------------
-
-
-@dataclass(frozen=True)
-class TrtCaps:
-    """Features of the installed TensorRT that decide the precision path, read by name so
-    releases that drop them (``BuilderFlag.FP16/INT8``, the int8 calibrators) are handled."""
-
-    version: str
-    flags: frozenset[str]  # BuilderFlag member names present (FP16, INT8, GPU_FALLBACK)
-    implicit_int8: bool  # IInt8EntropyCalibrator2 exists
-
-
-def trt_caps(trt: Any) -> TrtCaps:
-    flags = frozenset(n for n in ("FP16", "INT8", "GPU_FALLBACK") if hasattr(trt.BuilderFlag, n))
-    return TrtCaps(str(trt.__version__), flags, hasattr(trt, "IInt8EntropyCalibrator2"))
-
-
-@dataclass(frozen=True)
-class PrecisionPlan:
-    """Builder flags to set, whether to calibrate, and the path taken in words."""
-
-    flags: tuple[str, ...]
-    calibrate: bool
-    path: str
-
-
-def _precision_flags(wanted: Iterable[str], caps: TrtCaps, dla: bool) -> tuple[str, ...]:
-    flags = [f for f in wanted if f in caps.flags]
-    if dla and "GPU_FALLBACK" in caps.flags:
-        flags.append("GPU_FALLBACK")
-    return tuple(flags)
-
-
-def precision_plan(precision: str, caps: TrtCaps, qdq: bool, dla: bool = False
-                   ) -> PrecisionPlan:
-    """How to build ``precision`` with this TensorRT. int8 keeps FP16 on so layers without
-    int8 kernels fall back to half, not float; a Q/DQ model is built from its own scales
-    (explicit quantization, no calibration); implicit calibration is used only for a float
-    model and only where this TensorRT still has it (deprecated in 10.1, gone later)."""
-    v = caps.version
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if qdq:
-        return PrecisionPlan(_precision_flags(("INT8", "FP16"), caps, dla), False,
-                             "int8 explicit quantization (Q/DQ scales from the ONNX)")
-    if precision == "fp32":
-        return PrecisionPlan(_precision_flags((), caps, dla), False, "fp32")
-    if precision == "fp16":
-        if "FP16" not in caps.flags:
-            raise EngineError(f"TensorRT {v} has no FP16 builder flag (its networks are strongly "
-                              "typed): build --precision fp32, or export an fp16 ONNX")
-        return PrecisionPlan(_precision_flags(("FP16",), caps, dla), False, "fp16")
-    if not (caps.implicit_int8 and "INT8" in caps.flags):
-        raise EngineError(f"TensorRT {v} has no implicit int8 calibration: give a Q/DQ ONNX with "
-                          "symmetric int8 scales (explicit quantization) and --precision int8")
-    return PrecisionPlan(_precision_flags(("INT8", "FP16"), caps, dla), True,
-                         "int8 implicit calibration (IInt8EntropyCalibrator2, deprecated since "
-                         "TensorRT 10.1; a Q/DQ model avoids it)")
-
-
-def profile_shapes(shape: tuple[int, ...], input_size: tuple[int, int]
-                   ) -> tuple[tuple[int, ...], ...] | None:
-    """(min, opt, max) shapes for an input with dynamic dims: batch 1 and the card's H x W,
-    the only shape seg_ros feeds; None when ``shape`` is fully static (no profile needed)."""
-    if all(int(d) >= 0 for d in shape):
-        return None
-    if len(shape) != 4:
-        raise EngineError(f"dynamic input of shape {tuple(shape)} is not (N, 3, H, W): "
-                          "re-export the model with an NCHW image input")
-    fixed = (1, 3, *input_size)
-    concrete = tuple(int(d) if int(d) >= 0 else fixed[i] for i, d in enumerate(shape))
-    return concrete, concrete, concrete
 
 
 @dataclass(frozen=True)
