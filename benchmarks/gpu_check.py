@@ -102,9 +102,14 @@ def _ort_missing(provider: str, env: dict[str, Any]) -> Callable[[], str | None]
 
 def _trt_missing(buffers: str = "auto", int8: bool = False) -> Callable[[], str | None]:
     def missing() -> str | None:
-        from seg_ros.engines.gpu import CudaRuntimeFacts, cuda_runtime_facts, tensorrt_problems
+        from seg_ros.engines.gpu import (
+            CudaRuntimeFacts,
+            cuda_device_count,
+            cuda_runtime_facts,
+            tensorrt_problems,
+        )
 
-        facts = cuda_runtime_facts()
+        facts = cuda_runtime_facts(probe_torch=cuda_device_count() > 0)  # torch: only if useful
         if buffers == "torch":
             facts = CudaRuntimeFacts(None, facts.torch_cuda)
         elif buffers == "cuda-python":
