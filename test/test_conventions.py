@@ -175,3 +175,24 @@ def test_letterbox_keeps_the_aspect_and_crops_the_padding(frame_png, tmp_path):
     want = up.argmax(0)
     assert len(np.unique(want)) > 1
     assert float((got == want).mean()) >= 0.995
+
+
+@pytest.mark.parametrize("convention", ["logits", "nhwc"])
+def test_confidence_is_the_max_softmax_of_the_scores(convention, tmp_path):
+    from seg_ros.engines import open_engine
+    from seg_ros.segmenter import Segmenter
+
+    model = export(convention, tmp_path / "m.onnx")
+    carded = tmp_path / "m.c.onnx"
+    assert main(["card", str(model), "--out", str(carded), *CARD_FLAGS[convention]]) == 0
+    rgb = np.random.default_rng(2).integers(0, 255, (*INPUT, 3), np.uint8)
+    seg = Segmenter(open_engine(carded))
+    got = seg(rgb).confidence
+    scores = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(
+        None, {"pixel_values": engine_input(rgb)})[0][0].astype(np.float64)
+    if convention == "logits":
+        scores = scores.transpose(1, 2, 0)  # (h, w, C)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    top = (p.max(-1) / p.sum(-1) * 255).astype(np.float32)
+    want = cv2.resize(top, INPUT[::-1], interpolation=cv2.INTER_LINEAR)
+    assert np.abs(got.astype(np.float32) - want).max() <= 2.0
