@@ -106,10 +106,14 @@ def test_validate_specs_refuses_mismatches() -> None:
         validate_specs(bad_conf, card, "m")
     logits_card = camvid_card(input_size=(180, 240), output_kind="logits")
     logits = [_specs()[0], TensorSpec("logits", False, np.dtype(np.float32), (1, 12, 90, 120))]
-    with pytest.raises(EngineError, match="11 classes"):
+    with pytest.raises(EngineError, match="outputs 12 classes but its card lists 11"):
         validate_specs(logits, logits_card, "m")
     ok = [_specs()[0], TensorSpec("logits", False, np.dtype(np.float32), (1, 11, 90, 120))]
     validate_specs(ok, logits_card, "m")
+    nhwc = camvid_card(input_size=(180, 240), output_kind="probabilities", layout="nhwc",
+                       output_name="probs")  # any output convention the card can describe
+    validate_specs([_specs()[0], TensorSpec("probs", False, np.dtype(np.float16),
+                                            (-1, 90, 120, 11))], nhwc, "m")
 
 
 def test_tensor_specs_reads_the_named_tensor_api() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from seg_ros.engines.outputs import OutputSpec, check_card_outputs
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard
 
@@ -76,10 +77,11 @@ def tensor_specs(engine: Any) -> list[TensorSpec]:
 
 def validate_specs(specs: list[TensorSpec], card: ModelCard, source: str
                    ) -> tuple[TensorSpec, list[TensorSpec]]:
-    """Check engine I/O against the card; returns (input, outputs). Rules: one float input
-    (N, 3, H, W) with (H, W) = card.input_size (N may be dynamic, it is set to 1); outputs
-    ``labels`` integer (+ optional ``confidence`` float) for a labels card, ``logits``
-    (N, C, h, w) with C = number of card classes for a logits card."""
+    """Check engine I/O against the card; returns (input, outputs). One float input
+    (N, 3, H, W) with (H, W) = card.input_size (N may be dynamic, it is set to 1); the card's
+    output present with the type and class count its convention needs
+    (:func:`seg_ros.engines.outputs.check_card_outputs`, as for every backend); a
+    ``confidence`` output, where there is one, float."""
     inputs = [s for s in specs if s.is_input]
     outputs = [s for s in specs if not s.is_input]
     rebuild = "rebuild it from the matching .onnx with `seg-ros build-engine`"
@@ -97,27 +99,12 @@ def validate_specs(specs: list[TensorSpec], card: ModelCard, source: str
             f"{source}: input {inp.name!r} has shape {inp.shape} but the card wants "
             f"(1, 3, {h}, {w}): fix the card's input_size or {rebuild}"
         )
-    names = {s.name: s for s in outputs}
-    if card.output_kind == "labels":
-        if "labels" not in names:
-            raise EngineError(f"{source}: card says output_kind='labels' but the engine outputs "
-                              f"{sorted(names)}: expected an output named 'labels'; {rebuild}")
-        if names["labels"].dtype.kind not in "iu":
-            raise EngineError(f"{source}: output 'labels' is {names['labels'].dtype}, expected "
-                              f"an integer type: {rebuild}")
-        if "confidence" in names and names["confidence"].dtype.kind != "f":
-            raise EngineError(f"{source}: output 'confidence' is {names['confidence'].dtype}, "
-                              f"expected float: {rebuild}")
-    else:
-        if "logits" not in names:
-            raise EngineError(f"{source}: card says output_kind='logits' but the engine outputs "
-                              f"{sorted(names)}: expected an output named 'logits'; {rebuild}")
-        shape = names["logits"].shape
-        if len(shape) != 4 or shape[1] != card.num_classes:
-            raise EngineError(
-                f"{source}: output 'logits' has shape {shape}, i.e. not {card.num_classes} "
-                "classes as the card lists: fix the card (seg-ros card) or re-export the model"
-            )
+    check_card_outputs(card, [OutputSpec(o.name, tuple(d if d >= 0 else None for d in o.shape),
+                                         o.dtype.kind) for o in outputs], source)
+    conf = next((o for o in outputs if o.name == "confidence"), None)
+    if conf is not None and conf.dtype.kind != "f":
+        raise EngineError(f"{source}: output 'confidence' is {conf.dtype}, expected float: "
+                          f"{rebuild}")
     return inp, outputs
 
 
