@@ -63,7 +63,8 @@ def test_parameter_arguments_name_declared_node_parameters() -> None:
 
 def _installed_seg_ros() -> None:
     """Skip unless the real launch tools and an installed seg_ros (ament index) are here."""
-    pytest.importorskip("launch", reason="ros2 launch is not installed here "
+    # launch.actions, not launch: the repository's launch/ folder imports as a namespace package
+    pytest.importorskip("launch.actions", reason="ros2 launch is not installed here "
                         "(apt install ros-kilted-launch-ros, or source a ROS 2 install)")
     pytest.importorskip("launch_ros", reason="launch_ros is not installed here")
     from ament_index_python.packages import PackageNotFoundError, get_package_prefix
