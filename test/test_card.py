@@ -185,3 +185,20 @@ def test_embedded_card_needs_no_onnx_to_read(foreign, tmp_path):
     props = {p.key: p.value for p in onnx.load(str(carded)).metadata_props}
     assert json.loads(props["seg_ros.model_card"])["output_name"] == "output"
     assert read_card(carded).num_classes == 5
+
+
+def test_engine_sidecar_is_edited_without_running_the_engine(foreign, tmp_path, capsys):
+    from seg_ros.model_card import write_sidecar
+
+    engine = tmp_path / "net.engine"
+    engine.write_bytes(b"serialized engine")  # never run: only its sidecar is edited
+    assert "card the .onnx it was built from" in one_line_error(capsys, ["card", str(engine)])
+    carded = tmp_path / "c.onnx"
+    assert main(["card", str(foreign), "--out", str(carded), "--classes", "a,b,c,d,e"]) == 0
+    write_sidecar(read_card(carded), engine)
+    assert main(["card", str(engine), "--traversable", "b", "--classes", "a,b,c,d,floor"]) == 0
+    card = read_card(engine)
+    assert card.traversable == (1,) and card.class_names[4] == "floor"
+    assert card.output == "output" and card.input_size == INPUT
+    err = one_line_error(capsys, ["card", str(engine), "--out", str(tmp_path / "x.engine")])
+    assert "--out is for ONNX files" in err

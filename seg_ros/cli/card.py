@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model)
     _check_destination(args, model)
     base = _base_card(args, model)
+    if model.suffix.lower() in ENGINE_SUFFIXES:
+        return _edit_engine_card(args, model, base)
     probe = ModelProbe(model)
     size = _input_size(args, probe, base)
     outputs = probe.run(size)
@@ -69,6 +71,29 @@ def run(args: argparse.Namespace) -> int:
         print("confidence   " + ("from the graph's 'confidence' output" if has_conf else
                                  "none: the graph outputs class ids only (export the scores "
                                  "too for a confidence image)"))
+    print(f"wrote {_write(card, model, args)}")
+    return 0
+
+
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+
+def _edit_engine_card(args: argparse.Namespace, model: Path, base: dict) -> int:
+    """A TensorRT engine cannot be run here to inspect it: its sidecar (or --from) is edited
+    with the flags, and the engine backend checks the result against the engine at load."""
+    if not base:
+        raise ConfigError(f"{model.name} has no card to edit: card the .onnx it was built from "
+                          "(`seg-ros card MODEL.onnx`) and rebuild it with `seg-ros build-engine`, "
+                          f"or pass --from card.json")
+    output = {k: v for k, v in (("output_name", args.output),
+                                ("output_kind", None if args.output_kind == "auto"
+                                 else args.output_kind),
+                                ("layout", None if args.layout == "auto" else args.layout)) if v}
+    fields = _class_fields(args, base)
+    card = _make_card(args, base, fields, model, tuple(base["input_size"]),  # type: ignore[arg-type]
+                      output)
+    if args.input_size and cb.parse_size(args.input_size) != card.input_size:
+        raise ConfigError("--input-size cannot change an engine's input: rebuild the engine")
     print(f"wrote {_write(card, model, args)}")
     return 0
 
