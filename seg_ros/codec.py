@@ -33,9 +33,9 @@ except ImportError:  # pragma: no cover - depends on the install; OpenCV decodes
 
 __all__ = [
     "COMPRESSED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
     "ENCODINGS",
     "RAW_OUTPUT_ENCODINGS",
-    "DEFAULT_MAX_PIXELS",
     "CodecError",
     "compressed_size",
     "decode_compressed",

@@ -28,9 +28,9 @@ from benchmarks.liveproc import Client, NodeLauncher, wait_for  # noqa: E402
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
+from seg_ros.pipeline import Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.pipeline import Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

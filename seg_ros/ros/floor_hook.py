@@ -356,8 +356,9 @@ class FloorGrid:
         if new > 0:
             bad = {k: v for k, v in self.diagnostics_values().items()
                    if k.endswith(("_failures", "_mismatches", "_errors")) and v != "0"}
-            return WARN, "floor grid skipped frames: " + ", ".join(
-                f"{k}={v}" for k, v in bad.items())
+            counts = ", ".join(f"{k}={v}" for k, v in bad.items())
+            return WARN, f"floor grid skipped frames ({counts})" + (
+                f": {self._blocked}" if self._blocked else "")
         return 0, ""
 
     def close(self) -> None:

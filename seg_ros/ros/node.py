@@ -220,8 +220,8 @@ class SegmentationNode(Node):
         is logged and counted (parameter_refusals, a WARN period in /diagnostics)."""
         try:
             result = super().set_parameters_atomically(parameter_list)
-        except ParameterNotDeclaredException as e:
-            name = str(e.args[0][0] if e.args and e.args[0] else e)
+        except ParameterNotDeclaredException:
+            name = next((p.name for p in parameter_list if p.name not in self._parameters), "?")
             near = params.closest_name(name, self._parameters)
             result = SetParametersResult(successful=False, reason=(
                 f"{name} is not a parameter of this node{near}: check the name (ros2 param list)"))
