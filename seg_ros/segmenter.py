@@ -70,6 +70,7 @@ class Segmenter:
         return self._pre.preprocess(rgb)
 
     def infer(self, batch: np.ndarray, want_confidence: bool = True) -> dict[str, np.ndarray]:
+        self._decoded = None  # an engine may hand back the same (reused) output buffers
         if self.model_card.output_kind == "labels" and not want_confidence:
             infer = self.engine.infer
             try:
