@@ -202,3 +202,16 @@ def test_engine_sidecar_is_edited_without_running_the_engine(foreign, tmp_path, 
     assert card.output == "output" and card.input_size == INPUT
     err = one_line_error(capsys, ["card", str(engine), "--out", str(tmp_path / "x.engine")])
     assert "--out is for ONNX files" in err
+
+
+def test_ambiguity_is_an_error_naming_the_flag(tmp_path, capsys):
+    two = export("probabilities", tmp_path / "two.onnx")  # outputs 'probs' and 'aux'
+    out = ["--out", str(tmp_path / "c.onnx")]
+    err = one_line_error(capsys, ["card", str(two), *out])
+    assert "has outputs probs, aux" in err and "--output NAME" in err
+    square = tmp_path / "square.onnx"  # (1, 16, 16, 16): channels first or last?
+    torch.onnx.export(Backbone(16).eval(), torch.zeros(1, 3, 64, 64), str(square),
+                      input_names=["x"], output_names=["out"], dynamo=False)
+    assert "--layout nchw or --layout nhwc" in one_line_error(capsys, ["card", str(square), *out])
+    assert main(["card", str(square), *out, "--layout", "nchw"]) == 0
+    assert "logits, NCHW, 16 channels at 16x16 (stride 4)" in capsys.readouterr().out
