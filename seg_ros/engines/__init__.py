@@ -97,8 +97,9 @@ def open_engine(
             'package.module:Factory' naming an importable factory (plugins, fault injection).
         device: 'cpu', 'cuda' or 'cuda:N'; for onnxruntime also 'tensorrt' (the TensorRT EP).
         threads: intra-op CPU threads; 0 lets the runtime decide.
-        log: where 'auto' says why it did not take a faster backend (one WARN line; default
-            the ``seg_ros.engines`` logger).
+        log: one-line messages about choosing, building and loading the engine: why 'auto'
+            did not take a faster backend (default the ``seg_ros.engines`` logger, WARNING),
+            TensorRT engine builds and cache hits (default stdout).
         options: backend-specific settings (e.g. ``trt_cache_dir``).
     """
     path = Path(path)
@@ -112,6 +113,8 @@ def open_engine(
         from seg_ros.engines.auto import open_onnx_auto
 
         return open_onnx_auto(path, device, threads, _open_named, log, **options)
+    if log is not None:
+        options["log"] = log
     return _open_named(name, path, device=device, threads=threads, **options)
 
 

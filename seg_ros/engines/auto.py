@@ -96,6 +96,8 @@ def open_onnx_auto(path: Path, device: str, threads: int, open_named: OpenFn,
     """Open ``path`` with the first step of the chain that loads; a TensorRT engine that fails
     to build or load falls back to onnxruntime (CUDA, then CPU) with one WARN line."""
     warn = log or _log.warning
+    if log is not None:  # the engines' own messages (TensorRT builds) go there too
+        options = {**options, "log": log}
     choice = choice or probe_and_choose(device)
     if choice.backend == "tensorrt":
         try:

@@ -87,10 +87,11 @@ def format_parser_errors(onnx: Path, issues: Iterable[ParserIssue]) -> str:
 
 
 def open_builder(trt: Any, logger: Any, device_index: int,
-                 runtime: Callable[[int], Any] = cuda_runtime) -> tuple[Any, Any]:
+                 runtime: Callable[[int], Any] | None = None) -> tuple[Any, Any]:
     """(CUDA runtime, ``trt.Builder``): the device is selected *before* the builder exists,
-    since TensorRT builds on the calling thread's current device."""
-    cuda = runtime(device_index)
+    since TensorRT builds on the calling thread's current device. ``runtime`` defaults to
+    :func:`seg_ros.engines.cuda_runtime.cuda_runtime`."""
+    cuda = (runtime or cuda_runtime)(device_index)
     return cuda, trt.Builder(logger)
 
 

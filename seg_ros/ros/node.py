@@ -12,7 +12,7 @@ and overlay.
 Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
     in:  image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info
     out: ~/labels, ~/confidence, ~/color_mask, ~/overlay (sensor_msgs/Image),
-         ~/label_info (seg_ros_msgs/SegmentationInfo, transient-local), /diagnostics,
+         ~/label_info (seg_ros/msg/SegmentationInfo, transient-local), /diagnostics,
          ~/floor_grid (nav_msgs/OccupancyGrid, see seg_ros.ros.floor_hook)
 """
 
@@ -150,8 +150,9 @@ class SegmentationNode(Node):
         self.info_pub = None
         if SegmentationInfo is None:
             self.get_logger().warning(
-                "seg_ros_msgs is not importable: ~/label_info is disabled (build msg/ with colcon, "
-                "or scripts/build_msgs.sh in a venv)")
+                "seg_ros.msg (the generated SegmentationInfo interface) is not importable: "
+                "~/label_info is disabled (build the package with colcon, or run "
+                "scripts/build_msgs.sh in a venv)")
         else:
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
