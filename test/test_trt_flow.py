@@ -1,0 +1,150 @@
+"""The TensorRT build and engine code paths run end to end against a stand-in ``tensorrt``
+module (test/fake_tensorrt.py) and host memory in place of CUDA buffers: no TensorRT and no
+GPU exist here. What is real: the shipped ONNX model and its int32-label copy, CamVid frames,
+the calibration reader, the engine cache and sidecars, the Segmenter, onnxruntime computing
+the "engine" outputs. What this proves is that the orchestration -- device before builder,
+flags, profiles, the calibrator, return-value checks, DLA, buffers bound by address, the stream
+handle -- does what the code says; whether TensorRT agrees is for ``make gpu-check``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import fake_tensorrt
+import numpy as np
+import onnx
+import pytest
+
+from seg_ros.engines import open_engine, tensorrt, trt_build, trt_options
+from seg_ros.engines.cuda_buffers import Buffer
+from seg_ros.engines.gpu import GpuInfo
+from seg_ros.engines.trt_cache import PROVENANCE_KEY
+from seg_ros.engines.trt_options import BuildOptions
+from seg_ros.errors import ConfigError, EngineError
+from seg_ros.model_card import read_sidecar
+from seg_ros.segmenter import Segmenter
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "camvid.onnx"
+GPU = GpuInfo("Fake GPU", "8.7")
+
+
+class HostCuda:
+    """Host arrays in place of device buffers (no GPU here); the device index it selects is
+    written where the stand-in Builder reads the 'current device'."""
+
+    stream = 0x51
+
+    def __init__(self, index: int = 0, buffers: str = "auto") -> None:
+        self.index = index
+        self.activate()
+
+    def activate(self) -> None:
+        fake_tensorrt.RECORD["current_device"] = self.index
+
+    def alloc(self, shape: tuple[int, ...], dtype: np.dtype) -> Buffer:
+        host = np.zeros(shape, dtype)
+        return Buffer(host, host.ctypes.data, host)
+
+    def upload(self, buf: Buffer) -> None:
+        pass
+
+    def download(self, buf: Buffer) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_trt(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt)
+    fake_tensorrt.RECORD.clear()
+    monkeypatch.setattr(fake_tensorrt, "DLA_CORES", 0)
+    for module in (tensorrt, trt_build):
+        monkeypatch.setattr(module, "tensorrt_problems", lambda index=0: [])
+        monkeypatch.setattr(module, "current_gpu", lambda index=0: GPU)
+        monkeypatch.setattr(module, "cuda_runtime", HostCuda)
+    return fake_tensorrt.RECORD
+
+
+def test_fp16_engine_from_onnx_builds_once_runs_and_agrees(fake_trt, tmp_path: Path,
+                                                           camvid_frame) -> None:
+    logs: list[str] = []
+    engine = open_engine(SHIPPED, "tensorrt", "cuda:1", engine_cache_dir=str(tmp_path),
+                         log=logs.append)
+    assert fake_trt["builder_device"] == 1  # device 1 selected before the builder existed
+    assert fake_trt["flags"] == ["FP16"] and fake_trt["profiles"] == 0  # static input
+    parsed = onnx.load_from_string(fake_trt["parsed_bytes"])
+    assert [o.type.tensor_type.elem_type for o in parsed.graph.output if o.name == "labels"] \
+        == [onnx.TensorProto.INT32]
+    assert engine.describe() == "tensorrt fp16 on Fake GPU cuda:1 (sm 8.7)"
+    built = read_sidecar(engine.path).provenance[PROVENANCE_KEY]
+    assert built["precision_path"] == "fp16" and built["gpu_name"] == "Fake GPU"
+    assert len(list(tmp_path.glob("timing.*.cache"))) == 1
+    got = Segmenter(engine)(camvid_frame[0])
+    ref = Segmenter(open_engine(SHIPPED, "onnxruntime"))(camvid_frame[0])
+    assert fake_trt["stream"] == HostCuda.stream
+    np.testing.assert_array_equal(got.labels, ref.labels)  # int32 labels, same classes
+    np.testing.assert_array_equal(got.confidence, ref.confidence)
+    fake_trt.pop("flags")
+    again = open_engine(SHIPPED, "tensorrt", "cuda:1", engine_cache_dir=str(tmp_path),
+                        log=logs.append)
+    assert again.path == engine.path and "flags" not in fake_trt  # no second build
+    assert any("cache hit" in m for m in logs) and any("built " in m for m in logs)
+
+
+def _calib_folder(tmp_path: Path, camvid_dir: Path, broken: bool) -> Path:
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for src in sorted((camvid_dir / "train").iterdir())[:3]:
+        (folder / src.name).symlink_to(src)  # the dataset stays where it is
+    if broken:
+        (folder / "zz_broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_int8_calibration_runs_and_is_recorded(fake_trt, tmp_path: Path,
+                                               camvid_dir: Path) -> None:
+    calib = _calib_folder(tmp_path, camvid_dir, broken=False)
+    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path / "c"),
+                         precision="int8", calib_data=str(calib), log=lambda s: None)
+    assert fake_trt["calibration_batches"] == 3 and fake_trt["flags"] == ["INT8", "FP16"]
+    built = read_sidecar(engine.path).provenance[PROVENANCE_KEY]
+    assert built["calib_frames"] == 3 and "implicit calibration" in built["precision_path"]
+    assert list((tmp_path / "c").glob("*.calib"))  # the calibration cache for next time
+
+
+def test_a_broken_calibration_frame_fails_the_build(fake_trt, tmp_path: Path,
+                                                    camvid_dir: Path) -> None:
+    calib = _calib_folder(tmp_path, camvid_dir, broken=True)
+    with pytest.raises(EngineError, match="stopped at batch 4 .*zz_broken.png"):
+        open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path / "c"),
+                    precision="int8", calib_data=str(calib), log=lambda s: None)
+    assert not list((tmp_path / "c").glob("*.engine"))
+
+
+def test_dla_core_is_built_for_and_set_before_loading(fake_trt, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trt_options, "is_jetson", lambda root="/": True)
+    opts = BuildOptions(precision="fp16", dla_core=1, out=tmp_path / "m.engine")
+    with pytest.raises(EngineError, match="no DLA cores: drop --dla-core"):
+        trt_build.build_engine(SHIPPED, opts, log=lambda s: None)
+    monkeypatch.setattr(fake_tensorrt, "DLA_CORES", 2)
+    out = trt_build.build_engine(SHIPPED, opts, log=lambda s: None)
+    assert fake_trt["dla"] == ("DLA", 1) and fake_trt["flags"] == ["FP16", "GPU_FALLBACK"]
+    engine = open_engine(out, "tensorrt", "cuda")
+    assert fake_trt["runtime_dla_core"] == 1 and "DLA 1" in engine.describe()
+    with pytest.raises(ConfigError, match="DLA cores have no fp32"):
+        trt_build.build_engine(SHIPPED, BuildOptions(precision="fp32", dla_core=0))
+
+
+def test_dynamic_batch_gets_a_profile(fake_trt, tmp_path: Path) -> None:
+    model = onnx.load(str(SHIPPED))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"  # batch -1
+    path = tmp_path / "dyn.onnx"
+    onnx.save(model, str(path))
+    engine = open_engine(path, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
+                         log=lambda s: None)
+    assert fake_trt["profiles"] == 1 and engine.input_shape[0] == 1
