@@ -420,3 +420,20 @@ def test_build_engine_cli_refuses_the_cpu_qdq_model_in_one_line(capsys) -> None:
     assert main(["build-engine", str(SHIPPED_INT8), "--precision", "int8"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "TensorRT does not take" in err and "--calib-data DIR" in err
+
+
+def test_auto_survives_any_tensorrt_exception(tiny_model: Path) -> None:
+    from seg_ros.engines import _open_named
+
+    def opener(name: str, path: Path, **kw: object):
+        if name == "tensorrt":  # e.g. a RuntimeError from the bindings, a CUDA error text
+            raise RuntimeError("[TRT] [E] 1: [defaultAllocator.cpp::allocate] out of memory\n"
+                               "second line")
+        return _open_named(name, path, **kw)
+
+    warnings: list[str] = []
+    engine = open_onnx_auto(tiny_model, "cpu", 1, opener, warnings.append,
+                            choice=Choice("tensorrt", "cuda:0"))
+    assert engine.backend == "onnxruntime" and len(warnings) == 1
+    assert "TensorRT failed (RuntimeError: [TRT] [E] 1:" in warnings[0]
+    assert "\n" not in warnings[0] and "second line" not in warnings[0]

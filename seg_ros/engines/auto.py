@@ -86,6 +86,13 @@ def probe_and_choose(device: str) -> Choice:
                        importlib.util.find_spec("tensorrt") is not None)
 
 
+def one_line(e: Exception) -> str:
+    """The first line of an error (ours are one line; a library's may be a wall), with its
+    type when it is not one of ours."""
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    return first if isinstance(e, EngineError) else f"{type(e).__name__}: {first}"
+
+
 OpenFn = Callable[..., Any]
 """open(backend_name, path, device=..., threads=..., **options) -> Engine"""
 
@@ -103,12 +110,12 @@ def open_onnx_auto(path: Path, device: str, threads: int, open_named: OpenFn,
         try:
             return open_named("tensorrt", path, device=choice.device, threads=threads,
                               **options)
-        except EngineError as e:
+        except Exception as e:  # never fail to start: any TensorRT failure hands over
             from seg_ros.engines.gpu import cuda_device_count
 
             dev = ort_device(device, ort_providers(), cuda_device_count())
-            choice = Choice("onnxruntime", dev, f"TensorRT failed ({e}): running onnxruntime "
-                            f"{'CUDA' if dev != 'cpu' else 'CPU'}")
+            choice = Choice("onnxruntime", dev, f"TensorRT failed ({one_line(e)}): running "
+                            f"onnxruntime {'CUDA' if dev != 'cpu' else 'CPU'}")
     engine, reason = _open_onnxruntime(path, choice, threads, open_named, **options)
     if reason:
         warn(reason)
@@ -127,5 +134,5 @@ def _open_onnxruntime(path: Path, choice: Choice, threads: int, open_named: Open
         if choice.device == "cpu":
             raise
         reason = f"{choice.reason + '; ' if choice.reason else ''}onnxruntime CUDA failed " \
-                 f"({e}): running onnxruntime CPU"
+                 f"({one_line(e)}): running onnxruntime CPU"
     return open_named("onnxruntime", path, device="cpu", threads=threads, **options), reason
