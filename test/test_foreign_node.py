@@ -120,22 +120,30 @@ groups:
 """
 
 
-def test_bag_eval_and_label_info_see_the_groups(camvid_dir, tmp_path):
-    """A card-less 11-class export, carded with CamVid's classes and two groups: `seg-ros bag
-    eval` (through a real node) scores the groups, as `seg-ros eval` does, and the node's
-    ~/label_info lists the groups."""
-    from seg_ros.bag.make import make_bag
+@pytest.mark.parametrize("fmt", ["onnx", "pt"])
+def test_bag_eval_and_label_info_see_the_groups(fmt, camvid_dir, tmp_path):
+    """A card-less 11-class export (ONNX, or TorchScript with a sidecar), carded with CamVid's
+    classes and two groups: `seg-ros bag eval` (through a real node) scores the groups, as
+    `seg-ros eval` does, and the node's ~/label_info lists the groups."""
     from seg_ros.bag import open_reader, typestore
+    from seg_ros.bag.make import make_bag
 
-    model = tmp_path / "camvid_like.onnx"
     net = Backbone(11).eval()
-    torch.onnx.export(net, torch.zeros(1, 3, *INPUT), str(model), input_names=["x"],
-                      output_names=["out"], dynamo=False)
+    x = torch.zeros(1, 3, *INPUT)
     (tmp_path / "g.yaml").write_text(GROUPS)
-    carded = tmp_path / "grouped.onnx"
     spec = Path(__file__).resolve().parents[1] / "config" / "camvid_dataset.yaml"
-    assert main(["card", str(model), "--out", str(carded), "--classes", str(spec),
-                 "--groups", str(tmp_path / "g.yaml")]) == 0
+    flags = ["--classes", str(spec), "--groups", str(tmp_path / "g.yaml")]
+    if fmt == "onnx":
+        model = tmp_path / "camvid_like.onnx"
+        torch.onnx.export(net, x, str(model), input_names=["x"], output_names=["out"],
+                          dynamo=False)
+        carded = tmp_path / "grouped.onnx"
+        assert main(["card", str(model), "--out", str(carded), *flags]) == 0
+    else:
+        carded = tmp_path / "grouped.pt"
+        torch.jit.trace(net, x).save(str(carded))
+        assert main(["card", str(carded), "--input-size", f"{INPUT[0]}x{INPUT[1]}",
+                     *flags]) == 0
     bag = tmp_path / "bag"
     make_bag(camvid_dir / "val", bag, camvid_dir / "valannot", limit=3, rate=10.0,
              progress=False)

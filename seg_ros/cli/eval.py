@@ -22,14 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(default_data_dir()), help="dataset root")
     p.add_argument("--split", default="val")
     p.add_argument("--json", default=None, help="write figures here (+ confusion PNG beside)")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime | tensorrt | torch")
+    p.add_argument("--backend", default="auto",
+                   help="auto (by file type: .pt -> torch) | onnxruntime | tensorrt | torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = runtime's)")
     p.add_argument("--limit", type=int, default=None, help="only the first N frames")
 
 
 def evaluate_model(model: str | Path, data: str | Path, split: str = "val",
-                   backend: str = "onnxruntime", device: str = "cpu", threads: int = 0,
+                   backend: str = "auto", device: str = "cpu", threads: int = 0,
                    limit: int | None = None, progress: bool = True) -> dict:
     """Confusion matrix + summary of ``model`` on ``data/split`` (frames in file order)."""
     from tqdm import tqdm
