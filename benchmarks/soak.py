@@ -9,6 +9,9 @@
    ``rss_growth_mb_10min`` = median RSS of the last minute - median of the first minute after a
    30 s warm-up.
 4. The full fuzz run (benchmarks/fuzz.py): >= 10,000 malformed messages.
+5. The hostile pass (benchmarks/hostile.py): every in-stream case against a raw and a
+   compressed node, timed; ``blind_seconds`` = total time any subscribed output was silent
+   beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0.
 
 Writes benchmarks/soak.json. Every process uses seg_ros.ros.dds.local_env.
 """
@@ -157,6 +160,33 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
     return out
 
 
+def run_hostile(model: Path) -> dict[str, Any]:
+    """Every hostile case, timed, on a raw and a compressed node; blind_seconds over all."""
+    from benchmarks import hostile
+
+    out: dict[str, Any] = {}
+    blind, episodes = 0.0, []
+    for name, compressed, cases in (("soak_hostile_raw", False, hostile.RAW_CASES),
+                                    ("soak_hostile_cmp", True, hostile.COMPRESSED_CASES)):
+        rig = hostile.HostileRig(model, name, compressed=compressed)
+        try:
+            rig.start_streaming()
+            hostile.settle(rig)
+            for case in cases:
+                t0 = time.monotonic()
+                out.update(case(rig))
+                out[f"hostile_{case.__name__.removeprefix('case_')}_s"] = time.monotonic() - t0
+                print(f"  {case.__name__}: {out[f'hostile_{case.__name__[5:]}_s']:.1f} s",
+                      flush=True)
+        finally:
+            blind += rig.blind.blind_s
+            episodes += rig.blind.episodes[:5]
+            out[f"{name}_exit_code"] = rig.close()
+    out["blind_seconds"] = blind
+    out["blind_episodes"] = episodes
+    return out
+
+
 def main() -> int:
     from benchmarks.fuzz import run_fuzz
 
@@ -185,12 +215,14 @@ def main() -> int:
         "fuzz_rejection_log_lines": rep.rejection_log_lines,
         "fuzz_seconds": rep.seconds,
     })
+    print("== hostile pass", flush=True)
+    results.update(run_hostile(model))
     results["_machine"] = (f"{os.cpu_count()} cores; model {model.name}; "
                            f"soak {time.monotonic() - t0:.0f} s")
     OUT.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     for key in ("sustainable_rate_hz", "overload_p99_over_engine", "overload_frames_dropped",
                 "latency_setup_overload_p99_over_engine",
-                "rss_growth_mb_10min", "fuzz_messages", "fuzz_crashes"):
+                "rss_growth_mb_10min", "fuzz_messages", "fuzz_crashes", "blind_seconds"):
         print(f"  {key:<32} {results.get(key)}")
     print(f"wrote {OUT}")
     return 0
