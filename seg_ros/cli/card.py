@@ -173,12 +173,14 @@ def _make_card(args: argparse.Namespace, base: dict, fields: dict, model: Path,
         d["colors"] = cb.parse_colors(args.colors)
     elif len(d.get("colors") or []) != len(names):
         d["colors"] = cb.distinct_colors(len(names))
+        print(f"colors       a distinct palette of {len(names)} (pass --colors to choose)")
     if args.colors and len(d["colors"]) != len(names):
         raise ConfigError(f"--colors gives {len(d['colors'])} colours for {len(names)} classes: "
                           "give one per class (or drop --colors for a palette)")
     if args.traversable is not None:
         d["traversable"] = cb.class_ids(args.traversable.split(","), names, "--traversable")
     if d.get("traversable") and max(d["traversable"]) >= len(names):
+        print("traversable  none: the old ids do not fit the new classes (pass --traversable)")
         d["traversable"] = []
     _set_normalisation(args, d)
     if args.groups:
