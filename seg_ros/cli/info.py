@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 def _print_card(card: ModelCard, model: str) -> None:
     h, w = card.input_size
     print(f"model        {card.name}  ({model})")
-    print(f"input        {h}x{w} {card.channel_order}, {card.resize}, pixel x {card.scale:.6g}, "
+    scale = "pixel/255" if abs(card.scale * 255 - 1) < 1e-9 else f"pixel x {card.scale:g}"
+    print(f"input        {h}x{w} {card.channel_order}, {card.resize}; ({scale} - mean) / std, "
           f"mean {card.mean}, std {card.std}")
     print(f"output       {card.output!r}: {card.output_kind}"
           + (f" {card.layout.upper()}" if card.output_kind in ("logits", "probabilities")
