@@ -467,3 +467,46 @@ def test_codec_imports_neither_rclpy_nor_torch() -> None:
     code = "import sys, seg_ros.codec; print(sorted({'rclpy', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ size cap, corruption, EXIF
+
+
+def test_size_cap_reads_the_header_before_decoding() -> None:
+    """A 20000x20000 PNG of ~400 KB is refused from its IHDR; nothing is decoded."""
+    import tracemalloc
+
+    from benchmarks.hostile import png_bomb
+
+    bomb = png_bomb()
+    tracemalloc.start()
+    try:
+        with pytest.raises(CodecError, match=r"20000x20000 = 400.0 MP, above max_input_pixels"):
+            decode_compressed("png", bomb)
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    with pytest.raises(CodecError, match="above max_input_pixels"):
+        decode_raw("rgb8", 40000, 40000, 120000, bytes(16))
+    assert decode_compressed("png", bomb[:0] + _png_of(8, 6), max_pixels=48).shape == (6, 8, 3)
+    with pytest.raises(CodecError, match="above max_input_pixels"):
+        decode_compressed("png", _png_of(8, 6), max_pixels=47)
+
+
+def _png_of(w: int, h: int) -> bytes:
+    return cv2.imencode(".png", np.zeros((h, w, 3), np.uint8))[1].tobytes()
+
+
+def test_jpeg_size_cap_corrupt_data_and_exif_orientation() -> None:
+    from benchmarks.hostile import corrupt_jpeg, jpeg
+
+    rgb = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (48, 64, 3), np.uint8),
+                           (0, 0), 2)
+    with pytest.raises(CodecError, match="64x48 = 0.0 MP, above max_input_pixels"):
+        decode_compressed("jpeg", jpeg(rgb), max_pixels=64 * 48 - 1)
+    with pytest.raises(CodecError, match="corrupt"):
+        decode_compressed("jpeg", corrupt_jpeg(rgb))
+    rotated_tag = decode_compressed("jpeg", jpeg(rgb, exif_orientation=6))
+    assert rotated_tag.shape == (48, 64, 3)  # as the sensor sent it, not rotated
+    assert np.abs(rotated_tag.astype(int) - decode_compressed("jpeg", jpeg(rgb))).max() == 0

@@ -197,3 +197,26 @@ def test_params_file_names_every_parameter() -> None:
     for name, value in values.items():
         assert params.check_value(name, value) is None, name
     floor_hook.config_from({n: values[n] for n in floor}, CAMVID_CLASSES, (3, 4))  # no raise
+
+
+def test_max_rate_below_a_frame_per_100_s_is_refused_and_names_are_suggested() -> None:
+    from seg_ros.ros.params import check_value, closest_name
+
+    assert "below 0.01 Hz" in check_value("max_rate_hz", 1e-12)
+    assert check_value("max_rate_hz", 0.0) is None and check_value("max_rate_hz", 0.01) is None
+    assert closest_name("overlay_alfa", ["overlay_alpha", "max_rate_hz"]) == (
+        " (did you mean overlay_alpha?)")
+    assert closest_name("zzz", ["overlay_alpha"]) == ""
+
+
+def test_start_up_messages_are_one_readable_line() -> None:
+    from seg_ros.ros.node import _readable_types, _ros_args_error
+
+    assert _readable_types("expected '3' got '4'") == "expected 'double' got 'string'"
+    line = _ros_args_error(RuntimeError(
+        "failed to initialize rcl: Couldn't parse log level: '--log-level bogus'. Error: "
+        "Argument does not use a valid severity level, at /project/src/rcl/arguments.c:1860, "
+        "at /project/src/rcl/arguments.c:441"))
+    assert "/project" not in line and "\n" not in line
+    assert line.startswith("invalid ROS arguments: Couldn't parse log level")
+    assert "--log-level debug|info" in line

@@ -40,6 +40,7 @@ class LutCache:
         self._wanted: LutKey | None = None
         self._failed: LutKey | None = None  # not requested again until something changes
         self._last_size: tuple[int, int] = (0, 0)  # grid (rows, cols) of the last build
+        self._building: LutKey | None = None  # the table the builder thread is on
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -64,7 +65,7 @@ class LutCache:
             self._build(key)
             return self._done.get(key)
         with self._cond:
-            if self._wanted != key and self._failed != key:
+            if key not in (self._wanted, self._failed, self._building):
                 self._wanted = key
                 self._cond.notify()
             if self._thread is None:
@@ -92,7 +93,10 @@ class LutCache:
                 if self._closed:
                     return
                 key, self._wanted = self._wanted, None
+                self._building = key
             self._build(key)
+            with self._cond:
+                self._building = None
 
     def _build(self, key: LutKey) -> None:
         st = self.status
