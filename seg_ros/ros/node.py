@@ -121,7 +121,10 @@ class SegmentationNode(Node):
         s = self.startup
         self._warn_oversubscribed(s.threads, s.workers)
         # one engine per worker: engine buffers and execution contexts are per caller
-        self.segmenters = [Segmenter(open_engine(s.model_path, s.backend, s.device, s.threads))
+        # the engines' own lines (auto's fallback reason, TensorRT builds) go to the ROS log
+        log = self.get_logger().warning
+        self.segmenters = [Segmenter(open_engine(s.model_path, s.backend, s.device, s.threads,
+                                                 log=log))
                            for _ in range(s.workers)]
         self.segmenter = self.segmenters[0]
         self.engine = self.segmenter.engine
