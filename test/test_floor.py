@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from floor_world import FLOOR, OCC, RUG, TRAVERSABLE, World, floor_hits, render, truth_grid
 
 from seg_ros.cli import main as cli_main
 from seg_ros.errors import ConfigError
@@ -25,10 +26,9 @@ from seg_ros.floor import (
     Roi,
 )
 
-SKY, OCC, GRASS, FLOOR, RUG = 0, 1, 2, 3, 4
-TRAVERSABLE = (FLOOR, RUG)
 # (class, x0, x1, y0, y1) in metres on z = 0 of the grid frame; later entries paint over.
-SCENE = ((FLOOR, 0.5, 6.0, -2.0, 2.0), (OCC, 2.0, 3.0, -0.5, 0.8), (RUG, 3.0, 5.0, 2.0, 3.5))
+SCENE = World(((FLOOR, 0.5, 6.0, -2.0, 2.0), (OCC, 2.0, 3.0, -0.5, 0.8),
+               (RUG, 3.0, 5.0, 2.0, 3.5)))
 K640 = (500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0)
 PLUMB_BOB = (-0.28, 0.09, 0.001, -0.0015, -0.012)
 FISHEYE_K = (260.0, 0.0, 320.0, 0.0, 262.0, 240.0, 0.0, 0.0, 1.0)
@@ -37,72 +37,22 @@ SPEC = GridSpec(resolution=0.05, width_m=8.0, height_m=8.0, origin_x=-1.0, origi
                 max_range_m=7.0)
 
 
-def scene_class(x: np.ndarray, y: np.ndarray, scene=SCENE) -> np.ndarray:
-    out = np.full(x.shape, GRASS, np.uint8)
-    for cls, x0, x1, y0, y1 in scene:
-        out[(x >= x0) & (x < x1) & (y >= y0) & (y < y1)] = cls
-    return out
-
-
-def pixel_rays(camera: CameraModel) -> np.ndarray:
-    """(H*W, 3) optical-frame rays through the centre of every received pixel (known truth:
-    inverse distortion by OpenCV's iterative undistortion, independent of projectPoints)."""
-    h, w = camera.image_height, camera.image_width
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    full = np.stack([u * max(camera.binning_x, 1) + camera.roi.x_offset,
-                     v * max(camera.binning_y, 1) + camera.roi.y_offset], -1).reshape(-1, 1, 2)
-    k, d = camera.k_matrix, np.array(camera.D)
-    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
-    if camera.distortion_model == "equidistant":
-        n = cv2.fisheye.undistortPoints(full, k, d, criteria=crit)
-    elif camera.has_distortion:
-        n = _undistort(full, k, d, crit)
-    else:
-        n = (full - k[:2, 2]) / (k[0, 0], k[1, 1])
-    n = n.reshape(-1, 2)
-    return np.column_stack([n, np.ones(len(n))])
-
-
-def _undistort(px: np.ndarray, k: np.ndarray, d: np.ndarray, crit: tuple) -> np.ndarray:
-    """cv2.undistortPoints with a tight iteration criterion (OpenCV 4: undistortPointsIter)."""
-    if hasattr(cv2, "undistortPointsIter"):
-        return cv2.undistortPointsIter(px, k, d, None, None, crit)
-    return cv2.undistortPoints(px, k, d, None, None, None, crit)
-
-
-def floor_hits(camera: CameraModel, pose: CameraPose) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) grid-frame hit points of every pixel ray, and the mask of rays that hit z = 0."""
-    t = pose.matrix
-    rays = pixel_rays(camera) @ t[:3, :3].T
-    down = rays[:, 2] < -1e-9
-    s = np.where(down, -t[2, 3] / np.where(down, rays[:, 2], -1.0), np.nan)
-    return t[:3, 3] + s[:, None] * rays, down
-
-
-def render(camera: CameraModel, pose: CameraPose, scene=SCENE) -> np.ndarray:
-    """Label image of the scene seen by the camera: ray-cast each pixel onto z = 0, sky above."""
-    hits, down = floor_hits(camera, pose)
-    labels = np.full(len(hits), SKY, np.uint8)
-    labels[down] = scene_class(hits[down, 0], hits[down, 1], scene)
-    return labels.reshape(camera.image_height, camera.image_width)
-
-
-def truth_grid(spec: GridSpec, scene=SCENE) -> np.ndarray:
-    xs, ys = spec.cell_centres()
-    gx, gy = np.meshgrid(xs, ys)
-    cls = scene_class(gx, gy, scene)
-    return np.where(np.isin(cls, TRAVERSABLE), FREE, OCCUPIED).astype(np.int8)
+def painted(spec: GridSpec = SPEC, camera: CameraModel | None = None,
+            pose: CameraPose | None = None) -> GroundProjector:
+    """A projector in projected mode: the flat painted scene has nothing standing up, and its
+    painted obstacle must not hide the floor behind it in these geometry tests."""
+    return GroundProjector(spec, camera, pose, obstacle_mode="projected")
 
 
 def check_against_truth(camera: CameraModel, pose: CameraPose, spec: GridSpec = SPEC,
                         min_visible: int = 3000) -> np.ndarray:
-    labels = render(camera, pose)
-    proj = GroundProjector(spec, camera, pose)
+    labels = render(camera, pose, SCENE)
+    proj = painted(spec, camera, pose)
     grid = proj.update(labels, TRAVERSABLE).copy()
     visible = grid != UNKNOWN
     assert visible.sum() >= min_visible, "visible region is trivial"
     assert (grid[visible] == FREE).sum() > 300 and (grid[visible] == OCCUPIED).sum() > 300
-    agree = (grid == truth_grid(spec))[visible].mean()
+    agree = (grid == truth_grid(spec, SCENE))[visible].mean()
     assert agree >= 0.99, f"only {agree:.2%} of visible cells match the truth"
     # Visibility truth from the other direction: cells hit by rays of interior pixels (2 px
     # from the border), within range less one cell, must be visible.
@@ -155,10 +105,10 @@ def test_equidistant_matches_truth() -> None:
 def test_distortion_matters() -> None:
     """Ignoring plumb_bob distortion misplaces cells: the truth check is sensitive to it."""
     camera = CameraModel(640, 480, K640, PLUMB_BOB, "plumb_bob")
-    labels = render(camera, pitched())
-    grid = GroundProjector(SPEC, CameraModel(640, 480, K640), pitched()).update(labels, TRAVERSABLE)
+    labels = render(camera, pitched(), SCENE)
+    grid = painted(SPEC, CameraModel(640, 480, K640), pitched()).update(labels, TRAVERSABLE)
     visible = grid != UNKNOWN
-    assert (grid == truth_grid(SPEC))[visible].mean() < 0.97
+    assert (grid == truth_grid(SPEC, SCENE))[visible].mean() < 0.97
 
 
 def test_roi_and_binning_match_truth() -> None:
@@ -227,8 +177,8 @@ def test_camera_under_ground() -> None:
 
 def test_lut_rebuilds_only_on_change() -> None:
     camera = CameraModel(640, 480, K640, PLUMB_BOB)
-    labels = render(camera, pitched())
-    proj = GroundProjector(SPEC, camera, pitched())
+    labels = render(camera, pitched(), SCENE)
+    proj = painted(SPEC, camera, pitched())
     first = proj.update(labels, TRAVERSABLE).copy()
     for _ in range(3):  # equal values in new objects, as each camera_info / tf lookup gives
         proj.configure(camera=CameraModel(640, 480, list(K640), list(PLUMB_BOB)),
@@ -247,8 +197,8 @@ def test_lut_rebuilds_only_on_change() -> None:
 
 def test_min_confidence_leaves_cells_unknown() -> None:
     camera = CameraModel(640, 480, K640)
-    labels = render(camera, pitched())
-    proj = GroundProjector(SPEC, camera, pitched())
+    labels = render(camera, pitched(), SCENE)
+    proj = painted(SPEC, camera, pitched())
     full = proj.update(labels, TRAVERSABLE).copy()
     confidence = np.full(labels.shape, 200, np.uint8)
     confidence[:, :320] = 50  # left half of the image is unsure
@@ -264,10 +214,10 @@ def test_min_confidence_leaves_cells_unknown() -> None:
 
 def test_uint16_labels() -> None:
     camera = CameraModel(640, 480, K640)
-    labels = render(camera, pitched()).astype(np.uint16) + 1000
-    grid = GroundProjector(SPEC, camera, pitched()).update(labels, (1000 + FLOOR, 1000 + RUG))
+    labels = render(camera, pitched(), SCENE).astype(np.uint16) + 1000
+    grid = painted(SPEC, camera, pitched()).update(labels, (1000 + FLOOR, 1000 + RUG))
     visible = grid != UNKNOWN
-    assert (grid == truth_grid(SPEC))[visible].mean() >= 0.99
+    assert (grid == truth_grid(SPEC, SCENE))[visible].mean() >= 0.99
 
 
 # ------------------------------------------------------------------------ camera info
@@ -404,7 +354,7 @@ def test_cli_writes_nav2_map(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     the grid's far y edge (nav2 flips rows on load), and forward x runs along the columns."""
     (tmp_path / "cam.yaml").write_text(CALIBRATION_YAML)
     camera = CameraModel.from_yaml(tmp_path / "cam.yaml")
-    scene = ((RUG, 1.0, 3.0, 0.3, 1.5),)  # everything else is grass (occupied)
+    scene = World(((RUG, 1.0, 3.0, 0.3, 1.5),))  # everything else is grass (occupied)
     pose_args = ["0", "0", "1.0", "0", "0.5", "0"]
     labels = render(camera, CameraPose.from_xyz_rpy(*map(float, pose_args)), scene)
     cv2.imwrite(str(tmp_path / "labels.png"), labels)
@@ -412,7 +362,7 @@ def test_cli_writes_nav2_map(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     rc = cli_main(["floor", str(tmp_path / "labels.png"), "--traversable", "3,4",
                    "--camera-info", str(tmp_path / "cam.yaml"), "--pose", *pose_args,
                    "--resolution", "0.05", "--size", "6", "4", "--origin", "0", "-2",
-                   "--out", str(out)])
+                   "--obstacle-mode", "projected", "--out", str(out)])
     assert rc == 0 and "120x80 cells" in capsys.readouterr().out
     meta = yaml.safe_load(out.read_text())
     assert meta["image"] == "map.pgm" and meta["mode"] == "trinary"
@@ -428,7 +378,7 @@ def test_cli_writes_nav2_map(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert cols.min() >= 20 and cols.max() <= 60
     # nav2 map_server reads back the exact grid, unknown included.
     spec = GridSpec(0.05, 6.0, 4.0, 0.0, -2.0, 8.0)
-    expected = GroundProjector(spec, camera, CameraPose.from_xyz_rpy(0, 0, 1.0, 0, 0.5, 0))
+    expected = painted(spec, camera, CameraPose.from_xyz_rpy(0, 0, 1.0, 0, 0.5, 0))
     np.testing.assert_array_equal(nav2_load(meta, pgm), expected.update(labels, (3, 4)))
     assert (tmp_path / "maps" / "map_preview.png").is_file()
     # --model takes the traversable ids from the card (CamVid: road 3, pavement 4).
@@ -440,7 +390,8 @@ def test_cli_writes_nav2_map(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out2 = tmp_path / "card" / "map.yaml"
     assert cli_main(["floor", str(tmp_path / "labels.png"), "--model", str(model),
                      "--camera-info", str(tmp_path / "cam.yaml"), "--pose", *pose_args,
-                     "--size", "6", "4", "--origin", "0", "-2", "--out", str(out2)]) == 0
+                     "--size", "6", "4", "--origin", "0", "-2", "--obstacle-mode", "projected",
+                     "--out", str(out2)]) == 0
     np.testing.assert_array_equal(read_pgm(out2.with_suffix(".pgm")), pgm)
 
 

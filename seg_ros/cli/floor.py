@@ -15,7 +15,15 @@ import cv2
 import numpy as np
 
 from seg_ros.errors import ConfigError
-from seg_ros.floor import FREE, OCCUPIED, CameraModel, CameraPose, GridSpec, GroundProjector
+from seg_ros.floor import (
+    FREE,
+    OBSTACLE_MODES,
+    OCCUPIED,
+    CameraModel,
+    CameraPose,
+    GridSpec,
+    GroundProjector,
+)
 
 # nav2 map_saver trinary pixels (negate 0): free 254, occupied 0, unknown 205.
 PGM_FREE, PGM_OCCUPIED, PGM_UNKNOWN = 254, 0, 205
@@ -43,7 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", help="optional uint8 confidence PNG of the same frame")
     p.add_argument("--min-confidence", type=int, default=0,
                    help="pixels below this confidence (0..255) leave their cell unknown")
+    add_obstacle_mode(p)
     p.add_argument("--out", required=True, help="map YAML to write (the .pgm goes beside it)")
+
+
+def add_obstacle_mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--obstacle-mode", choices=OBSTACLE_MODES, default="contact",
+                   help="contact (default): obstacles occupied where they stand on the floor, "
+                        "the floor they hide unknown; projected: every pixel as if painted on "
+                        "the floor")
 
 
 def parse_ids(text: str) -> tuple[int, ...]:
@@ -121,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         confidence = cv2.imread(args.confidence, cv2.IMREAD_GRAYSCALE)
         if confidence is None:
             raise ConfigError(f"{args.confidence} is not a readable image: check the path")
-    grid = GroundProjector(spec, camera, pose).update(
+    grid = GroundProjector(spec, camera, pose, args.obstacle_mode).update(
         labels, traversable, confidence, args.min_confidence)
     out = Path(args.out)
     pgm = write_nav2_map(grid, spec, out)

@@ -5,12 +5,14 @@
 >>> proj = GroundProjector(GridSpec(resolution=0.05, width_m=10, height_m=10,
 ...                                 origin_x=0.0, origin_y=-5.0), cam, pose)
 >>> grid = proj.update(labels, card.traversable)   # int8 (rows, cols): 0 / 100 / -1
+>>> fused = FloorMap(MapSpec(...)); fused.fuse(grid, proj.spec, base_pose_xy_yaw, stamp_s)
 """
 
 from seg_ros.floor.camera import CameraModel, CameraPose, Roi
 from seg_ros.floor.grid import (
     FREE,
     MAX_CELLS,
+    OBSTACLE_MODES,
     OCCUPIED,
     UNKNOWN,
     GridSpec,
@@ -22,6 +24,7 @@ from seg_ros.floor.grid import (
 __all__ = [
     "FREE",
     "MAX_CELLS",
+    "OBSTACLE_MODES",
     "OCCUPIED",
     "UNKNOWN",
     "CameraModel",

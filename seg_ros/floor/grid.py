@@ -2,17 +2,24 @@
 
 The geometry (which pixel each grid cell centre sees) depends only on the camera, its pose and
 the grid, so it is computed once into a lookup table (``GroundLut``) and rebuilt only when one of
-them changes. Per frame the work is two gathers and one scatter over the visible cells.
+them changes. Per frame the work is two gathers, one scatter over the visible cells and, in
+contact mode, one cumulative sum along the viewing rays (seg_ros.floor.rays).
 
 Output follows nav_msgs/OccupancyGrid: int8, row-major, cell (0, 0) at the grid origin (its
 lower-left corner in the grid frame), x along columns, y along rows; free 0, occupied 100,
-unknown -1. A flat-ground assumption: obstacles standing up from the floor are seen as the
-floor point behind them, which is non-traversable only if they are labelled so.
+unknown -1. Obstacle modes (``OBSTACLE_MODES``):
+
+- ``contact`` (default): along each viewing ray on the floor, cells are free up to the first
+  non-traversable one; that one (where an obstacle stands on the floor) is occupied and every
+  cell behind it is unknown (hidden). A box 3 m ahead is occupied at its front face, not smeared
+  along the ray behind it.
+- ``projected``: every cell takes the class of the pixel that sees its centre, as if everything
+  were painted on the floor: an obstacle of height h seen from height H is marked from its foot
+  to H / (H - h) times its distance.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,64 +27,20 @@ import numpy as np
 
 from seg_ros.errors import ConfigError
 from seg_ros.floor.camera import CameraModel, CameraPose
+from seg_ros.floor.grid_spec import MAX_CELLS, GridSpec
+from seg_ros.floor.rays import (
+    depth_first_runs,
+    hidden_mask,
+    in_range_cells,
+    ray_parents,
+    side_runs,
+)
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
-MAX_CELLS = 4_000_000  # e.g. 100 m x 100 m at 5 cm: ~50 MB per lookup table, 4 MB per message
+OBSTACLE_MODES = ("contact", "projected")
+__all__ = ["FREE", "MAX_CELLS", "OBSTACLE_MODES", "OCCUPIED", "UNKNOWN", "GridSpec", "GroundLut",
+           "GroundProjector", "build_lut"]
 _CHUNK_CELLS = 1 << 20  # cells projected per OpenCV call while building (bounds memory)
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """Geometry of the grid, all in metres in ``frame_id`` (a frame on the floor, z up).
-
-    Attributes:
-        resolution: cell edge (m/cell).
-        width_m, height_m: extent along x (columns) and y (rows); rounded to whole cells.
-        origin_x, origin_y: lower-left corner of cell (0, 0) (OccupancyGrid info.origin).
-        max_range_m: cells farther than this horizontally from the camera stay unknown
-            (far pixels cover large floor areas and the flat-floor error grows with range).
-        frame_id: the grid frame; base_footprint keeps the camera pose, hence the LUT, fixed.
-    """
-
-    resolution: float = 0.05
-    width_m: float = 10.0
-    height_m: float = 10.0
-    origin_x: float = 0.0
-    origin_y: float = -5.0
-    max_range_m: float = 8.0
-    frame_id: str = "base_footprint"
-
-    def __post_init__(self) -> None:
-        for name in ("resolution", "width_m", "height_m", "origin_x", "origin_y", "max_range_m"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        for name in ("resolution", "width_m", "height_m", "max_range_m"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"grid {name}={value} must be a positive number of metres")
-        if self.cols < 1 or self.rows < 1:
-            raise ConfigError(f"grid {self.width_m} x {self.height_m} m is smaller than one "
-                              f"{self.resolution} m cell: enlarge it or refine the resolution")
-        if self.cols * self.rows > MAX_CELLS:
-            raise ConfigError(
-                f"grid of {self.cols} x {self.rows} = {self.cols * self.rows:,} cells exceeds "
-                f"{MAX_CELLS:,}: coarsen the resolution ({self.resolution} m) or shrink the "
-                f"grid ({self.width_m} x {self.height_m} m)")
-
-    @property
-    def cols(self) -> int:
-        """Cells along x (OccupancyGrid info.width)."""
-        return round(self.width_m / self.resolution)
-
-    @property
-    def rows(self) -> int:
-        """Cells along y (OccupancyGrid info.height)."""
-        return round(self.height_m / self.resolution)
-
-    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x of each column centre, y of each row centre) in metres in the grid frame."""
-        xs = self.origin_x + (np.arange(self.cols) + 0.5) * self.resolution
-        ys = self.origin_y + (np.arange(self.rows) + 0.5) * self.resolution
-        return xs, ys
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +51,11 @@ class GroundLut:
         pixel_index: (rows, cols) int32 flat pixel index ``v * image_width + u``, -1 = unknown.
         cells: int32 flat indices of the visible cells (ascending).
         pixels: int32 flat pixel index seen by each of ``cells``.
+        ray_pos, ray_end: int32 per visible cell: its place in a depth-first order of the floor
+            rays from the camera's foot, and the end of the run of cells it hides
+            (seg_ros.floor.rays); ``ray_nodes`` cells in that order.
+        side_pos, side_end: (visible cells, 8) int32 runs of each visible cell's side
+            neighbours (seg_ros.floor.rays.side_runs).
     """
 
     camera: CameraModel
@@ -96,25 +64,31 @@ class GroundLut:
     pixel_index: np.ndarray
     cells: np.ndarray
     pixels: np.ndarray
+    ray_pos: np.ndarray
+    ray_end: np.ndarray
+    ray_nodes: int
+    side_pos: np.ndarray
+    side_end: np.ndarray
 
 
 def build_lut(camera: CameraModel, pose: CameraPose, spec: GridSpec) -> GroundLut:
-    """Project every cell centre (z = 0) into the image; keep those in front, in range, inside.
+    """Project every cell centre (z = 0) into the image; keep those in front, in range, inside;
+    order the cells in range along their floor rays from the camera's foot.
 
-    Vectorised per block of rows (at most ~1 M cells per OpenCV call).
+    Vectorised per block of cells (at most ~1 M cells per OpenCV call).
     """
     t = pose.matrix
     rot, cam = t[:3, :3], t[:3, 3]
-    xs, ys = spec.cell_centres()
+    foot = (float(cam[0]), float(cam[1]))
+    nodes = in_range_cells(spec, foot)
     w, h = camera.image_width, camera.image_height
     index = np.full(spec.rows * spec.cols, -1, dtype=np.int32)
-    step = max(1, _CHUNK_CELLS // spec.cols)
-    for r0 in range(0, spec.rows, step):
-        gx, gy = np.meshgrid(xs, ys[r0:r0 + step])
-        flat = np.flatnonzero((gx - cam[0]) ** 2 + (gy - cam[1]) ** 2 <= spec.max_range_m ** 2)
-        if flat.size == 0:
-            continue
-        ground = np.stack([gx.ravel()[flat], gy.ravel()[flat], np.zeros(flat.size)], axis=1)
+    for k0 in range(0, nodes.size, _CHUNK_CELLS):
+        flat = nodes[k0:k0 + _CHUNK_CELLS]
+        rows, cols = np.divmod(flat, spec.cols)
+        ground = np.stack([spec.origin_x + (cols + 0.5) * spec.resolution,
+                           spec.origin_y + (rows + 0.5) * spec.resolution,
+                           np.zeros(flat.size)], axis=1)
         optical = (ground - cam) @ rot  # R^T (p - t), row vectors: grid -> optical frame
         uv = camera.project(optical)
         ok = np.isfinite(uv).all(axis=1)
@@ -122,11 +96,13 @@ def build_lut(camera: CameraModel, pose: CameraPose, spec: GridSpec) -> GroundLu
         u = np.floor(uv[:, 0] + 0.5)  # integer coordinates are pixel centres (OpenCV)
         v = np.floor(uv[:, 1] + 0.5)
         inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        pix = v[inside].astype(np.int64) * w + u[inside].astype(np.int64)
-        index[r0 * spec.cols + flat[inside]] = pix
+        index[flat[inside]] = v[inside].astype(np.int64) * w + u[inside].astype(np.int64)
     cells = np.flatnonzero(index >= 0).astype(np.int32)
+    pos, end = depth_first_runs(ray_parents(spec, foot, nodes))
+    visible = np.searchsorted(nodes, cells)  # nodes ascend; every visible cell is a node
+    side = side_runs(spec, foot, nodes, pos, end, cells)
     return GroundLut(camera, pose, spec, index.reshape(spec.rows, spec.cols), cells,
-                     index[cells].copy())
+                     index[cells].copy(), pos[visible], end[visible], int(nodes.size), *side)
 
 
 class GroundProjector:
@@ -137,8 +113,9 @@ class GroundProjector:
     """
 
     def __init__(self, spec: GridSpec, camera: CameraModel | None = None,
-                 pose: CameraPose | None = None) -> None:
+                 pose: CameraPose | None = None, obstacle_mode: str = "contact") -> None:
         self._spec, self._camera, self._pose = spec, camera, pose
+        self.obstacle_mode = check_obstacle_mode(obstacle_mode)
         self._lut: GroundLut | None = None
         self._out = np.empty(0, np.int8)
         self._class_key: tuple[frozenset[int], int] | None = None
@@ -219,6 +196,10 @@ class GroundProjector:
                 raise ConfigError(f"confidence is {_size(confidence.shape)}, labels are "
                                   f"{_size(labels.shape)}: pass the confidence of this frame")
             values[confidence.reshape(-1)[lut.pixels] < min_confidence] = UNKNOWN
+        if self.obstacle_mode == "contact":
+            hidden = hidden_mask(values == OCCUPIED, lut.ray_pos, lut.ray_end, lut.ray_nodes,
+                                 lut.side_pos, lut.side_end)
+            values[hidden] = UNKNOWN
         if out is None:
             out = self._out
         else:
@@ -228,6 +209,15 @@ class GroundProjector:
             out.fill(UNKNOWN)
         out.reshape(-1)[lut.cells] = values
         return out
+
+
+def check_obstacle_mode(mode: str) -> str:
+    """``mode`` if it is one of OBSTACLE_MODES, else a ConfigError naming them."""
+    if mode not in OBSTACLE_MODES:
+        raise ConfigError(f"obstacle mode {mode!r} is not one of {', '.join(OBSTACLE_MODES)}: "
+                          "contact marks obstacles where they stand (hidden cells unknown), "
+                          "projected as if painted on the floor")
+    return mode
 
 
 def _size(shape: tuple[int, ...]) -> str:
