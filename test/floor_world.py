@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seg_ros.floor import FREE, OCCUPIED, CameraModel, CameraPose, GridSpec
+from seg_ros.floor import FREE, OCCUPIED, CameraModel, CameraPose, GridSpec, Pose2D
 
 SKY, OCC, GRASS, FLOOR, RUG, BOX = 0, 1, 2, 3, 4, 5
 TRAVERSABLE = (FLOOR, RUG)
@@ -144,3 +144,21 @@ def near(mask: np.ndarray, cells: int) -> np.ndarray:
     """``mask`` grown by ``cells`` cells (square neighbourhood)."""
     k = np.ones((2 * cells + 1, 2 * cells + 1), np.uint8)
     return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+
+
+def camera_in_world(base: Pose2D, camera: CameraPose) -> CameraPose:
+    """The camera's optical pose in the world: the robot's floor frame at ``base`` composed
+    with ``camera`` (T_base_optical, as CameraPose.from_xyz_rpy gives it in the base frame)."""
+    t = np.eye(4)
+    c, s = np.cos(base.yaw), np.sin(base.yaw)
+    t[:2, :2] = [[c, -s], [s, c]]
+    t[:2, 3] = base.x, base.y
+    return CameraPose.from_matrix(t @ camera.matrix)
+
+
+def with_noise(labels: np.ndarray, fraction: float, cls: int, seed: int) -> np.ndarray:
+    """``labels`` with a random ``fraction`` of pixels set to ``cls`` (segmentation errors)."""
+    rng = np.random.default_rng(seed)
+    out = labels.copy()
+    out.reshape(-1)[rng.random(labels.size) < fraction] = cls
+    return out

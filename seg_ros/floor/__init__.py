@@ -5,7 +5,7 @@
 >>> proj = GroundProjector(GridSpec(resolution=0.05, width_m=10, height_m=10,
 ...                                 origin_x=0.0, origin_y=-5.0), cam, pose)
 >>> grid = proj.update(labels, card.traversable)   # int8 (rows, cols): 0 / 100 / -1
->>> fused = FloorMap(MapSpec(...)); fused.fuse(grid, proj.spec, base_pose_xy_yaw, stamp_s)
+>>> fused = FloorMap(MapSpec(...)); fused.fuse(grid, proj.spec, Pose2D(x, y, yaw), stamp_s)  # odom
 """
 
 from seg_ros.floor.camera import CameraModel, CameraPose, Roi
@@ -20,6 +20,7 @@ from seg_ros.floor.grid import (
     GroundProjector,
     build_lut,
 )
+from seg_ros.floor.map import FloorMap, MapSpec, Pose2D, PoseBuffer
 
 __all__ = [
     "FREE",
@@ -29,9 +30,13 @@ __all__ = [
     "UNKNOWN",
     "CameraModel",
     "CameraPose",
+    "FloorMap",
     "GridSpec",
     "GroundLut",
     "GroundProjector",
+    "MapSpec",
+    "Pose2D",
+    "PoseBuffer",
     "Roi",
     "build_lut",
 ]
