@@ -71,3 +71,19 @@ def tiny_model(tmp_path_factory) -> Path:
 def tiny_logits_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny_logits.onnx",
                            output_kind="logits")
+
+
+@pytest.fixture(scope="session")
+def vision_msgs_env(tmp_path_factory) -> dict[str, str]:
+    """PYTHONPATH, LD_LIBRARY_PATH and AMENT_PREFIX_PATH (current values included) under which
+    a child process imports vision_msgs (VisionClass, LabelInfo), built once per session by
+    test/vision_msgs_build.py since no vision_msgs wheel exists; merge them into its env."""
+    from vision_msgs_build import VisionMsgsBuildError, build_vision_msgs, missing_tools
+
+    reason = missing_tools()
+    if reason:
+        pytest.skip(f"vision_msgs cannot be built: {reason}")
+    try:
+        return build_vision_msgs(tmp_path_factory.mktemp("vision_msgs"))
+    except VisionMsgsBuildError as error:
+        pytest.fail(str(error), pytrace=False)
