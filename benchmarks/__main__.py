@@ -29,6 +29,7 @@ STAGES = (
     ("publish x4", "node_stage_publish_ms_640x480"),
 )
 HEADLINE = ("model_latency_ms_480x360", "postprocess_ms_640x480", "grid_update_ms_200x200",
+            "points_build_ms_640x480", "depth_grid_update_ms_200x200",
             "node_overhead_ratio", "node_overhead_ratio_floor", "node_worker_over_engine",
             "throughput_hz_640x480", "throughput_hz_1280x720", "vs_reference_throughput_ratio",
             "vs_reference_latency_ratio")
