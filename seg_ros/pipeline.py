@@ -124,6 +124,7 @@ class Stats:
     failed: int = 0             # engine / publish errors
     idle: int = 0               # frames skipped because no output had a subscriber
     unstamped: int = 0          # frames with a zero header stamp: latency unknown, not counted
+    paused: int = 0             # images not taken while paused by ~/enable (not drops)
     last_error: str = ""
     last_error_at: float = 0.0  # monotonic time of the last rejected or failed frame
     last_receive: float = 0.0   # monotonic
@@ -157,6 +158,33 @@ def percentiles(samples: collections.deque) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 99))
 
 
+
+
+# ---------------------------------------------------------------------------- stage timer
+
+
+class StageTimer:
+    """Wall time of one frame per stage (``with timer("render"): ...``; a stage may be entered
+    several times and adds up), recorded into ``Stats.stage_ms`` when the frame is done."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[stage] = self.totals.get(stage, 0.0) + time.perf_counter() - t0
+
+    def record(self, stage_ms: dict[str, collections.deque]) -> None:
+        """Append this frame's stages (ms) and the whole frame as ``worker``."""
+        self.totals["worker"] = time.perf_counter() - self.start
+        for stage, seconds in self.totals.items():
+            if stage in stage_ms:
+                stage_ms[stage].append(seconds * 1e3)
 
 
 # ------------------------------------------------------------------------------ watchdog

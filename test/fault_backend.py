@@ -7,6 +7,7 @@ Further faults, each by an environment variable: ``SEG_ROS_FAULT_LOAD_S`` second
 loading (a TensorRT build), ``SEG_ROS_FAULT_HANG_S`` seconds inside every ``infer`` (a hung
 engine), ``SEG_ROS_FAULT_FATAL_FILE``: while it exists ``infer`` raises a BaseException that
 is not an Exception (what escapes the worker's per-frame handling and kills the thread).
+The first call, the node's warm-up while it is configured, never faults.
 Importable as ``fault_backend`` when ``test/`` is on PYTHONPATH.
 """
 
@@ -46,6 +47,8 @@ class FaultyEngine(OnnxRuntimeEngine):
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None
               ) -> dict[str, np.ndarray]:
         self.calls += 1
+        if self.calls == 1:  # the node's warm-up at configure
+            return super().infer(batch, outputs)
         if self._fatal and os.path.exists(self._fatal):
             raise WorkerDeath("injected worker death")
         time.sleep(self._hang_s)

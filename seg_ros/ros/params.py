@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.errors import ConfigError
+from seg_ros.intrinsics import parse_output_size
 
 PACKAGE = "seg_ros"
 DEFAULT_MODEL_NAME = "camvid.onnx"
@@ -97,6 +98,28 @@ SPECS: tuple[ParamSpec, ...] = (
               "Publish ~/color_mask (rgb8, one colour per class).", live=True),
     ParamSpec("publish_overlay", "bool", True,
               "Publish ~/overlay (rgb8 camera image blended with the class colours).", live=True),
+    ParamSpec("enabled", "bool", True,
+              "false pauses the node without tearing it down (also the ~/enable SetBool "
+              "service): images are not taken, nothing is published, nothing counts as "
+              "dropped.", live=True),
+    ParamSpec("output_size", "string", "input",
+              "Size of the published images: input (the camera's), model (the engine's "
+              "input size) or WxH in pixels, e.g. a depth camera's 640x480; ~/camera_info is "
+              "the input camera_info scaled to it.", live=True),
+    ParamSpec("unknown_below", "double", 0.0,
+              "Pixels whose confidence (max softmax, 0..1) is below this get label 255 "
+              "(unlabelled) in ~/labels; 0 = off. Needs a model that gives confidence.",
+              live=True, float_range=(0.0, 1.0)),
+    ParamSpec("mask_classes", "string_array", None,
+              "Classes (names or ids) of ~/mask: mask_value where the pixel is one of them, "
+              "0 elsewhere (e.g. [Pedestrian, Bicyclist, Car] for mappers and SLAM to "
+              "ignore); unset or [''] = no ~/mask.", live=True),
+    ParamSpec("mask_value", "integer", 1,
+              "Value of masked pixels in ~/mask: 1 (nvblox's convention) or 255 (viewable).",
+              live=True, int_range=(1, 255)),
+    ParamSpec("jpeg_quality", "integer", 80,
+              "JPEG quality of ~/color_mask/compressed and ~/overlay/compressed (1..100).",
+              live=True, int_range=(1, 100)),
     ParamSpec("class_filter", "string_array", None,
               "Classes shown in ~/overlay, by name or id (e.g. [Road, '4']); unset, empty or "
               "[''] shows every class. Other classes keep the camera pixels.", live=True),
@@ -141,6 +164,12 @@ class LiveSettings:
     publish_color_mask: bool = True
     publish_overlay: bool = True
     class_filter: tuple[str, ...] = ()
+    enabled: bool = True
+    output_size: str = "input"
+    unknown_below: float = 0.0
+    mask_classes: tuple[str, ...] = ()
+    mask_value: int = 1
+    jpeg_quality: int = 80
 
 
 # ----------------------------------------------------------------------------------- checks
@@ -165,6 +194,13 @@ def check_value(name: str, value: Any) -> str | None:
     if spec.choices and value not in spec.choices and not (
             name == "backend" and isinstance(value, str) and ":" in value):
         return f"{name} = {value!r} is not one of {', '.join(spec.choices)}"
+    if name == "output_size":
+        try:
+            parse_output_size(value)
+        except ConfigError as e:
+            return str(e)
+    if name == "mask_value" and value not in (1, 255):
+        return f"mask_value = {value!r}: give 1 (nvblox's convention) or 255 (viewable)"
     if name == "max_rate_hz" and 0 < value < MIN_RATE_HZ:
         return (f"max_rate_hz = {value!r} is below {MIN_RATE_HZ:g} Hz (one frame per "
                 f"{1 / MIN_RATE_HZ:g} s): give 0 for no limit or a rate of {MIN_RATE_HZ:g}..1000")
@@ -184,16 +220,18 @@ def check_update(name: str, value: Any, class_names: Sequence[str] = ()) -> str 
     if name in RESTART_PARAMS:
         return f"restart the node to change {name} (it is only read at start-up)"
     reason = check_value(name, value)
-    if reason is None and name == "class_filter" and class_names:
+    if reason is None and name in ("class_filter", "mask_classes") and class_names:
         try:
-            parse_class_filter(value, class_names)
+            parse_class_filter(value, class_names, name)
         except ConfigError as e:
             return str(e)
     return reason
 
 
-def parse_class_filter(items: Iterable[str] | None, class_names: Sequence[str]) -> tuple[int, ...]:
-    """Class names (case-insensitive) or ids -> sorted unique class ids; () means all classes."""
+def parse_class_filter(items: Iterable[str] | None, class_names: Sequence[str],
+                       param: str = "class_filter") -> tuple[int, ...]:
+    """Class names (case-insensitive) or ids -> sorted unique class ids (() for none given);
+    errors name ``param``."""
     ids: set[int] = set()
     lower = {n.lower(): i for i, n in enumerate(class_names)}
     for raw in items or ():
@@ -204,7 +242,7 @@ def parse_class_filter(items: Iterable[str] | None, class_names: Sequence[str]) 
             i = int(item)
             if not 0 <= i < len(class_names):
                 raise ConfigError(
-                    f"class_filter id {i} is outside 0..{len(class_names) - 1}: use ids of this "
+                    f"{param} id {i} is outside 0..{len(class_names) - 1}: use ids of this "
                     "model (see ~/label_info or `seg-ros info MODEL`)"
                 )
             ids.add(i)
@@ -212,7 +250,7 @@ def parse_class_filter(items: Iterable[str] | None, class_names: Sequence[str]) 
             ids.add(lower[item.lower()])
         else:
             raise ConfigError(
-                f"class_filter name {item!r} is not a class of this model: choose from "
+                f"{param} name {item!r} is not a class of this model: choose from "
                 f"{', '.join(class_names)}"
             )
     return tuple(sorted(ids))
@@ -265,8 +303,10 @@ def live_from(values: Mapping[str, Any], base: LiveSettings | None = None) -> Li
         if name not in SPEC_BY_NAME or not SPEC_BY_NAME[name].live:
             continue
         field = LIVE_FIELDS.get(name, name)
-        if name == "class_filter":
-            kw[field] = tuple(str(v) for v in (value or ()))
+        if SPEC_BY_NAME[name].kind == "string_array":
+            kw[field] = tuple(str(v) for v in (value or ()) if str(v).strip())
+        elif SPEC_BY_NAME[name].kind == "string":
+            kw[field] = str(value)
         elif SPEC_BY_NAME[name].kind == "double":
             kw[field] = float(value)
         elif SPEC_BY_NAME[name].kind == "integer":
@@ -314,17 +354,38 @@ def descriptor(spec: ParamSpec) -> Any:
 
 def declare(node: Any) -> tuple[StartupSettings, LiveSettings]:
     """Declare every parameter on ``node``; returns the validated start-up and live settings."""
+    declare_only(node)
+    return read(node)
+
+
+def declare_only(node: Any) -> None:
+    """Declare every parameter on ``node`` (values from the params file / -p, else defaults),
+    validating nothing yet: a managed node checks them when it is configured."""
     from rclpy.parameter import Parameter
 
-    values: dict[str, Any] = {}
     for spec in SPECS:
         default = Parameter.Type.STRING_ARRAY if spec.kind == "string_array" else spec.default
-        values[spec.name] = node.declare_parameter(spec.name, default, descriptor(spec)).value
+        node.declare_parameter(spec.name, default, descriptor(spec))
+
+
+def read(node: Any) -> tuple[StartupSettings, LiveSettings]:
+    """The validated start-up and live settings from ``node``'s current parameter values."""
+    values = {spec.name: _value(node, spec.name) for spec in SPECS}
     for name in (s.name for s in SPECS if s.live):
         reason = check_value(name, values[name])
         if reason:
             raise ConfigError(f"parameter {reason}")
     return startup_from(values), live_from(values)
+
+
+def _value(node: Any, name: str) -> Any:
+    """A declared parameter's value; None while it has none (an unset string array)."""
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:
+        return None
 
 
 def qos_profile(reliability: str, depth: int, durability: str) -> Any:

@@ -1,0 +1,165 @@
+"""The node's /diagnostics: one DiagnosticStatus a second, its level chosen from what went wrong
+in that period (so it returns to OK once the cause is gone) and from the output watchdog: an
+output somebody subscribes to that stays silent while images arrive is WARN, then ERROR, with
+the output and the likeliest reason in the message. A node never goes blind unreported.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from seg_ros.pipeline import ERROR, OK, WARN, Silence, percentiles
+
+STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
+
+
+class HealthReport:
+    """Mixin of the segmentation node (seg_ros.ros.node.SegmentationCore): reads its stats,
+    watchdog, hooks and settings; keeps only the previous period's counters."""
+
+    stats: Any
+    live: Any
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()  # type: ignore[attr-defined]
+        msg.status = [self.diagnostics_status()]
+        self.diag_pub.publish(msg)  # type: ignore[attr-defined]
+
+    def diagnostics_status(self) -> DiagnosticStatus:
+        """One DiagnosticStatus for the last period (rates, level) and the run (counters)."""
+        st = self.stats
+        now = time.monotonic()
+        t_last, rx_last, px_last = self._last_diag
+        dt = max(now - t_last, 1e-6)
+        self._last_diag = (now, st.received, st.processed)
+        silent = self._silent_outputs(now)
+        level, message = self._level(now, px_last, silent)
+        values = {
+            "input_rate_hz": f"{(st.received - rx_last) / dt:.2f}",
+            "output_rate_hz": f"{(st.processed - px_last) / dt:.2f}",
+            **self._latency_values(),
+            **self._counter_values(),
+            "stalled_outputs": "; ".join(x.describe() for x in silent),
+            "state": self.state_text(),
+            **(self.floor.diagnostics_values() if self.floor is not None else {}),
+            **self._model_values(),
+        }
+        name = self.get_fully_qualified_name()  # type: ignore[attr-defined]
+        return DiagnosticStatus(level=bytes([level]), name=f"{name}: segmentation",
+                                message=message, hardware_id=name,
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _counter_values(self) -> dict[str, str]:
+        st = self.stats
+        return {
+            "frames_received": str(st.received),
+            "frames_processed": str(st.processed),
+            "frames_dropped": str(self.mailbox.dropped),
+            "frames_rejected": str(st.rejected),
+            "frames_failed": str(st.failed),
+            "frames_idle": str(st.idle),
+            "frames_unstamped": str(st.unstamped),
+            "frames_paused": str(st.paused),
+            "workers": str(len(self.workers)),
+            "last_error": st.last_error,
+            **{f"computed_{k}": str(v) for k, v in st.computed.items()},
+            "parameter_refusals": str(self.param_refusals),
+        }
+
+    def _model_values(self) -> dict[str, str]:
+        sub = self.image_sub
+        return {"engine": self.engine.describe() if self.engine is not None else "(none)",
+                "model": self.card.name if self.card is not None else "(none)",
+                "model_path": str(self.startup.model_path) if self.startup else "",
+                "input_topic": sub.topic_name if sub is not None else "(not subscribed)"}
+
+    def _latency_values(self) -> dict[str, str]:
+        st = self.stats
+        out = {}
+        for key, samples in (("latency_receive", st.lat_receive_ms),
+                             ("latency_stamp", st.lat_stamp_ms), ("engine", st.engine_ms)):
+            med, p99 = percentiles(samples)
+            out[f"{key}_median_ms"], out[f"{key}_p99_ms"] = f"{med:.2f}", f"{p99:.2f}"
+        out.update({f"stage_{k}_median_ms": f"{percentiles(q)[0]:.3f}"
+                    for k, q in st.stage_ms.items()})
+        return out
+
+    def _level(self, now: float, px_last: int, silent: list[Silence]) -> tuple[int, str]:
+        """The most severe condition of this period; the first listed wins among equals."""
+        st = self.stats
+        seen = self._seen
+        self._seen = (st.failed, st.rejected, self.param_refusals)
+        failed, rejected, refused = (a - b for a, b in zip(self._seen, seen))
+        found: list[tuple[int, str]] = []
+        if self.fatal or (self.serving() and not all(w.is_alive() for w in self.workers)):
+            found.append((ERROR, self.fatal or "worker thread stopped: restart the node"))
+        if st.received > 0 and st.processed == 0 and st.rejected + st.failed > 0:
+            found.append((ERROR, f"no frame processed: {st.last_error}"))
+        if failed > 0 and st.processed == px_last:
+            found.append((ERROR, f"every frame failing: {st.last_error}"))
+        found += [(x.level, x.describe()) for x in silent]
+        if self.serving() and self.floor is not None and (floor := self.floor.health())[0]:
+            found.append(floor)
+        if self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
+            found.append((WARN, f"no images on {self.image_sub.topic_name}"))
+        if failed + rejected > 0:
+            found.append((WARN, f"bad frames: {st.last_error}"))
+        if refused > 0:
+            found.append((WARN, f"parameter refused: {self.last_param_error}"))
+        if not found:
+            return OK, "segmenting" if self.serving() else self.state_text()
+        top = max(level for level, _ in found)
+        return top, next(msg for level, msg in found if level == top)
+
+    def _silent_outputs(self, now: float) -> list[Silence]:
+        """Outputs somebody subscribes to that have been silent too long while images arrive
+        (none while the node is not serving: inactive, or paused by ~/enable)."""
+        expected = [k for k, on in self.outputs.wanted(self.live).items() if on]
+        if self.floor is not None and self.floor.subscribed():
+            expected.append("floor_grid")
+        arriving = self.serving() and now - self.stats.last_receive <= STALE_INPUT_S
+        return self.watchdog.check(expected if self.serving() else [],
+                                   self._input_since if arriving else None,
+                                   self.live.stall_s, self.live.max_rate_hz, self._why_silent,
+                                   now)
+
+    def _why_silent(self, output: str) -> str:
+        """The likeliest reason ``output`` has been silent, for the diagnostics message."""
+        now, st = time.monotonic(), self.stats
+        busy = max((now - t for t in list(self._busy_since.values())), default=0.0)
+        if busy > self.live.stall_s:
+            return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
+        if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
+            return why
+        if now - st.last_error_at < 2 * self.live.stall_s + 1.0:
+            return f"frames rejected or failing: {st.last_error}"
+        return (f"no frame processed in the last {now - self.watchdog.last(output):.1f} s "
+                "although images arrive")
+
+    # attributes of the node this mixin reads (declared for type checkers)
+    _last_diag: tuple[float, int, int]
+    _seen: tuple[int, int, int]
+    _input_since: float | None
+    _busy_since: dict[str, float]
+    fatal: str
+    floor: Any
+    mailbox: Any
+    workers: list[Any]
+    watchdog: Any
+    outputs: Any
+    engine: Any
+    card: Any
+    startup: Any
+    image_sub: Any
+    param_refusals: int
+    last_param_error: str
+
+    def serving(self) -> bool:  # pragma: no cover - the node defines it
+        raise NotImplementedError
+
+    def state_text(self) -> str:  # pragma: no cover - the node defines it
+        raise NotImplementedError
