@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import yaml
 from floor_world import (
     BOX,
     FLOOR,
@@ -21,7 +25,9 @@ from floor_world import (
     render,
     with_noise,
 )
+from test_floor import nav2_load, read_pgm
 
+from seg_ros.cli import main as cli_main
 from seg_ros.errors import ConfigError
 from seg_ros.floor import (
     FREE,
@@ -227,3 +233,67 @@ def test_fuse_refuses_a_grid_of_another_spec() -> None:
     m = FloorMap(MapSpec())
     with pytest.raises(ConfigError, match="pass the grid this spec describes"):
         m.fuse(np.zeros((3, 3), np.int8), LOCAL, Pose2D(0, 0, 0), 0.0)
+
+
+# ----------------------------------------------------------------------------- seg-ros floor-map
+
+
+def write_drive(folder: Path, poses: list[Pose2D], world: World) -> Path:
+    """Label PNGs of a drive and its POSES.csv; the CSV path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["image,x,y,z,roll,pitch,yaw"]
+    for k, p in enumerate(poses):
+        cv2.imwrite(str(folder / f"f{k:02d}.png"), render(CAMERA, camera_in_world(p, MOUNT), world))
+        rows.append(f"f{k:02d}.png,{p.x!r},{p.y!r},0.0,0.0,0.0,{p.yaw!r}")
+    (folder / "poses.csv").write_text("\n".join(rows) + "\n")
+    return folder / "poses.csv"
+
+
+def camera_yaml(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "image_width": CAMERA.width, "image_height": CAMERA.height,
+        "camera_matrix": {"rows": 3, "cols": 3, "data": list(CAMERA.K)},
+        "distortion_model": "plumb_bob",
+        "distortion_coefficients": {"rows": 1, "cols": 5, "data": list(CAMERA.D)}}))
+    return path
+
+
+def cli_args(tmp_path: Path, poses_csv: Path) -> list[str]:
+    return ["floor-map", "--labels", str(poses_csv.parent), "--poses", str(poses_csv),
+            "--camera-info", str(camera_yaml(tmp_path / "cam.yaml")),
+            "--camera-pose", "0.2", "0", "1.0", "0", "0.45", "0", "--traversable", "3,4",
+            "--max-range", "6", "--out", str(tmp_path / "out" / "map.yaml")]
+
+
+def test_cli_floor_map_fuses_a_drive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    poses = drive(25, step_m=0.2)
+    csv_path = write_drive(tmp_path / "drive", poses, WORLD)
+    assert cli_main(cli_args(tmp_path, csv_path)) == 0
+    printed = capsys.readouterr().out
+    assert "25 frames fused" in printed, printed
+    meta = yaml.safe_load((tmp_path / "out" / "map.yaml").read_text())
+    grid = nav2_load(meta, read_pgm(tmp_path / "out" / "map.pgm"))
+    # Default window: the trajectory's box plus range + the camera's offset, on whole cells.
+    ox, oy, _ = meta["origin"]
+    assert ox == pytest.approx(-6.2) and oy == pytest.approx(-6.2)
+    assert grid.shape == (254, 344)  # y 0 .. 0.3 and x 0 .. 4.8, each +- 6.2 m
+    spec = GridSpec(0.05, grid.shape[1] * 0.05, grid.shape[0] * 0.05, ox, oy, 1.0)
+    fp = footprint(spec, WORLD)
+    occ, free = grid == OCCUPIED, grid == FREE
+    assert free.sum() > 10000 and occ.sum() > 20
+    assert (~fp[free]).mean() >= 0.995 and near(fp, 2)[occ].mean() >= 0.95
+    assert (tmp_path / "out" / "map_preview.png").is_file()
+
+
+@pytest.mark.parametrize("csv_text, match", [
+    ("image,x,y\nf00.png,0,0\n", "must start with the header row image,x,y,z,roll,pitch,yaw"),
+    ("image,x,y,z,roll,pitch,yaw\n", "no pose rows"),
+    ("image,x,y,z,roll,pitch,yaw\nf00.png,0,zero,0,0,0,0\n", "line 2: .* six finite numbers"),
+    ("image,x,y,z,roll,pitch,yaw\nnope.png,0,0,0,0,0,0\n", "nope.png does not exist"),
+])
+def test_cli_floor_map_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                              csv_text: str, match: str) -> None:
+    csv_path = write_drive(tmp_path / "drive", drive(1), WORLD)
+    csv_path.write_text(csv_text)
+    assert cli_main(cli_args(tmp_path, csv_path)) == 2
+    assert re.search(match, capsys.readouterr().err)

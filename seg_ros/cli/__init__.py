@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-engine": ("seg_ros.cli.build_engine", "build a TensorRT engine (fp32/fp16/int8) + card"),
     "quantize": ("seg_ros.cli.quantize", "int8 QDQ ONNX for the CPU, calibrated on frames"),
     "floor": ("seg_ros.cli.floor", "project a label image onto the floor: nav2 map.yaml + map.pgm"),
+    "floor-map": ("seg_ros.cli.floor_map", "fuse label images along a path into one nav2 map"),
 }
 
 

@@ -116,16 +116,27 @@ def write_preview(grid: np.ndarray, path: Path, min_side: int = 400) -> None:
     cv2.imwrite(str(path), bgr)
 
 
-def run(args: argparse.Namespace) -> int:
+def traversable_ids(args: argparse.Namespace) -> tuple[int, ...]:
+    """--model's card traversable classes, or --traversable's ids."""
     if args.model:
         from seg_ros.model_card import read_card
 
-        traversable = read_card(args.model).traversable
+        traversable = tuple(read_card(args.model).traversable)
         if not traversable:
             raise ConfigError(f"the card of {args.model} lists no traversable classes: pass "
                               "--traversable ids instead")
-    else:
-        traversable = parse_ids(args.traversable)
+        return traversable
+    return parse_ids(args.traversable)
+
+
+def summary(grid: np.ndarray) -> str:
+    """'free N, occupied N, unknown N' of an OccupancyGrid array."""
+    return ", ".join(f"{name} {int((grid == v).sum())}" for name, v in
+                     (("free", FREE), ("occupied", OCCUPIED), ("unknown", -1)))
+
+
+def run(args: argparse.Namespace) -> int:
+    traversable = traversable_ids(args)
     camera = CameraModel.from_yaml(args.camera_info)
     pose = CameraPose.from_xyz_rpy(*args.pose)
     width, height = args.size
@@ -142,8 +153,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     pgm = write_nav2_map(grid, spec, out)
     write_preview(grid, out.with_name(out.stem + "_preview.png"))
-    counts = {name: int((grid == v).sum()) for name, v in
-              (("free", FREE), ("occupied", OCCUPIED), ("unknown", -1))}
     print(f"wrote {out} + {pgm.name}: {spec.cols}x{spec.rows} cells at {spec.resolution} m, "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+          + summary(grid))
     return 0

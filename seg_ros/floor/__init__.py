@@ -20,7 +20,7 @@ from seg_ros.floor.grid import (
     GroundProjector,
     build_lut,
 )
-from seg_ros.floor.map import FloorMap, MapSpec, Pose2D, PoseBuffer
+from seg_ros.floor.map import FloorMap, MapSpec, Pose2D, PoseBuffer, local_grid_spec
 
 __all__ = [
     "FREE",
@@ -39,4 +39,5 @@ __all__ = [
     "PoseBuffer",
     "Roi",
     "build_lut",
+    "local_grid_spec",
 ]

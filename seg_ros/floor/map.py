@@ -108,6 +108,15 @@ class Pose2D:
                    math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz)))
 
 
+def local_grid_spec(resolution: float, max_range_m: float,
+                    camera: tuple[float, float] = (0.0, 0.0), frame_id: str = "base_footprint"
+                    ) -> GridSpec:
+    """The per-frame grid a map needs: every cell within ``max_range_m`` of the camera's foot
+    at ``camera`` (x, y in the robot's floor frame), i.e. a square of side 2 x range."""
+    return GridSpec(resolution, 2 * max_range_m, 2 * max_range_m, camera[0] - max_range_m,
+                    camera[1] - max_range_m, max_range_m, frame_id)
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
@@ -118,9 +127,15 @@ class FloorMap:
     def __init__(self, spec: MapSpec, origin: tuple[float, float] | None = None) -> None:
         self.spec = spec
         self.logodds = np.zeros((spec.rows, spec.cols), np.float32)
-        self._anchor = (0.0, 0.0) if origin is None else (float(origin[0]), float(origin[1]))
+        self._anchor = (0.0, 0.0)  # cells lie on a lattice from here (a given origin off it)
         self._cells = (0, 0)  # window origin in whole cells from the anchor (x, y)
         self._placed = origin is not None
+        if origin is not None:
+            k = tuple(round(float(o) / spec.resolution) for o in origin)
+            if all(abs(kk * spec.resolution - o) < 1e-9 for kk, o in zip(k, origin)):
+                self._cells = (k[0], k[1])  # on the lattice: the same cells as a rolling map
+            else:
+                self._anchor = (float(origin[0]), float(origin[1]))
         self.stamp_s: float | None = None  # stamp of the last fused frame
         self.fused = 0
         self.recentres = 0

@@ -1,13 +1,15 @@
-"""~/floor_grid: the traversable-floor occupancy grid, plugged into SegmentationNode as its
-``FloorHook``.
+"""~/floor_grid and ~/floor_map: the traversable-floor occupancy grid per frame and fused over
+time (seg_ros.ros.floor_map), plugged into SegmentationNode as its ``FloorHook``.
 
-Per frame (on the node's worker thread, only when ~/floor_grid has a subscriber and a
-camera_info has arrived): the latest CameraInfo -> :class:`~seg_ros.floor.CameraModel`; the
+Per frame (on the node's worker thread, only when ~/floor_grid or ~/floor_map has a subscriber
+and a camera_info has arrived): the latest CameraInfo -> :class:`~seg_ros.floor.CameraModel`; the
 camera pose from tf2 at the image stamp (grid_frame <- image header.frame_id, the optical frame)
 or from the ``camera_pose`` parameter; :class:`~seg_ros.floor.GroundProjector` (its lookup table
-is rebuilt only when the camera, the pose or the grid spec really change) -> nav_msgs/OccupancyGrid
-with the image stamp, in ``grid_frame``. A frame whose grid cannot be made (no tf, camera_info
-of another image size) is skipped, counted and logged (throttled); the node keeps serving.
+is rebuilt only when the camera, the pose or the grid spec really change; obstacles at their
+ground contact unless grid.obstacle_mode is projected) -> nav_msgs/OccupancyGrid with the image
+stamp, in ``grid_frame``; the same grid is fused into ~/floor_map at the robot's pose. A frame
+whose grid cannot be made (no tf, camera_info of another image size) is skipped, counted and
+logged (throttled); the node keeps serving.
 
 Parameters (all live: ``ros2 param set`` rebuilds the grid; an invalid set is refused with the
 reason) are in :data:`SPECS`; :func:`config_from` is their ROS-free validation.
@@ -23,15 +25,18 @@ from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
 from seg_ros.errors import ConfigError
-from seg_ros.floor import CameraModel, CameraPose, GridSpec, GroundProjector
+from seg_ros.floor import OBSTACLE_MODES, CameraModel, CameraPose, GridSpec, GroundProjector
+from seg_ros.floor.grid import check_obstacle_mode
 from seg_ros.floor.lut_cache import LutCache
-from seg_ros.ros import convert
-from seg_ros.ros.params import ParamSpec, descriptor
+from seg_ros.floor.map import Pose2D
+from seg_ros.ros import convert, floor_map
+from seg_ros.ros.floor_map import FloorMapOutput
+from seg_ros.ros.floor_params import declare
+from seg_ros.ros.params import ParamSpec
 
 try:  # tf2 is optional: without it the pose comes from the camera_pose parameter
     import tf2_ros
@@ -83,6 +88,11 @@ SPECS: tuple[ParamSpec, ...] = (
               "Cells whose pixel's confidence (0..255, max softmax x 255) is below this stay "
               "unknown; > 0 makes the node compute confidence even when ~/confidence has no "
               "subscriber. 0 = off.", live=True, int_range=(0, 255)),
+    ParamSpec("grid.obstacle_mode", "string", "contact",
+              "contact: along each viewing ray cells are free up to the first non-traversable "
+              "one, which is occupied (where the obstacle stands), and unknown behind it; "
+              "projected: every cell takes its pixel's class (obstacles smeared behind).",
+              live=True, choices=OBSTACLE_MODES),
 )
 SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
 
@@ -98,6 +108,7 @@ class FloorConfig:
     spec: GridSpec
     traversable: tuple[int, ...]
     min_confidence: int
+    obstacle_mode: str = "contact"
 
 
 # ---------------------------------------------------------------------- ROS-free validation
@@ -155,28 +166,16 @@ def config_from(values: Mapping[str, Any], class_names: Sequence[str],
     min_conf = int(values["grid.min_confidence"])
     if not 0 <= min_conf <= 255:
         raise ConfigError(f"grid.min_confidence = {min_conf} is outside 0..255")
+    try:
+        mode = check_obstacle_mode(str(values.get("grid.obstacle_mode", "contact")))
+    except ConfigError as e:
+        raise ConfigError(f"grid.obstacle_mode: {e}") from None
     return FloorConfig(
         grid_frame=frame, use_tf=bool(values["use_tf"]),
         tf_timeout=float(values["tf_timeout"]), pose=pose, spec=spec,
         traversable=parse_classes(values.get("grid.traversable"), class_names,
                                   default_traversable),
-        min_confidence=min_conf)
-
-
-def _rclpy_reason(e: Exception, spec: ParamSpec) -> str:
-    """rclpy's refusal of a declared value, cut to its reason, plus the fix."""
-    text = str(e.args[0] if e.args else e)
-    text = text.split("Reason: ", 1)[-1].removesuffix(f": {spec.name}")
-    if spec.float_range is not None:
-        lo, hi = spec.float_range
-        fix = f"set it to a number in {lo:g}..{hi:g}"
-    elif spec.int_range is not None:
-        fix = f"set it to an integer in {spec.int_range[0]}..{spec.int_range[1]}"
-    elif spec.kind == "double_array":
-        fix = "write floats, e.g. [0.0, 0.0, 1.2, 0.0, 0.1, 0.0],"
-    else:
-        fix = f"give a {spec.kind.replace('_', ' ')}"
-    return f"{text}; {fix} in the params file or the -p override"
+        min_confidence=min_conf, obstacle_mode=mode)
 
 
 def pose_from_transform(transform: Any) -> CameraPose:
@@ -211,25 +210,12 @@ class FloorGrid:
 
     def __init__(self, node: Any) -> None:
         from nav_msgs.msg import OccupancyGrid
-        from rclpy.parameter import Parameter
 
         self.node = node
         self.log = node.get_logger()
         card = node.card
         self._class_names, self._default_trav = tuple(card.class_names), tuple(card.traversable)
-        values: dict[str, Any] = {}
-        for spec in SPECS:
-            default = spec.default
-            if default is None:
-                default = {"double": Parameter.Type.DOUBLE,
-                           "double_array": Parameter.Type.DOUBLE_ARRAY,
-                           "string_array": Parameter.Type.STRING_ARRAY}[spec.kind]
-            try:
-                values[spec.name] = node.declare_parameter(spec.name, default,
-                                                           descriptor(spec)).value
-            except ParameterException as e:
-                raise ConfigError(f"floor grid parameter {spec.name}: {_rclpy_reason(e, spec)}"
-                                  ) from None
+        values = declare(node, SPECS, "floor grid")
         try:
             self._cfg = config_from(values, self._class_names, self._default_trav)
         except ConfigError as e:
@@ -238,6 +224,8 @@ class FloorGrid:
         self.projector = GroundProjector(self._cfg.spec)
         self.luts = LutCache(keep=2)  # built beside the worker; two cameras flip = two hits
         self.counters = FloorCounters()
+        self.map = FloorMapOutput(node)  # ~/floor_map: its parameters, odometry, timer
+        self._seen_missing = 0  # map frames without a pose at the last health() call
         self._blocked = ""  # why the last frame made no grid ("" = it made one)
         self._empty = False  # the last grid had no visible cell
         self._seen_errors = 0  # error counters' sum at the last health() call
@@ -252,15 +240,16 @@ class FloorGrid:
             OccupancyGrid, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         node.add_on_set_parameters_callback(self._check_params)
         node.add_post_set_parameters_callback(self._apply_params)
-        self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}")
+        self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}; "
+                      f"fused on {self.map.pub.topic_name}: {self.map.describe()}")
 
     # --- parameters (executor thread) --------------------------------------------------------
 
     def _describe(self, cfg: FloorConfig) -> str:
         s = cfg.spec
         return (f"{s.cols}x{s.rows} cells of {s.resolution:g} m in {cfg.grid_frame}, origin "
-                f"({s.origin_x:g}, {s.origin_y:g}), range {s.max_range_m:g} m, pose from "
-                f"{self.pose_source(cfg)}")
+                f"({s.origin_x:g}, {s.origin_y:g}), range {s.max_range_m:g} m, obstacles "
+                f"{cfg.obstacle_mode}, pose from {self.pose_source(cfg)}")
 
     def pose_source(self, cfg: FloorConfig | None = None) -> str:
         """'tf', 'camera_pose' or 'none' (no pose: no grid)."""
@@ -290,9 +279,15 @@ class FloorGrid:
                 config_from({**self._values, **mine}, self._class_names, self._default_trav)
             except ConfigError as e:
                 return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
+        why = self.map.check({p.name: p.value for p in changed
+                              if p.name in floor_map.SPEC_BY_NAME})
+        return SetParametersResult(successful=not why, reason=why)
 
     def _apply_params(self, changed: list[Any]) -> None:
+        for_map = {p.name: p.value for p in changed if p.name in floor_map.SPEC_BY_NAME}
+        if for_map:
+            self.map.apply(for_map)
+            self.log.info(f"floor map: {self.map.describe()}")
         mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
         if not mine:
             return
@@ -310,10 +305,12 @@ class FloorGrid:
         return self._cfg.min_confidence > 0
 
     def subscribed(self) -> bool:
-        return self.pub.get_subscription_count() > 0
+        """~/floor_grid or ~/floor_map has a subscriber (the watchdog's "floor_grid" output
+        stands for both: it is fed only when every subscribed one got the frame)."""
+        return self.pub.get_subscription_count() > 0 or self.map.subscribed()
 
     def wanted(self) -> bool:
-        """~/floor_grid has a subscriber, a camera_info has arrived and a pose source exists."""
+        """A floor output has a subscriber, a camera_info has arrived and a pose source exists."""
         if not self.subscribed():
             return False
         if self.node.camera_info is None:
@@ -324,14 +321,14 @@ class FloorGrid:
                               "yaw] (or use_tf with tf2_ros installed)")
         return True
 
-    def _skip(self, why: str, warn: bool = True) -> bool:
+    def _skip(self, why: str, warn: bool = True, what: str = "") -> bool:
         """No grid for this frame: remember why (the watchdog names it) and log it, at most
         once per LOG_THROTTLE_S for each kind of reason (its first three words)."""
         self._blocked = why
         kind, now = " ".join(why.split()[:3]), time.monotonic()
         if now - self._logged.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
             self._logged[kind] = now
-            line = f"no floor grid on {self.pub.topic_name}: {why}"
+            line = f"{what or f'no floor grid on {self.pub.topic_name}'}: {why}"
             if warn:  # rclpy binds one severity to each logging call site
                 self.log.warning(line)
             else:
@@ -348,6 +345,9 @@ class FloorGrid:
         c = self.counters
         errors = c.tf_failures + c.size_mismatches + c.camera_info_errors
         new, self._seen_errors = errors - self._seen_errors, errors
+        missing = self.map.counters.pose_missing
+        map_health = self.map.health(missing - self._seen_missing)
+        self._seen_missing = missing
         if self.luts.status.last_error:
             return ERROR, f"floor grid lookup table failed: {self.luts.status.last_error}"
         if self._empty and self.subscribed():
@@ -359,33 +359,64 @@ class FloorGrid:
             counts = ", ".join(f"{k}={v}" for k, v in bad.items())
             return WARN, f"floor grid skipped frames ({counts})" + (
                 f": {self._blocked}" if self._blocked else "")
+        if map_health[0] > 0:
+            return map_health[0], f"{map_health[1]}: {self._blocked}"
         return 0, ""
 
     def close(self) -> None:
         self.luts.close()
 
+    def set_card(self, card: Any) -> None:
+        """A new model after a managed node's cleanup and configure: its class names and
+        traversable classes (the parameters stay as they are)."""
+        self._class_names, self._default_trav = tuple(card.class_names), tuple(card.traversable)
+        self._cfg = config_from(self._values, self._class_names, self._default_trav)
+
     def __call__(self, labels: np.ndarray, header: Header, camera_info: Any,
                  confidence: np.ndarray | None = None) -> None:
         cfg = self._cfg
+        cells = self._grid(cfg, labels, header, camera_info, confidence)
+        if cells is None:
+            return
+        s = cfg.spec
+        if self.pub.get_subscription_count() > 0:
+            out_header = Header(stamp=header.stamp, frame_id=cfg.grid_frame)
+            self.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
+                                                        (s.origin_x, s.origin_y), out_header))
+            self.counters.published += 1
+        if self.map.subscribed():
+            tf_pose = self._map_tf_pose if self._tf_active(cfg) else None
+            why = self.map.fuse(cells, s, header, tf_pose)
+            if why:
+                self._skip(why, what=f"frame not fused into {self.map.pub.topic_name}")
+                return
+        self._blocked = ""
+        self.node.watchdog.published("floor_grid")
+
+    def _grid(self, cfg: FloorConfig, labels: np.ndarray, header: Header, camera_info: Any,
+              confidence: np.ndarray | None) -> np.ndarray | None:
+        """This frame's grid (the projector's buffer), or None when it cannot be made (why is
+        remembered, counted and logged)."""
         camera = self._camera_model(camera_info)
         if camera is None:
-            return
+            return None
         h, w = labels.shape[:2]
         if (h, w) != (camera.image_height, camera.image_width):
             self.counters.size_mismatches += 1
             self._skip(f"camera_info describes a {camera.image_width}x{camera.image_height} "
                        f"image (size, ROI, binning) but the image is {w}x{h}; publish the "
                        "camera_info of this image stream")
-            return
+            return None
         pose = self._tf_pose(cfg, header) if self._tf_active(cfg) else cfg.pose
         if pose is None:
-            return
+            return None
         lut = self.luts.get(camera, pose, cfg.spec, inline_s=INLINE_BUILD_S)
         if lut is None:
             self._lut_pending()
-            return
+            return None
         proj = self.projector
         proj.use_lut(lut)
+        proj.obstacle_mode = cfg.obstacle_mode
         if cfg.min_confidence > 0 and confidence is None:
             self.log.warning("grid.min_confidence is set but the model gives no confidence: "
                              "ignored", throttle_duration_sec=LOG_THROTTLE_S)
@@ -396,13 +427,7 @@ class FloorGrid:
             self.log.error("floor grid has no visible cell: the camera sees none of the grid "
                            "(check camera_pose / tf, camera_info and grid.*)",
                            throttle_duration_sec=LOG_THROTTLE_S)
-        s = cfg.spec
-        out_header = Header(stamp=header.stamp, frame_id=cfg.grid_frame)
-        self.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
-                                                    (s.origin_x, s.origin_y), out_header))
-        self.counters.published += 1
-        self._blocked = ""
-        self.node.watchdog.published("floor_grid")
+        return cells
 
     def _lut_pending(self) -> None:
         """The frame's table is being built beside the worker: no grid for it (counted)."""
@@ -445,6 +470,22 @@ class FloorGrid:
                        "camera_pose)")
             return None
 
+    def _map_tf_pose(self, frame: str, header: Header) -> tuple[Pose2D | None, str]:
+        """The robot's floor frame (grid_frame) in ``frame`` at the image stamp, from tf2."""
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        cfg = self._cfg
+        try:
+            tf = self.tf_buffer.lookup_transform(frame, cfg.grid_frame,
+                                                 Time.from_msg(header.stamp),
+                                                 timeout=Duration(seconds=cfg.tf_timeout))
+        except tf2_ros.TransformException as e:
+            return None, (f"transform {frame} <- {cfg.grid_frame} at the image stamp: {e} "
+                          "(publish odometry's tf, or set use_tf:=false to use odometry)")
+        t, q = tf.transform.translation, tf.transform.rotation
+        return Pose2D.from_quaternion(t.x, t.y, (q.x, q.y, q.z, q.w)), ""
+
     # --- diagnostics -------------------------------------------------------------------------
 
     def diagnostics_values(self) -> dict[str, str]:
@@ -458,4 +499,7 @@ class FloorGrid:
                 "floor_empty_grids": str(c.empty_grids),
                 "floor_size_mismatches": str(c.size_mismatches),
                 "floor_camera_info_errors": str(c.camera_info_errors),
-                "floor_pose_source": self.pose_source()}
+                "floor_pose_source": self.pose_source(),
+                "floor_obstacle_mode": self._cfg.obstacle_mode,
+                "floor_map_pose_source": "tf" if self._tf_active(self._cfg) else "odometry",
+                **self.map.diagnostics_values()}
