@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from seg_ros.ros.floor_hook import TOPIC as FLOOR_TOPIC
+from seg_ros.ros.floor_map import TOPIC as MAP_TOPIC
 from seg_ros.ros.node import OUTPUTS
 
 RVIZ = Path(__file__).resolve().parents[1] / "config" / "seg_ros.rviz"
@@ -27,7 +28,8 @@ def topics_named(display: dict) -> list[str]:
 
 def test_every_display_topic_is_one_the_node_publishes() -> None:
     published = {f"{NODE}/{name}" for name in OUTPUTS}
-    published |= {f"{NODE}/{FLOOR_TOPIC.removeprefix('~/')}", f"{NODE}/label_info"}
+    published |= {f"{NODE}/{t.removeprefix('~/')}" for t in (FLOOR_TOPIC, MAP_TOPIC)}
+    published.add(f"{NODE}/label_info")
     shown = [t for d in displays() for t in topics_named(d)]
     assert shown and set(shown) <= published, sorted(set(shown) - published)
 
@@ -39,6 +41,10 @@ def test_image_displays_are_viewable() -> None:
     assert images[f"{NODE}/color_mask"]["Enabled"] and images[f"{NODE}/overlay"]["Enabled"]
 
 
-def test_floor_grid_map_display() -> None:
-    maps = [d for d in displays() if d["Class"] == "rviz_default_plugins/Map"]
-    assert [d["Topic"]["Value"] for d in maps] == [f"{NODE}/floor_grid"]
+def test_floor_grid_and_map_displays() -> None:
+    maps = {d["Topic"]["Value"]: d for d in displays() if d["Class"] == "rviz_default_plugins/Map"}
+    assert sorted(maps) == [f"{NODE}/floor_grid", f"{NODE}/floor_map"]
+    # ~/floor_map is transient-local and published on change: a volatile display would miss it.
+    fused = maps[f"{NODE}/floor_map"]["Topic"]
+    assert fused["Durability Policy"] == "Transient Local"
+    assert fused["Reliability Policy"] == "Reliable"
