@@ -13,8 +13,11 @@ Parameters come from ``params_file`` (default: the shipped config/camvid.yaml). 
 left out, the params file's values stand. Fast DDS is switched to its LARGE_DATA transports,
 without which best-effort images of a few hundred KB are dropped.
 
-The argument handling (:func:`parameter_overrides`) needs no ``launch`` import, so it is
-unit-tested without a ROS install (test/test_launch_args.py).
+``lifecycle:=true`` starts the managed node (segmentation_lifecycle_node) unconfigured, for
+Nav2's lifecycle_manager to configure and activate (README: "Lifecycle").
+
+The argument handling (:func:`parameter_overrides`, :func:`executable`) needs no ``launch``
+import, so it is unit-tested without a ROS install (test/test_launch_args.py).
 """
 
 from __future__ import annotations
@@ -43,18 +46,25 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, str]:
             if values.get(arg, UNSET) != UNSET}
 
 
+def executable(lifecycle: str) -> tuple[str, bool]:
+    """(executable, managed) for the ``lifecycle`` argument ('true'/'false', any case)."""
+    managed = lifecycle.strip().lower() in ("true", "1", "yes", "on")
+    return ("segmentation_lifecycle_node" if managed else "segmentation_node"), managed
+
+
 def _node_action(context: Any) -> list[Any]:
     """The node, with only the user-set parameter arguments over the params file."""
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
+    from launch_ros.actions import LifecycleNode, Node
     from launch_ros.parameter_descriptions import ParameterValue
 
     given = {arg: LaunchConfiguration(arg).perform(context) for arg in PARAMETER_ARGUMENTS}
     overrides = {name: ParameterValue(value, value_type=str)
                  for name, value in parameter_overrides(given).items()}
     image = LaunchConfiguration("image")
-    return [Node(
-        package="seg_ros", executable="segmentation_node", name="segmentation_node",
+    exe, managed = executable(LaunchConfiguration("lifecycle").perform(context))
+    return [(LifecycleNode if managed else Node)(
+        package="seg_ros", executable=exe, name="segmentation_node",
         namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
         parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
         remappings=[("image", image),
@@ -84,6 +94,9 @@ def generate_launch_description() -> Any:
         *(arg(name, default_value=UNSET, description=f"{text}; '' = the params file's value")
           for name, (_, text) in PARAMETER_ARGUMENTS.items()),
         arg("namespace", default_value="", description="namespace of the node"),
+        arg("lifecycle", default_value="false",
+            description="true: the managed node, unconfigured until a lifecycle manager "
+            "configures and activates it"),
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
         OpaqueFunction(function=_node_action),
     ])

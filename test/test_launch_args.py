@@ -48,6 +48,17 @@ def test_given_arguments_override_only_their_parameter() -> None:
                                                       "device": "cuda"}
 
 
+def test_lifecycle_argument_picks_the_managed_executable() -> None:
+    """lifecycle:=true runs the executable the package installs for the managed node."""
+    import re
+
+    launch_file = _load_launch_file()
+    assert launch_file.executable("false") == ("segmentation_node", False)
+    assert launch_file.executable(" True ") == ("segmentation_lifecycle_node", True)
+    installed = re.findall(r'"(\w+) = seg_ros\.ros\.\w+:main"', (REPO / "setup.py").read_text())
+    assert {launch_file.executable(v)[0] for v in ("true", "false")} <= set(installed)
+
+
 def test_parameter_arguments_name_declared_node_parameters() -> None:
     """Every launch argument sets a parameter the node really declares."""
     from seg_ros.ros.params import SPEC_BY_NAME

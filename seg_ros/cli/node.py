@@ -1,7 +1,8 @@
-"""`seg-ros node [--params-file YAML] [--ros-args ...]`: run the segmentation node.
+"""`seg-ros node [--lifecycle] [--params-file YAML] [--ros-args ...]`: run the segmentation node.
 
-The same node as ``ros2 run seg_ros segmentation_node``; everything after ``--ros-args`` is
-passed to ROS unchanged (``-p name:=value``, ``-r from:=to``, ``--log-level``, ...).
+The same node as ``ros2 run seg_ros segmentation_node`` (``--lifecycle``: the managed node of
+``segmentation_lifecycle_node``); everything after ``--ros-args`` is passed to ROS unchanged
+(``-p name:=value``, ``-r from:=to``, ``--log-level``, ...).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from seg_ros.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lifecycle", action="store_true",
+                   help="the managed (lifecycle) node: starts unconfigured, for Nav2's "
+                   "lifecycle_manager")
     p.add_argument("--params-file", help="node parameters as ROS 2 YAML (e.g. config/camvid.yaml)")
     p.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                    help="ROS arguments, passed on unchanged (must come last)")
@@ -32,6 +36,9 @@ def ros_argv(params_file: str | None, ros_args: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seg_ros.ros.node import main
+    if args.lifecycle:
+        from seg_ros.ros.lifecycle import main
+    else:
+        from seg_ros.ros.node import main
 
     return main(ros_argv(args.params_file, args.ros_args))
