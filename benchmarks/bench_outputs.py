@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
 from benchmarks.timing import median_ms
 from seg_ros.ros.dds import local_env
 from seg_ros.testing import camvid_frames, pick_domain
