@@ -10,7 +10,6 @@ into a temp folder when only the float model exists); otherwise a small stand-in
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from benchmarks.timing import median_ms
 from seg_ros.engines import open_engine
+from seg_ros.testing.models import shipped_or_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID_TRAIN = REPO.parent / "shared" / "datasets" / "camvid" / "train"
@@ -30,10 +30,7 @@ def _models() -> tuple[Path, Path]:
     fp32, int8 = REPO / "models" / "camvid.onnx", REPO / "models" / "camvid.int8.onnx"
     tmp = Path(tempfile.mkdtemp(prefix="bench_int8_"))
     if not fp32.is_file():
-        sys.path.insert(0, str(REPO / "test"))
-        from conftest import make_tiny_model
-
-        fp32 = make_tiny_model(tmp / "tiny.onnx", input_size=(360, 480))
+        fp32 = shipped_or_tiny_model((360, 480))
         int8 = tmp / "tiny.int8.onnx"
     if not int8.is_file():
         int8 = quantize_onnx(fp32, CAMVID_TRAIN, tmp / int8.name, calib_frames=32).out

@@ -22,61 +22,32 @@ sizes. ``transport_floor_ms_640x480`` is what rclpy + Fast DDS cost here by them
 ``node_overhead_ratio_floor`` = (engine + floor) / engine the least ``node_overhead_ratio`` any
 rclpy node publishing these outputs could reach on this machine.
 
-All processes use seg_ros.ros.dds.local_env (loopback discovery, a shared-memory segment that
-fits whole images); the node keeps its default sensor-data (best-effort) input QoS.
+Node and client are seg_ros.testing's NodeProcess and LiveClient (seg_ros.ros.dds.local_env:
+loopback discovery, a shared-memory segment that fits whole images); the node keeps its default
+sensor-data (best-effort) input QoS.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import statistics
-import struct
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
-from benchmarks.liveproc import param_args, stamp_now
-from seg_ros.ros.dds import local_env, use_local_env
-from seg_ros.ros.memory import keep_large_buffers
+from seg_ros.testing import LiveClient, NodeProcess, param_args, pick_domain, stamp_now
+from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
 THREADS = 1
 FRAMES = 90
 ROUNDS = 9
+NODE = "/segmentation_node"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 
 
-def _model() -> Path:
-    shipped = REPO / "models" / "camvid.onnx"
-    if shipped.is_file():
-        return shipped
-    sys.path.insert(0, str(REPO / "test"))
-    from conftest import make_tiny_model
-
-    return make_tiny_model(Path(tempfile.mkdtemp()) / "tiny.onnx", input_size=(360, 480))
-
-
-def _frames(n: int = 8) -> list[np.ndarray]:
-    """Real CamVid frames at 640x480 when the data set is there, else smooth noise."""
-    camvid = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" /
-                                 "camvid")) / "val"
-    paths = sorted(camvid.glob("*.png"))[:n] if camvid.is_dir() else []
-    if paths:
-        return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (640, 480))
-                for p in paths]
-    rng = np.random.default_rng(0)
-    return [cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 5)
-            for _ in range(n)]
-
-
-def _engine(model: Path, frames: list[np.ndarray]) -> Any:
+def _engine(model: Any, frames: list[np.ndarray]) -> Callable[[int], list[float]]:
     """A function n -> n timings (ms) of Segmenter.infer alone, same frames and threads."""
     from seg_ros.engines import open_engine
     from seg_ros.segmenter import Segmenter
@@ -97,157 +68,133 @@ def _engine(model: Path, frames: list[np.ndarray]) -> Any:
     return samples
 
 
-def _node_ms(model: Path, frames: list[np.ndarray], engine_samples: Any, floor: bool = False
-             ) -> tuple[float, float, float, dict[str, float]]:
+@dataclass
+class _Rounds:
+    """Per-frame ms (stamp -> last output, stamp -> labels) of the raw and the deserialising
+    client, the engine's ms, and per round the ratios (raw, deserialising, labels) / engine."""
+
+    raw: list[float] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    deser: list[float] = field(default_factory=list)
+    engine: list[float] = field(default_factory=list)
+    ratios: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+class _Bench:
+    """One node process (or the transport floor) and the client that times it."""
+
+    def __init__(self, model: Any, frames: list[np.ndarray], floor: bool) -> None:
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Header
+
+        from seg_ros.ros.convert import to_image_msg
+
+        domain = pick_domain()
+        module = ("-m", "benchmarks.transport_floor") if floor else ("-m", "seg_ros.cli", "node")
+        args = [] if floor else param_args({"model_path": model, "threads": THREADS})
+        self.proc = NodeProcess([*args, "-r", "image:=/bench/image"], domain, module=module)
+        self.client = LiveClient(domain, "bench_node_client")
+        self.pub = self.client.publisher(Image, "/bench/image", depth=2)
+        self.client.wait_ready(self.proc, self.pub, NODE, OUTPUTS)
+        self.msgs = [to_image_msg(f, "rgb8", Header()) for f in frames]  # built before stamping
+
+    def once(self, collector: Any, k: int, timeout: float) -> tuple[float, float] | None:
+        """Stamp and publish frame ``k``; ms from publishing to the last of its outputs and to
+        its labels (None: lost). ``collector``: a RawCounter (raw CDR, no deserialisation) or a
+        Collector (the client deserialising all four images into Python)."""
+        msg = self.msgs[k % len(self.msgs)]
+        stamp = stamp_now(msg, "bench")
+        t0 = time.monotonic()
+        self.pub.publish(msg)
+        done = collector.wait(stamp, timeout)
+        labels = collector.arrival("labels", stamp)
+        if done is None or labels is None:
+            return None
+        return (done - t0) * 1e3, (labels - t0) * 1e3
+
+    def round(self, raw: bool, n: int) -> list[tuple[float, float]]:
+        """``n`` frames in lockstep after both ends of every topic matched."""
+        collector = (self.client.count_outputs(NODE, OUTPUTS) if raw
+                     else self.client.collect(NODE, OUTPUTS))
+        try:
+            end = time.monotonic() + 30
+            while self.once(collector, 0, 0.5) is None:
+                if time.monotonic() > end or not self.proc.alive():
+                    raise RuntimeError(f"no outputs came back; log {self.proc.log_path}")
+            for k in range(3):
+                self.once(collector, k, 5.0)
+            return [ms for k in range(n) if (ms := self.once(collector, k, 5.0)) is not None]
+        finally:
+            collector.close()
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.stop()
+
+
+def _measure(bench: _Bench, engine_samples: Callable[[int], list[float]], floor: bool
+             ) -> _Rounds:
+    """Interleaved rounds: raw client, deserialising client (not for the floor), bare engine
+    with the node idle. Ratios are medians of per-round ratios: a load change between rounds
+    (a shared machine) moves the node and the engine of that round alike."""
+    r, per = _Rounds(), FRAMES // ROUNDS
+    for _ in range(ROUNDS):
+        raw = bench.round(True, per)
+        deser = [] if floor else bench.round(False, per)
+        eng = engine_samples(per)
+        r.raw += [last for last, _ in raw]
+        r.labels += [lab for _, lab in raw]
+        r.deser += [last for last, _ in deser]
+        r.engine += eng
+        if raw and (floor or deser):
+            e = statistics.median(eng)
+            r.ratios.append((statistics.median(x for x, _ in raw) / e,
+                             statistics.median(x for x, _ in deser or [(e, e)]) / e,
+                             statistics.median(x for _, x in raw) / e))
+    if len(r.raw) < FRAMES // 2:
+        raise RuntimeError(f"only {len(r.raw)} of {FRAMES} frames came back; "
+                           f"log {bench.proc.log_path}")
+    return r
+
+
+def _node_stages(client: LiveClient) -> dict[str, float]:
+    """The node's own per-stage medians and receive/stamp -> done from its /diagnostics."""
+    try:
+        last = client.diagnostics(NODE, timeout=3.0)[2]
+    except TimeoutError:
+        last = {}
+    stages = {k[len("stage_"):-len("_median_ms")]: float(v) for k, v in last.items()
+              if k.startswith("stage_") and v != "nan"}
+    for key, name in (("latency_receive_median_ms", "receive_to_done"),
+                      ("latency_stamp_median_ms", "stamp_to_done")):
+        if last.get(key, "nan") != "nan":
+            stages[name] = float(last[key])
+    return stages
+
+
+def _node_ms(model: Any, frames: list[np.ndarray], engine_samples: Callable[[int], list[float]],
+             floor: bool = False) -> tuple[float, float, float, dict[str, float]]:
     """Median and p90 ms stamp -> last output, the bare engine's median, and the rest (see the
     module docstring). ``floor``: the same client against benchmarks/transport_floor.py (no
     pixel work) instead of the node, raw client rounds only."""
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
-
-    from seg_ros.ros.convert import to_image_msg
-
-    domain = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
-    use_local_env(domain)  # this process and the node: same transports
-    keep_large_buffers()  # the client is a camera driver, not the node under test
-    env = local_env(domain)
-    cmd = ([sys.executable, "-m", "benchmarks.transport_floor", "--ros-args"] if floor else
-           [sys.executable, "-m", "seg_ros.cli", "node", "--ros-args",
-            *param_args({"model_path": model, "threads": THREADS})])
-    cmd += ["-r", "image:=/bench/image"]
-    log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain)
+    bench = _Bench(model, frames, floor)
     try:
-        node = rclpy.create_node("bench_node_client", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        pub = node.create_publisher(Image, "/bench/image", qos)
-        got: dict[str, tuple[int, int]] = {}  # output -> (stamp ns, receive ns)
-
-        def on_raw(name: str, raw: bytes) -> None:
-            # raw=True: the serialised CDR message, not deserialised into Python (the client
-            # would otherwise pay four image copies per frame inside the measured latency);
-            # after the 4-byte encapsulation header comes header.stamp (int32 sec, uint32 ns).
-            sec, nsec = struct.unpack_from("<iI", raw, 4)
-            got[name] = (sec * 10**9 + nsec, time.time_ns())
-
-        def on_msg(name: str, msg: Image) -> None:  # the client as it was: deserialised
-            got[name] = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
-                         time.time_ns())
-
-        def subscribe(raw: bool) -> list:
-            cb = on_raw if raw else on_msg
-            return [node.create_subscription(Image, f"/segmentation_node/{o}",
-                                             lambda m, o=o: cb(o, m), qos, raw=raw)
-                    for o in OUTPUTS]
-
-        subs = subscribe(True)
-        subs_raw = [True]
-        diag: list[dict[str, str]] = []
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.extend(
-            {kv.key: kv.value for kv in st.values} for st in m.status
-            if st.hardware_id == "/segmentation_node"), 10)
-        end = time.monotonic() + 60
-        while not (pub.get_subscription_count() and all(
-                node.count_publishers(f"/segmentation_node/{o}") for o in OUTPUTS)):
-            if proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"node did not start; log {log.name}")
-            ex.spin_once(timeout_sec=0.1)
-
-        msgs = [to_image_msg(f, "rgb8", Header()) for f in frames]  # built before stamping
-
-        def once(msg: Image, timeout: float) -> tuple[float, float] | None:
-            """Stamp and publish ``msg``; ms from its stamp to the last of its outputs and to
-            its labels (None: lost)."""
-            stamp = stamp_now(msg, "bench")
-            pub.publish(msg)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                ex.spin_once(timeout_sec=0.005)
-                if all(got.get(o, (0, 0))[0] == stamp for o in OUTPUTS):
-                    return ((max(got[o][1] for o in OUTPUTS) - stamp) / 1e6,
-                            (got["labels"][1] - stamp) / 1e6)
-            return None
-
-        def matched() -> None:
-            end = time.monotonic() + 30  # until both ends of every topic matched
-            while once(msgs[0], 0.5) is None:
-                if time.monotonic() > end:
-                    raise RuntimeError(f"no outputs came back; log {log.name}")
-            for k in range(3):
-                once(msgs[k % len(msgs)], 5.0)
-
-        # Interleaved rounds: raw client, deserialising client, bare engine (node idle).
-        samples: list[float] = []
-        labels: list[float] = []
-        deser: list[float] = []
-        engine: list[float] = []
-        # per round: (raw, deserialising, raw labels) / engine
-        ratios: list[tuple[float, float, float]] = []
-        per = FRAMES // ROUNDS
-        for _ in range(ROUNDS):
-            got_round: dict[bool, list[tuple[float, float]]] = {}
-            for raw, into in ((True, samples), (False, deser))[:1 if floor else 2]:
-                if raw != subs_raw[0]:
-                    for sub in subs:
-                        node.destroy_subscription(sub)
-                    subs = subscribe(raw)
-                    subs_raw[0] = raw
-                matched()
-                got_round[raw] = [ms for k in range(per)
-                                  if (ms := once(msgs[k % len(msgs)], 5.0)) is not None]
-                into += [last for last, _ in got_round[raw]]
-                if raw:
-                    labels += [lab for _, lab in got_round[raw]]
-            eng = engine_samples(per)
-            engine += eng
-            if got_round[True] and (floor or got_round[False]):
-                e = statistics.median(eng)
-                deser_round = got_round.get(False) or [(e, e)]  # the floor: no such rounds
-                ratios.append((statistics.median(x for x, _ in got_round[True]) / e,
-                               statistics.median(x for x, _ in deser_round) / e,
-                               statistics.median(x for _, x in got_round[True]) / e))
-        if len(samples) < FRAMES // 2:
-            raise RuntimeError(f"only {len(samples)} of {FRAMES} frames came back; log {log.name}")
-        n_diag, end = len(diag), time.monotonic() + 3
-        while len(diag) == n_diag and time.monotonic() < end:  # the node's own stage times
-            ex.spin_once(timeout_sec=0.1)
-        last = diag[-1] if diag else {}
-        stages = {k[len("stage_"):-len("_median_ms")]: float(v) for k, v in last.items()
-                  if k.startswith("stage_") and v != "nan"}
-        for key, name in (("latency_receive_median_ms", "receive_to_done"),
-                          ("latency_stamp_median_ms", "stamp_to_done")):
-            if last.get(key, "nan") != "nan":
-                stages[name] = float(last[key])
-        stages["client_deserialising"] = statistics.median(deser) if deser else float("nan")
-        # the ratios as medians of per-round ratios: a load change between rounds (a shared
-        # machine) moves the node and the engine of that round alike
-        stages["ratio"] = statistics.median(r for r, _, _ in ratios)
-        stages["ratio_deserialising"] = statistics.median(d for _, d, _ in ratios)
-        stages["ratio_labels"] = statistics.median(lab for _, _, lab in ratios)
-        stages["client_labels"] = statistics.median(labels)
-        return (statistics.median(samples), float(np.percentile(samples, 90)),
-                statistics.median(engine), stages)
+        r = _measure(bench, engine_samples, floor)
+        stages = _node_stages(bench.client)
     finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        rclpy.try_shutdown(context=ctx)
-        log.close()
+        bench.close()
+    stages["client_deserialising"] = statistics.median(r.deser) if r.deser else float("nan")
+    stages["ratio"] = statistics.median(x for x, _, _ in r.ratios)
+    stages["ratio_deserialising"] = statistics.median(d for _, d, _ in r.ratios)
+    stages["ratio_labels"] = statistics.median(lab for _, _, lab in r.ratios)
+    stages["client_labels"] = statistics.median(r.labels)
+    return (statistics.median(r.raw), float(np.percentile(r.raw, 90)),
+            statistics.median(r.engine), stages)
 
 
 def run() -> dict[str, float]:
-    model = _model()
-    frames = _frames()
+    model = shipped_or_tiny_model()
+    frames = camvid_frames()
     engine_samples = _engine(model, frames)
     node, node_p90, engine, stages = _node_ms(model, frames, engine_samples)
     deser = stages.pop("client_deserialising")

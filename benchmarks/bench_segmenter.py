@@ -9,17 +9,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from benchmarks.bench_node import _model
 from benchmarks.timing import median_ms
 from seg_ros.engines import open_engine
 from seg_ros.model_card import read_card
 from seg_ros.render import Palette
 from seg_ros.segmenter import Segmenter
+from seg_ros.testing.models import shipped_or_tiny_model
 
 
 def run() -> dict[str, float]:
     cv2.setNumThreads(1)  # the target is for one core
-    path = _model()
+    path = shipped_or_tiny_model()
     seg = Segmenter(open_engine(path, threads=1))
     palette = Palette.from_card(read_card(path))
     rng = np.random.default_rng(0)

@@ -31,16 +31,16 @@ from typing import Any
 
 import cv2
 
-from benchmarks.bench_node import _frames, _model
-from benchmarks.liveproc import (
+from seg_ros.testing import (
     OUTPUTS,
-    Client,
+    LiveClient,
     NodeProcess,
     param_args,
     pick_domain,
     stamp_now,
     wait_for,
 )
+from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 
 ROUNDS = 5
 ROUND_S = 3.0
@@ -90,7 +90,7 @@ def run() -> dict[str, float]:
 
     from seg_ros.ros.convert import to_image_msg
 
-    model = _model()
+    model = shipped_or_tiny_model()
     domain = pick_domain()
     nodes = {}
     for n, (values, ref) in SETUP.items():
@@ -98,11 +98,11 @@ def run() -> dict[str, float]:
                 *(("-r", f"__node:={n[1:]}") if ref else ())]
         nodes[n] = NodeProcess(args, domain, name=n[1:], **(
             {"module": ("-m", "benchmarks.reference_node")} if ref else {}))
-    client = Client(domain)
+    client = LiveClient(domain)
     try:
         pubs = {n: client.publisher(Image, f"{n}_in/image", depth=1) for n in nodes}
         counters = {n: client.count_outputs(n, OUTPUTS) for n in nodes}
-        frames = _frames(4)
+        frames = camvid_frames(4)
         msgs = {"640x480": [to_image_msg(f, "rgb8", Header()) for f in frames],
                 "1280x720": [to_image_msg(cv2.resize(f, (1280, 720)), "rgb8", Header())
                              for f in frames]}

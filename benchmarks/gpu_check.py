@@ -217,20 +217,20 @@ def node_end_to_end(params: dict[str, str], frames: list[np.ndarray], n: int = 5
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from benchmarks.liveproc import (
-        Client,
+    from seg_ros.ros.convert import to_image_msg
+    from seg_ros.testing import (
+        LiveClient,
         NodeProcess,
         param_args,
         pick_domain,
         stamp_now,
         wait_for,
     )
-    from seg_ros.ros.convert import to_image_msg
 
     domain = pick_domain()
     node = NodeProcess([*param_args({"model_path": str(MODEL), **params}),
                         "-r", "image:=/gpu_check/image"], domain)
-    client = Client(domain)
+    client = LiveClient(domain)
     counter = None
     try:
         pub = client.publisher(Image, "/gpu_check/image", depth=1)

@@ -8,8 +8,8 @@
 3. Endurance: 0.9 R for 10 minutes (``SEG_ROS_SOAK_MINUTES`` to change): RSS sampled every 10 s;
    ``rss_growth_mb_10min`` = median RSS of the last minute - median of the first minute after a
    30 s warm-up.
-4. The full fuzz run (benchmarks/fuzz.py): >= 10,000 malformed messages.
-5. The hostile pass (benchmarks/hostile.py): every in-stream case against a raw and a
+4. The full fuzz run (seg_ros/testing/fuzz.py): >= 10,000 malformed messages.
+5. The hostile pass (seg_ros/testing/hostile.py): every in-stream case against a raw and a
    compressed node, timed; ``blind_seconds`` = total time any subscribed output was silent
    beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0.
 
@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_node import _frames, _model
-from benchmarks.liveproc import (
+from seg_ros.testing import (
     OUTPUTS,
-    Client,
+    LiveClient,
     NodeProcess,
     param_args,
     pick_domain,
@@ -39,6 +38,7 @@ from benchmarks.liveproc import (
     stamp_now,
     wait_for,
 )
+from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "soak.json"
@@ -81,11 +81,11 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
     domain = pick_domain()
     node = NodeProcess([*param_args({"model_path": model, **setup}), "-r", "image:=/soak/image"],
                        domain)
-    client = Client(domain)
+    client = LiveClient(domain)
     out: dict[str, Any] = {}
     try:
         pub = client.publisher(Image, "/soak/image", depth=1)
-        msgs = [to_image_msg(f, "rgb8", Header()) for f in _frames(8)]
+        msgs = [to_image_msg(f, "rgb8", Header()) for f in camvid_frames(8)]
         counter = client.count_outputs(NODE, OUTPUTS)
         wait_for(lambda: node.alive() and pub.get_subscription_count() > 0 and all(
             client.node.count_publishers(f"{NODE}/{o}") for o in OUTPUTS), 60, "the node")
@@ -162,7 +162,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
 
 def run_hostile(model: Path) -> dict[str, Any]:
     """Every hostile case, timed, on a raw and a compressed node; blind_seconds over all."""
-    from benchmarks import hostile
+    from seg_ros.testing import hostile
 
     out: dict[str, Any] = {}
     blind, episodes = 0.0, []
@@ -188,9 +188,9 @@ def run_hostile(model: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    from benchmarks.fuzz import run_fuzz
+    from seg_ros.testing.fuzz import run_fuzz
 
-    model = _model()
+    model = shipped_or_tiny_model()
     minutes = float(os.environ.get("SEG_ROS_SOAK_MINUTES", "10"))
     n_fuzz = int(os.environ.get("SEG_ROS_FUZZ_MESSAGES", "10002"))
     t0 = time.monotonic()

@@ -18,6 +18,8 @@ from seg_ros.ros.dds import use_local_env  # noqa: E402  (no rclpy import)
 
 use_local_env()
 
+from seg_ros.testing import make_tiny_model  # noqa: E402  (torch only when called)
+
 
 @pytest.fixture(scope="session")
 def camvid_dir() -> Path:
@@ -36,30 +38,6 @@ def camvid_frame(camvid_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     name = sorted((camvid_dir / "val").iterdir())[0].name
     labels = cv2.imread(str(camvid_dir / "valannot" / name), cv2.IMREAD_GRAYSCALE)
     return read_rgb(camvid_dir / "val" / name), labels
-
-
-def make_tiny_model(path: Path, input_size=(180, 240), output_kind: str = "labels",
-                    num_classes: int = 11, seed: int = 0) -> Path:
-    """A small real network (fixed seeded weights) exported to ONNX with a CamVid-style card."""
-    import torch
-    from torch import nn
-
-    from seg_ros.model_card import ModelCard, camvid_card
-    from seg_ros.train.export import export_onnx
-
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU6(),
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU6(),
-        nn.Conv2d(16, num_classes, 1),
-    )
-    if num_classes == 11:
-        card = camvid_card(name="tiny", input_size=input_size, output_kind=output_kind)
-    else:
-        card = ModelCard(name="tiny", class_names=[f"c{i}" for i in range(num_classes)],
-                         colors=[(i % 256, 7 * i % 256, 13 * i % 256) for i in range(num_classes)],
-                         input_size=input_size, output_kind=output_kind)
-    return export_onnx(net, card, path)
 
 
 @pytest.fixture(scope="session")

@@ -446,7 +446,7 @@ def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Pa
     from seg_ros.bag.record import record_bag
     from seg_ros.bag.rosio import qos, ros_node
     from seg_ros.model_card import CAMVID_CLASSES
-    from seg_ros.ros.process import NodeProcess
+    from seg_ros.testing import NodeProcess
 
     domain = _domain()
     node = NodeProcess(["-p", f"model_path:={tiny_model}"], domain)

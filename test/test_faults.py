@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from benchmarks.liveproc import Client, NodeProcess, pick_domain, wait_for
 from seg_ros.ros.convert import to_image_msg
+from seg_ros.testing import LiveClient, NodeProcess, pick_domain, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ class Rig:
              "-r", "image:=/ft/image", "-r", "camera_info:=/ft/camera_info"],
             domain, name="faulty_node",
             env={"PYTHONPATH": test_dir, "SEG_ROS_FAULT_FILE": str(fault_file)})
-        self.client = Client(domain)
+        self.client = LiveClient(domain)
         from nav_msgs.msg import OccupancyGrid
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image

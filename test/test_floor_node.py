@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import Client, NodeLauncher, wait_for  # noqa: E402
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.testing import LiveClient, NodeLauncher, in_domain, stamp_of, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -42,22 +41,18 @@ FX_PER_WIDTH = 0.9
 LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
-def stamp_of(msg: Any) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
 class Harness:
-    """The test side: a :class:`benchmarks.liveproc.Client` (own context, spin thread,
+    """The test side: a :class:`seg_ros.testing.LiveClient` (own context, spin thread,
     diagnostics, service calls) plus image + camera_info publishers and collectors by stamp."""
 
     def __init__(self) -> None:
         from sensor_msgs.msg import CameraInfo, Image
 
-        self.client = Client(DOMAIN, name="floor_grid_test")
+        self.client = LiveClient(DOMAIN, name="floor_grid_test")
         self.node, self.lock = self.client.node, self.client.lock
         self.image_pub = self.client.publisher(Image, IMAGE_TOPIC, depth=5)
         self.info_pub = self.client.publisher(CameraInfo, INFO_TOPIC, depth=5)
-        self.got: dict[str, dict[int, Any]] = {}
+        self.collector = self.client.collect(NODE, ())
         self._stamp = 5_000
 
     def close(self) -> None:
@@ -69,17 +64,8 @@ class Harness:
 
     def subscribe(self, output: str) -> Any:
         from nav_msgs.msg import OccupancyGrid
-        from sensor_msgs.msg import Image
 
-        self.got.setdefault(output, {})
-
-        def on(msg: Any) -> None:
-            with self.lock:
-                self.got[output].setdefault(stamp_of(msg), msg)
-
-        return self.node.create_subscription(
-            OccupancyGrid if output == "floor_grid" else Image, f"{NODE}/{output}", on,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        return self.collector.add(output, OccupancyGrid if output == "floor_grid" else None)
 
     def next_header(self) -> Any:
         from std_msgs.msg import Header
@@ -93,26 +79,14 @@ class Harness:
                 timeout: float = 20.0, expect: bool = True) -> dict[str, Any]:
         """Publish camera_info (if given) and the frame every 0.5 s until every output has its
         stamp (``expect=False``: publish for ``timeout`` s and return what came)."""
-        header = self.next_header()
-        s = header.stamp.sec * 10**9 + header.stamp.nanosec
-        msg = image_msg(rgb, header)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+
+        def publish(header: Any) -> None:
             if info is not None:
                 info.header = header
                 self.info_pub.publish(info)
-            self.image_pub.publish(msg)
-            t_next = time.monotonic() + 0.5
-            while time.monotonic() < t_next:
-                with self.lock:
-                    if expect and all(s in self.got[o] for o in outputs):
-                        return {o: self.got[o][s] for o in outputs}
-                time.sleep(0.01)
-        if expect:
-            missing = [o for o in outputs if s not in self.got[o]]
-            raise AssertionError(f"{NODE} published no {missing} for the frame")
-        with self.lock:
-            return {o: self.got[o][s] for o in outputs if s in self.got[o]}
+            self.image_pub.publish(image_msg(rgb, header))
+
+        return self.collector.request(publish, self.next_header(), timeout, outputs, expect)
 
     def set_params(self, **values: Any) -> Any:
         """Set all ``values`` in one atomic request; the SetParametersResult."""
@@ -160,15 +134,7 @@ def grid_cells(msg: Any) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    old = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
-    h = Harness()
-    yield h
-    h.close()
-    if old is None:
-        os.environ.pop("ROS_DOMAIN_ID", None)
-    else:
-        os.environ["ROS_DOMAIN_ID"] = old
+    yield from in_domain(DOMAIN, Harness)
 
 
 @pytest.fixture(scope="module")

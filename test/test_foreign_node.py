@@ -22,10 +22,15 @@ torch = pytest.importorskip("torch")
 
 from test_conventions import CARD_FLAGS, INPUT, Backbone, export, reference_labels  # noqa: E402
 
-from benchmarks.liveproc import Client, node_module, pick_domain, wait_for  # noqa: E402
 from seg_ros.cli import main  # noqa: E402
 from seg_ros.ros.convert import to_image_msg  # noqa: E402
-from seg_ros.ros.process import NodeProcess  # noqa: E402
+from seg_ros.testing import (  # noqa: E402
+    LiveClient,
+    NodeProcess,
+    node_module,
+    pick_domain,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -72,7 +77,7 @@ def test_node_runs_a_carded_foreign_model_without_onnx(camvid_frame, tmp_path):
     proc = NodeProcess(["-p", f"model_path:={carded}", "-p", "threads:=1",
                         "-r", "image:=/cam/image"], domain, module=node_module(),
                        env=without_onnx(tmp_path), log_path=tmp_path / "node.log")
-    client = Client(domain)
+    client = LiveClient(domain)
     got: dict[int, Any] = {}
     lock = threading.Lock()
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
-from benchmarks.liveproc import Client, NodeLauncher, wait_for  # noqa: E402
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
@@ -32,6 +31,7 @@ from seg_ros.pipeline import Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
+from seg_ros.testing import Collector, LiveClient, NodeLauncher, in_domain, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -48,13 +48,13 @@ LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
 class Harness:
-    """The test side: a :class:`benchmarks.liveproc.Client` (own context, spin thread,
+    """The test side: a :class:`seg_ros.testing.LiveClient` (own context, spin thread,
     diagnostics, parameter calls) plus this module's publishers, headers and collectors."""
 
     def __init__(self) -> None:
         from sensor_msgs.msg import CompressedImage, Image
 
-        self.client = Client(DOMAIN, name="seg_ros_node_test")
+        self.client = LiveClient(DOMAIN, name="seg_ros_node_test")
         self.node, self.lock = self.client.node, self.client.lock
         self.raw_pub = self.client.publisher(Image, IMAGE_TOPIC, depth=5)
         self.cmp_pub = self.client.publisher(CompressedImage, IMAGE_TOPIC + "/compressed",
@@ -78,7 +78,7 @@ class Harness:
         return h
 
     def collect(self, node: str, outputs: tuple[str, ...] = OUTPUTS) -> Collector:
-        return Collector(self, node, outputs)
+        return self.client.collect(node, outputs)
 
     def set_params(self, node: str, **values: Any) -> list[Any]:
         return self.client.set_params(node, **values)
@@ -92,62 +92,12 @@ class Harness:
         return Parameter.from_parameter_msg(ParameterMsg(name=name, value=res.values[0])).value
 
 
-class Collector:
-    """Subscribes a node's image outputs and keeps the first message per (output, stamp)."""
-
-    def __init__(self, h: Harness, node: str, outputs: tuple[str, ...]) -> None:
-        from sensor_msgs.msg import Image
-
-        self.h, self.node_name = h, node
-        self.got: dict[str, dict[int, Any]] = {o: {} for o in outputs}
-        self.arrivals: list[tuple[float, int]] = []
-        self.subs = [h.node.create_subscription(
-            Image, f"{node}/{o}", lambda m, o=o: self._on(o, m),
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)) for o in outputs]
-
-    def _on(self, output: str, msg: Any) -> None:
-        s = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        with self.h.lock:
-            self.got[output].setdefault(s, msg)
-            if output == "labels":
-                self.arrivals.append((time.monotonic(), s))
-
-    def request(self, publish: Callable[[Any], None], header: Any, timeout: float = 15.0
-                ) -> dict[str, Any]:
-        """Publish (again every 0.5 s, until discovery settles) until every output has ``header``'s
-        stamp; returns the output messages by name."""
-        s = header.stamp.sec * 10**9 + header.stamp.nanosec
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            publish(header)
-            t_next = time.monotonic() + 0.5
-            while time.monotonic() < t_next:
-                with self.h.lock:
-                    if all(s in g for g in self.got.values()):
-                        return {o: g[s] for o, g in self.got.items()}
-                time.sleep(0.01)
-        missing = [o for o, g in self.got.items() if s not in g]
-        raise AssertionError(f"{self.node_name} published no {missing} for the frame")
-
-    def close(self) -> None:
-        for sub in self.subs:
-            self.h.node.destroy_subscription(sub)
-
-
 # ------------------------------------------------------------------------------ fixtures
 
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    old = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
-    h = Harness()
-    yield h
-    h.close()
-    if old is None:
-        os.environ.pop("ROS_DOMAIN_ID", None)
-    else:
-        os.environ["ROS_DOMAIN_ID"] = old
+    yield from in_domain(DOMAIN, Harness)
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,7 @@ outputs of the input bag's frames only.
 
 from __future__ import annotations
 
-import os
-import random
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,43 +43,12 @@ from seg_ros.bag import (
     BagError,
     deserialize,
     find_topic,
-    header_stamp_ns,
     image_from_msg,
     iter_raw,
     open_reader,
     stamp_ns,
 )
-from seg_ros.ros.dds import use_local_env
-from seg_ros.ros.process import NodeProcess
-
-NODE_NAME = "segmentation_node"
-LABELS_TOPIC = f"/{NODE_NAME}/labels"
-GRID_TOPIC = f"/{NODE_NAME}/floor_grid"
-DIAGNOSTICS = "/diagnostics"
-DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
-OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
-
-
-@dataclass
-class Frame:
-    """One input frame of the bag."""
-
-    stamp: int                 # header stamp, ns (the key outputs are matched by)
-    t_bag: int                 # bag timestamp, ns (pacing)
-    raw: bytes                 # the image message as CDR, published unchanged
-    info_raw: bytes | None     # camera info with the same stamp (or the latest before)
-    truth: np.ndarray | None   # ground-truth class ids (H, W)
-    size: tuple[int, int]      # (H, W) of the image
-
-
-@dataclass
-class BagFrames:
-    frames: list[Frame]
-    image_topic: str
-    image_type: str
-    info_topic: str | None
-    labels_topic: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+from seg_ros.bag.driver import BagFrames, Frame, Run, drive, start_node
 
 
 def load_frames(bag: str | Path, image_topic: str | None = None,
@@ -161,52 +126,6 @@ def _image_size(msg: Any, msgtype: str) -> tuple[int, int]:
     return int(img.shape[0]), int(img.shape[1])
 
 
-# --------------------------------------------------------------------------- node process
-
-
-def _start_node(model: str | Path, domain_id: int, image_topic: str, compressed: bool,
-                info_topic: str | None, params: list[str], log_path: Path,
-                params_file: str | Path | None = None) -> NodeProcess:
-    """``seg-ros node`` on the bag's topics, in its own session (stopped by us, not Ctrl-C)."""
-    base = image_topic[: -len("/compressed")] if compressed else image_topic
-    # --params-file goes first: the -p below (model, transport, --node-arg) override it
-    args = ["--params-file", str(Path(params_file).resolve())] if params_file else []
-    ros_args = ["-r", f"__node:={NODE_NAME}",
-                "-p", f"model_path:={Path(model).resolve()}",
-                "-r", f"image:={base}", "-r", f"image/compressed:={base}/compressed"]
-    if info_topic:
-        ros_args += ["-r", f"camera_info:={info_topic}"]
-    if compressed:
-        ros_args += ["-p", "input_transport:=compressed"]
-    for p in params:
-        ros_args += ["-p", p]
-    return NodeProcess(ros_args, domain_id, NODE_NAME, args=args, log_path=log_path,
-                       new_session=True)
-
-
-def _free_domain() -> int:
-    """A ROS domain id for this run: not the caller's, random so parallel runs rarely meet."""
-    own = os.environ.get("ROS_DOMAIN_ID", "0")
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    while True:
-        d = rng.randint(1, 100)
-        if str(d) != own:
-            return d
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@dataclass
-class _Run:
-    pub_time: dict[int, float] = field(default_factory=dict)       # stamp -> monotonic
-    recv: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)
-    unexpected: int = 0
-    grids: dict[int, Any] = field(default_factory=dict)             # stamp -> OccupancyGrid
-    diag: list[tuple[float, dict[str, str]]] = field(default_factory=list)
-    last_output: float = 0.0
-
-
 def evaluate_bag(
     bag: str | Path,
     model: str | Path,
@@ -246,23 +165,21 @@ def evaluate_bag(
     if out_bag is not None and Path(out_bag).exists():
         raise BagError(f"{out_bag} exists already: choose another --out or delete it first")
 
-    domain = _free_domain()
     log_dir = Path(log_dir) if log_dir else Path(png).parent if png else Path(tempfile.mkdtemp(
         prefix="seg_ros_eval_"))
     log_dir.mkdir(parents=True, exist_ok=True)
     compressed = data.image_type == COMPRESSED
-    use_local_env()
-    node_proc = _start_node(model, domain, data.image_topic, compressed, data.info_topic,
-                            node_params or [], log_dir / "node.log", params_file)
+    node_proc, domain = start_node(model, data.image_topic, compressed, data.info_topic,
+                                   node_params or [], log_dir / "node.log", params_file)
     writer = None
     try:
         from seg_ros.bag.rosio import RawBagWriter
 
         if out_bag is not None:
             writer = RawBagWriter(out_bag)
-        run, timing, outputs = _drive(data, node_proc, domain, rate, timeout, startup_timeout,
-                                      writer, want_grid=png is not None or writer is not None,
-                                      progress=progress)
+        run, timing, outputs = drive(data, node_proc, domain, rate, timeout, startup_timeout,
+                                     writer, want_grid=png is not None or writer is not None,
+                                     progress=progress)
         if writer is not None:
             writer.close()
     except BaseException:
@@ -286,205 +203,6 @@ def evaluate_bag(
     return report
 
 
-def _drive(data: BagFrames, node_proc: NodeProcess, domain: int, rate: float | None,
-           timeout: float, startup_timeout: float, writer: Any, want_grid: bool,
-           progress: bool) -> tuple[_Run, dict[str, float], list[str]]:
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-    from tqdm import tqdm
-
-    from seg_ros.bag.rosio import is_latched, matching_qos, offered_qos, qos, ros_node
-
-    run = _Run()
-    frames = data.frames
-    warm: dict[int, float] = {}  # warm-up stamp -> arrival of its labels (0: not yet)
-    stamps = {f.stamp for f in frames}
-    with ros_node("seg_ros_bag_eval", domain) as (node, executor):
-        img_pub = node.create_publisher(CompressedImage if data.image_type == COMPRESSED
-                                        else Image, data.image_topic, qos(depth=10))
-        info_pub = (node.create_publisher(CameraInfo, data.info_topic, qos(depth=10))
-                    if data.info_topic else None)
-
-        def record(topic: str, msgtype: str, raw: bytes) -> None:
-            """Into the output bag, unless it is an output of a warm-up frame."""
-            if writer is not None and header_stamp_ns(raw) not in warm:
-                writer.write(topic, msgtype, time.time_ns(), raw)
-
-        def on_labels(raw: bytes) -> None:
-            now = time.monotonic()
-            msg = deserialize(raw, IMAGE, LABELS_TOPIC)
-            s = stamp_ns(msg.header)
-            if s in warm:
-                warm[s] = now
-                return
-            run.last_output = now
-            record(LABELS_TOPIC, IMAGE, raw)
-            if s in stamps and s not in run.recv:
-                run.recv[s] = (now, image_from_msg(msg, IMAGE, keep_ids=True))
-            else:
-                run.unexpected += 1
-
-        def on_diag(raw: bytes) -> None:
-            record(DIAGNOSTICS, DIAGNOSTIC_ARRAY, raw)
-            msg = deserialize(raw, DIAGNOSTIC_ARRAY, DIAGNOSTICS)
-            for st in msg.status:
-                if NODE_NAME in st.name or NODE_NAME in st.hardware_id:
-                    run.diag.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
-
-        def on_grid(raw: bytes) -> None:
-            record(GRID_TOPIC, OCCUPANCY_GRID, raw)
-            msg = deserialize(raw, OCCUPANCY_GRID, GRID_TOPIC)
-            run.grids[stamp_ns(msg.header)] = msg
-
-        subs: dict[str, Any] = {}
-
-        def subscribe(topic: str, msgtype: str, callback: Any, qos_profile: Any) -> None:
-            if writer is not None:
-                writer.declare(topic, msgtype, offered_qos(node, topic))
-            subs[topic] = node.create_subscription(_msg_class(msgtype), topic, callback,
-                                                   qos_profile, raw=True)
-
-        def subscribe_outputs() -> None:
-            """Subscribe the node's outputs once they are in the graph, with the QoS they offer
-            (reliable when the node publishes reliable: best effort would lose frames)."""
-            wanted = [(LABELS_TOPIC, IMAGE, on_labels), (DIAGNOSTICS, DIAGNOSTIC_ARRAY, on_diag)]
-            if want_grid:
-                wanted.append((GRID_TOPIC, OCCUPANCY_GRID, on_grid))
-            for topic, msgtype, cb in wanted:
-                if topic not in subs and node.count_publishers(topic) > 0:
-                    subscribe(topic, msgtype, cb, matching_qos(node, topic))
-
-        # Wait until the node is up: it subscribes our images and publishes labels.
-        t0 = time.monotonic()
-
-        def check_alive() -> None:
-            if not node_proc.alive():
-                raise BagError(
-                    f"the node exited (code {node_proc.proc.returncode}, log "
-                    f"{node_proc.log_path}):\n{node_proc.tail()}"
-                )
-
-        def ready() -> bool:
-            subscribe_outputs()
-            return (img_pub.get_subscription_count() > 0 and LABELS_TOPIC in subs
-                    and subs[LABELS_TOPIC].get_publisher_count() > 0
-                    and NODE_NAME in node.get_node_names())
-
-        while not ready():
-            check_alive()
-            if time.monotonic() - t0 > startup_timeout:
-                raise BagError(
-                    f"the node did not subscribe {data.image_topic} and publish {LABELS_TOPIC} "
-                    f"within {startup_timeout:.0f} s (log {node_proc.log_path}):\n"
-                    f"{node_proc.tail()}"
-                )
-            executor.spin_once(timeout_sec=0.1)
-        try:
-            published = node.get_publisher_names_and_types_by_node(NODE_NAME, "/")
-        except Exception:  # the graph lags: the node's name may not be listed yet
-            published = []
-        outputs = sorted(t for t, _ in published)
-        # Record every other output of the node too when asked (this makes it compute them):
-        # images best effort (never stalls the node's writers), latched topics as offered
-        # (transient-local: ~/label_info was published before we joined).
-        if writer is not None:
-            for topic, types in published:
-                if topic in subs or not topic.startswith(f"/{NODE_NAME}/"):
-                    continue
-                subscribe(topic, types[0], lambda raw, t=topic, ty=types[0]: record(t, ty, raw),
-                          matching_qos(node, topic, 10) if is_latched(node, topic)
-                          else qos(False, 10))
-
-        def publish(f: Frame) -> None:
-            if info_pub is not None and f.info_raw is not None:
-                info_pub.publish(f.info_raw)
-            run.pub_time[f.stamp] = time.monotonic()
-            img_pub.publish(f.raw)
-
-        # Warm-up: the graph can list a subscription before its reader accepts our writer, and
-        # the first inference is slow. Send the first frame under stamps of its own (1 s before
-        # the bag) until one comes back; its outputs are not scored.
-        first = frames[0]
-        next_try = 0.0
-        while not any(warm.values()):
-            check_alive()
-            now = time.monotonic()
-            if now - t0 > startup_timeout:
-                raise BagError(
-                    f"the node took no frame on {data.image_topic} within {startup_timeout:.0f}"
-                    f" s (log {node_proc.log_path}):\n{node_proc.tail()}"
-                )
-            if now >= next_try:
-                subscribe_outputs()
-                stamp = first.stamp - 1_000_000_000 - len(warm)
-                warm[stamp] = 0.0
-                info = (None if first.info_raw is None
-                        else _restamp(first.info_raw, CAMERA_INFO, stamp))
-                publish(Frame(stamp, first.t_bag, _restamp(first.raw, data.image_type, stamp),
-                              info, None, first.size))
-                next_try = now + 1.0
-            executor.spin_once(timeout_sec=0.01)
-        startup_s = time.monotonic() - t0
-        # A diagnostics status from after the warm-up is the baseline of the node's counters.
-        subscribe_outputs()
-        t_warm = time.monotonic()
-        while time.monotonic() - t_warm < 2.5 and not any(t > t_warm for t, _ in run.diag):
-            executor.spin_once(timeout_sec=0.05)
-        run.pub_time.clear()
-
-        bar = tqdm(total=len(frames), desc="bag eval", unit="frame", disable=not progress)
-        t_start = time.monotonic()
-        if rate is None:  # lockstep
-            for f in frames:
-                publish(f)
-                deadline = time.monotonic() + timeout
-                while f.stamp not in run.recv and time.monotonic() < deadline:
-                    executor.spin_once(timeout_sec=0.01)
-                    check_alive()
-                bar.update()
-        else:
-            bag0 = frames[0].t_bag
-            for f in frames:
-                due = t_start + (f.t_bag - bag0) / 1e9 / rate
-                while time.monotonic() < due:
-                    executor.spin_once(timeout_sec=max(0.0, min(0.005, due - time.monotonic())))
-                publish(f)
-                check_alive()
-                bar.update()
-        t_last_pub = time.monotonic()
-        # Drain: outputs still in flight, then one fresh diagnostics message for the counters.
-        quiet, hard = 1.5, t_last_pub + max(timeout, 5.0)
-        while time.monotonic() < hard and len(run.recv) < len(frames):
-            executor.spin_once(timeout_sec=0.02)
-            if time.monotonic() - max(run.last_output, t_last_pub) > quiet:
-                break
-        t_end = time.monotonic()
-        diag_deadline = t_end + 3.0
-        while time.monotonic() < diag_deadline:
-            if any(t > t_end for t, _ in run.diag):
-                break
-            executor.spin_once(timeout_sec=0.05)
-        bar.close()
-    timing = {"startup_s": startup_s, "t_start": t_start, "t_last_pub": t_last_pub,
-              "t_end": t_end}
-    return run, timing, outputs
-
-
-def _restamp(raw: bytes, msgtype: str, stamp: int) -> bytes:
-    """The message ``raw`` with its header stamp set to ``stamp`` (ns)."""
-    from seg_ros.bag import typestore
-
-    ts = typestore()
-    msg = ts.deserialize_cdr(raw, msgtype)
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    return bytes(ts.serialize_cdr(msg, msgtype))
-
-
-def _msg_class(msgtype: str) -> Any:
-    from seg_ros.bag.rosio import msg_class
-
-    return msg_class(msgtype)
-
-
 # /diagnostics keys of the node's counters (cumulative since it started): frames it dropped
 # (one-slot mailbox overwritten), rejected (undecodable), failed (engine error) or skipped as
 # idle (no output subscribed yet).
@@ -503,18 +221,12 @@ def _counters(values: dict[str, str]) -> dict[str, int]:
     return out
 
 
-def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
-            rate: float | None, model: str | Path, bag: str | Path) -> dict[str, Any]:
-    from seg_ros import metrics
-
-    frames = data.frames
-    n = len(frames)
-    matched = [f for f in frames if f.stamp in run.recv]
-    unmatched = n - len(matched)
-
-    # The node's own account of the frames it did not answer, from its /diagnostics counters.
-    # They count from node start; nothing reached it before our first frame, but take the
-    # difference to a status sent before the run anyway.
+def _account(run: Run, timing: dict[str, float], n: int, unmatched: int) -> dict[str, Any]:
+    """The node's own account of the frames it did not answer, from its /diagnostics counters:
+    ``node_counts`` (increase over the run), ``accounted`` (unmatched frames it counted as
+    dropped / rejected / failed / idle), ``missing`` (the rest) and ``never_received``."""
+    # The counters count from node start; nothing reached it before our first frame, but take
+    # the difference to a status sent before the run anyway.
     node_counts: dict[str, int] = {}
     if run.diag:
         last = _counters(run.diag[-1][1])
@@ -526,13 +238,19 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
     for k in ("dropped", "rejected", "failed", "idle"):
         accounted[k] = min(node_counts.get(k, 0), left)
         left -= accounted[k]
-    missing = left
     # Of the missing, how many never reached the node's subscription callback (lost in DDS:
     # e.g. overwritten in a depth-1 reader queue, which no node counter can see).
-    never_received = (min(missing, max(0, n - node_counts["received"]))
+    never_received = (min(left, max(0, n - node_counts["received"]))
                       if "received" in node_counts else None)
+    return {"node_counts": node_counts, "accounted": accounted, "missing": left,
+            "never_received": never_received}
 
-    # class groups: the node publishes group ids, so the truth is scored in groups too
+
+def _score(matched: list[Frame], run: Run, card: Any) -> tuple[np.ndarray, int]:
+    """Confusion matrix of the matched frames with truth, and how many were scored; class
+    groups: the node publishes group ids, so the truth is scored in groups too."""
+    from seg_ros import metrics
+
     truth_lut = None if card.groups is None else np.array(card.groups.truth_table(), np.uint8)
     card = card.grouped()
     meter = metrics.ConfusionMeter(card.num_classes, card.ignore_index)
@@ -549,7 +267,20 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
             )
         meter.update(pred, f.truth if truth_lut is None else truth_lut[f.truth])
         scored += 1
-    cm = meter.compute()
+    return meter.compute(), scored
+
+
+def _report(data: BagFrames, run: Run, timing: dict[str, float], card: Any,
+            rate: float | None, model: str | Path, bag: str | Path) -> dict[str, Any]:
+    from seg_ros import metrics
+
+    frames = data.frames
+    n = len(frames)
+    matched = [f for f in frames if f.stamp in run.recv]
+    acc = _account(run, timing, n, n - len(matched))
+    accounted, missing = acc["accounted"], acc["missing"]
+    cm, scored = _score(matched, run, card)
+    card = card.grouped()
     summ = metrics.summary(cm, list(card.class_names))
 
     lat = np.array([(run.recv[f.stamp][0] - run.pub_time[f.stamp]) * 1e3 for f in matched])
@@ -567,10 +298,10 @@ def _report(data: BagFrames, run: _Run, timing: dict[str, float], card: Any,
         "dropped": accounted["dropped"],
         "rejected": accounted["rejected"] + accounted["failed"] + accounted["idle"],
         "missing": missing,
-        "missing_never_received": never_received,
+        "missing_never_received": acc["never_received"],
         "scored": scored,
         "rejected_detail": {k: accounted[k] for k in ("rejected", "failed", "idle")},
-        "node_counters": node_counts,
+        "node_counters": acc["node_counts"],
         "latency_per_frame_ms": [round(float(v), 2) for v in lat],
         "missing_stamps": [f.stamp for f in frames if f.stamp not in run.recv][:100],
         "unexpected_outputs": run.unexpected,

@@ -1,12 +1,12 @@
 """``seg-ros node`` as a child process in a private ROS domain.
 
-One starter for everything that drives a real node over real topics: ``seg-ros bag eval`` (a
-product command) and the benches, soak, fuzz and fault tests (via benchmarks/liveproc.py).
-It lives in the package because product code needs it. Importing it does not import rclpy.
+One starter for everything that drives a real node over real topics: ``seg-ros bag eval``'s
+driver, the benchmarks, the soak and every live-node test. Importing it does not import rclpy.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -83,3 +83,39 @@ class NodeProcess:
                 self.proc.wait(5)
         self._log.close()
         return self.proc.returncode
+
+
+def node_module() -> tuple[str, ...]:
+    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
+    exe = Path(sys.executable).with_name("seg-ros")
+    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
+
+
+class NodeLauncher:
+    """``seg-ros node --params-file PARAMS`` in a private ROS domain, as the live tests start
+    it: as a :class:`NodeProcess`, or as a command line and environment for subprocess.run."""
+
+    def __init__(self, domain: int, params_file: Path) -> None:
+        self.domain, self.params_file = domain, params_file
+
+    def command(self, *ros_args: str) -> list[str]:
+        return [sys.executable, *node_module(), "--params-file", str(self.params_file),
+                "--ros-args", *ros_args]
+
+    def env(self) -> dict[str, str]:
+        return {**local_env(self.domain), "PYTHONUNBUFFERED": "1"}
+
+    def start(self, ros_args: list[str], log_path: Path) -> NodeProcess:
+        return NodeProcess(ros_args, self.domain, module=node_module(),
+                           args=("--params-file", str(self.params_file)), log_path=log_path)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of process ``pid`` in MB (Linux /proc); NaN when it has none."""
+    status = Path(f"/proc/{pid}/status")
+    if not os.path.exists(status):
+        return float("nan")
+    for line in status.read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")

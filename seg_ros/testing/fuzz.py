@@ -26,8 +26,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.liveproc import Client, NodeProcess, pick_domain, wait_for
 from seg_ros import codec
+from seg_ros.testing.client import LiveClient, stamp_of
+from seg_ros.testing.domains import pick_domain
+from seg_ros.testing.process import NodeProcess
+from seg_ros.testing.wait import wait_for
 
 KNOWN = sorted(codec.ENCODINGS) if hasattr(codec, "ENCODINGS") else ["rgb8", "bgr8", "mono8"]
 U32 = 2**32 - 1
@@ -196,139 +199,153 @@ class FuzzReport:
     seconds: float = 0.0
 
 
-def run_fuzz(model: Path, n_messages: int, check_every: int = 50, seed: int = 0,
-             pace_s: float = 0.0) -> FuzzReport:
-    """Send ``n_messages`` malformed messages (a third of each kind) to two live nodes."""
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-    from std_msgs.msg import Header
+class _FuzzRig:
+    """The two nodes under fuzz, the client's publishers, label counters and ~/floor_grid
+    subscriptions, and the good frame that must still come back."""
 
-    domain = pick_domain()
-    common = ["-p", f"model_path:={model}", "-p", "threads:=1", "-p", "use_tf:=false",
-              "-p", "camera_pose:=[0.0, 0.0, 1.0, 0.0, 0.4, 0.0]",
-              "-r", "image:=/fz/image", "-r", "image/compressed:=/fz/image/compressed",
-              "-r", "camera_info:=/fz/camera_info"]
-    nodes = {RAW: NodeProcess(common, domain, "fuzz_raw"),
-             CMP: NodeProcess([*common, "-p", "input_transport:=compressed"], domain,
-                              "fuzz_cmp")}
-    client = Client(domain)
-    report = FuzzReport()
-    t_start = time.monotonic()
-    try:
+    def __init__(self, model: Path, seed: int, report: FuzzReport) -> None:
         from nav_msgs.msg import OccupancyGrid
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-        raw_pub = client.publisher(Image, "/fz/image", depth=50)
-        cmp_pub = client.publisher(CompressedImage, "/fz/image/compressed", depth=50)
-        info_pub = client.publisher(CameraInfo, "/fz/camera_info", depth=50)
-        grids = []
-        for name in nodes:
-            client.node.create_subscription(OccupancyGrid, f"{name}/floor_grid", grids.append,
-                                            QoSProfile(depth=1,
-                                                       reliability=ReliabilityPolicy.RELIABLE))
-        counters = {name: client.count_outputs(name, ("labels",)) for name in nodes}
-        stamp = [0]
+        domain = pick_domain()
+        common = ["-p", f"model_path:={model}", "-p", "threads:=1", "-p", "use_tf:=false",
+                  "-p", "camera_pose:=[0.0, 0.0, 1.0, 0.0, 0.4, 0.0]",
+                  "-r", "image:=/fz/image", "-r", "image/compressed:=/fz/image/compressed",
+                  "-r", "camera_info:=/fz/camera_info"]
+        self.nodes = {RAW: NodeProcess(common, domain, "fuzz_raw"),
+                      CMP: NodeProcess([*common, "-p", "input_transport:=compressed"], domain,
+                                       "fuzz_cmp")}
+        self.client, self.report, self._stamp = LiveClient(domain), report, 0
+        self.raw_pub = self.client.publisher(Image, "/fz/image", depth=50)
+        self.cmp_pub = self.client.publisher(CompressedImage, "/fz/image/compressed", depth=50)
+        self.info_pub = self.client.publisher(CameraInfo, "/fz/camera_info", depth=50)
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        for name in self.nodes:  # subscribed: the nodes compute their grids from the infos
+            self.client.node.create_subscription(OccupancyGrid, f"{name}/floor_grid",
+                                                 lambda _msg: None, qos)
+        self.counters = {name: self.client.count_outputs(name, ("labels",))
+                         for name in self.nodes}
+        self.good_rgb = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), np.uint8)
+        self.good_jpeg = codec.encode_compressed(self.good_rgb, "jpeg", 90)
+        self.good_info = dict(width=64, height=48, k=[60.0, 0, 31.5, 0, 60.0, 23.5, 0, 0, 1],
+                              d=[0.0] * 5, distortion_model="plumb_bob", binning_x=0,
+                              binning_y=0, roi=(0, 0, 0, 0, False))
 
-        def header() -> Any:
-            stamp[0] += 1
-            h = Header(frame_id="fuzz_camera")
-            h.stamp.sec, h.stamp.nanosec = 1_600_000_000 + stamp[0] // 10**6, (stamp[0] % 10**6)
-            return h
+    def header(self) -> Any:
+        from std_msgs.msg import Header
 
-        good_rgb = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        good_jpeg = codec.encode_compressed(good_rgb, "jpeg", 90)
-        good_info = dict(width=64, height=48, k=[60.0, 0, 31.5, 0, 60.0, 23.5, 0, 0, 1],
-                         d=[0.0] * 5, distortion_model="plumb_bob", binning_x=0, binning_y=0,
-                         roi=(0, 0, 0, 0, False))
+        self._stamp += 1
+        h = Header(frame_id="fuzz_camera")
+        h.stamp.sec, h.stamp.nanosec = 1_600_000_000 + self._stamp // 10**6, self._stamp % 10**6
+        return h
 
-        def ask_good() -> None:
-            """A good frame to each node (after a valid CameraInfo); each must answer."""
-            info_pub.publish(make_camera_info(good_info, header()))
-            for name, pub, make in (
-                    (RAW, raw_pub, lambda h: make_image(dict(
-                        encoding="rgb8", height=48, width=64, step=192,
-                        data=good_rgb.tobytes(), is_bigendian=0, frame_id="fuzz_camera"), h)),
-                    (CMP, cmp_pub, lambda h: make_compressed(dict(
-                        format=good_jpeg[0], data=good_jpeg[1]), h))):
-                ok = False
-                for _ in range(3):  # re-sent: the mailbox keeps the newest, a bad one may win
-                    h = header()
-                    s = h.stamp.sec * 10**9 + h.stamp.nanosec
-                    pub.publish(make(h))
-                    try:
-                        wait_for(lambda s=s, name=name: s in counters[name].stamps("labels"),
-                                 10.0, f"{name} to answer a good frame")
-                        ok = True
-                        break
-                    except TimeoutError:
-                        continue
-                report.good_frames += 1
-                report.unanswered += 0 if ok else 1
+    def good_image(self, h: Any) -> Any:
+        return make_image(dict(encoding="rgb8", height=48, width=64, step=192,
+                               data=self.good_rgb.tobytes(), is_bigendian=0,
+                               frame_id="fuzz_camera"), h)
 
-        for name in nodes:  # up, subscribed and answering
-            wait_for(lambda name=name: nodes[name].alive() and client.node.count_publishers(
-                f"{name}/labels") > 0, 60, f"{name} to start")
-        wait_for(lambda: raw_pub.get_subscription_count() >= 1
-                 and cmp_pub.get_subscription_count() >= 1
-                 and info_pub.get_subscription_count() >= 2, 30, "subscriptions")
-        ask_good()
+    def alive(self) -> bool:
+        return all(n.alive() for n in self.nodes.values())
 
-        sent = [0]
-        kinds = [("image", bad_images(), raw_pub, make_image),
-                 ("compressed", bad_compressed(), cmp_pub, make_compressed),
-                 ("camera_info", bad_camera_infos(), info_pub, make_camera_info)]
-        per_kind = -(-n_messages // len(kinds))
-        def sender(kind: str, strategy: Any, pub: Any, make: Any) -> Any:
-            @settings(max_examples=per_kind, database=None, deadline=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
-            @given(fields=strategy)
-            def send(fields: dict[str, Any]) -> None:
-                pub.publish(make(fields, header()))
-                sent[0] += 1
-                if kind == "camera_info":  # a frame makes the floor hook convert this info
-                    h = header()
-                    s = h.stamp.sec * 10**9 + h.stamp.nanosec
-                    raw_pub.publish(make_image(dict(
-                        encoding="rgb8", height=48, width=64, step=192, data=good_rgb.tobytes(),
-                        is_bigendian=0, frame_id="fuzz_camera"), h))
-                    counters[RAW].wait(s, 2.0)  # None after 2 s: go on regardless
-                report.by_kind[kind] = report.by_kind.get(kind, 0) + 1
-                if pace_s:
-                    time.sleep(pace_s)
-                if sent[0] % check_every == 0:
-                    ask_good()
-                    if not all(n.alive() for n in nodes.values()):
-                        raise NodeDied
+    def wait_up(self) -> None:
+        """Both nodes up, subscribed and answering."""
+        for name in self.nodes:
+            wait_for(lambda name=name: self.nodes[name].alive()
+                     and self.client.node.count_publishers(f"{name}/labels") > 0, 60,
+                     f"{name} to start")
+        wait_for(lambda: self.raw_pub.get_subscription_count() >= 1
+                 and self.cmp_pub.get_subscription_count() >= 1
+                 and self.info_pub.get_subscription_count() >= 2, 30, "subscriptions")
+        self.ask_good()
 
-            return send
+    def ask_good(self) -> None:
+        """A good frame to each node (after a valid CameraInfo); each must answer."""
+        self.info_pub.publish(make_camera_info(self.good_info, self.header()))
+        jpeg = dict(format=self.good_jpeg[0], data=self.good_jpeg[1])
+        for name, pub, make in ((RAW, self.raw_pub, self.good_image),
+                                (CMP, self.cmp_pub, lambda h: make_compressed(jpeg, h))):
+            ok = False
+            for _ in range(3):  # re-sent: the mailbox keeps the newest, a bad one may win
+                h = self.header()
+                pub.publish(make(h))
+                if self.counters[name].wait(stamp_of(h), 10.0) is not None:
+                    ok = True
+                    break
+            self.report.good_frames += 1
+            self.report.unanswered += 0 if ok else 1
 
-        for kind, strategy, pub, make in kinds:
-            try:
-                sender(kind, strategy, pub, make)()
-            except NodeDied:
-                break
-        report.messages = sent[0]
-        time.sleep(0.5)
-        if all(n.alive() for n in nodes.values()):
-            ask_good()
-        time.sleep(1.5)
-        for name, proc in nodes.items():
+    def tally(self) -> None:
+        """The nodes' own account from /diagnostics: every frame received has one outcome."""
+        for name, proc in self.nodes.items():
             if not proc.alive():
                 continue
-            _level, _msg, v = client.diagnostics(name, timeout=5.0)
-            received = int(v["frames_received"])
+            _level, _msg, v = self.client.diagnostics(name, timeout=5.0)
             outcomes = sum(int(v[k]) for k in ("frames_processed", "frames_dropped",
                                                "frames_rejected", "frames_failed",
                                                "frames_idle"))
-            report.rejected[name] = int(v["frames_rejected"])
-            report.failed[name] = int(v["frames_failed"])
-            report.floor_errors[name] = int(v.get("floor_camera_info_errors", 0))
-            report.accounted[name] = received == outcomes
-    finally:
-        client.close()
-        for name, proc in nodes.items():
+            self.report.rejected[name] = int(v["frames_rejected"])
+            self.report.failed[name] = int(v["frames_failed"])
+            self.report.floor_errors[name] = int(v.get("floor_camera_info_errors", 0))
+            self.report.accounted[name] = int(v["frames_received"]) == outcomes
+
+    def close(self) -> None:
+        self.client.close()
+        for name, proc in self.nodes.items():
             rc = proc.stop()
             if rc not in (0, None) and rc != -2:
-                report.crashes += 1
-            report.rejection_log_lines[name] = proc.log().count("rejected a frame")
+                self.report.crashes += 1
+            self.report.rejection_log_lines[name] = proc.log().count("rejected a frame")
+
+
+def _sender(rig: _FuzzRig, kind: str, strategy: Any, pub: Any, make: Any, examples: int,
+            check_every: int, pace_s: float) -> Any:
+    """A hypothesis test that publishes ``examples`` messages of ``kind``; every
+    ``check_every`` messages a good frame must come back (NodeDied when a node is gone)."""
+
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(fields=strategy)
+    def send(fields: dict[str, Any]) -> None:
+        pub.publish(make(fields, rig.header()))
+        rig.report.messages += 1
+        if kind == "camera_info":  # a frame makes the floor hook convert this info
+            h = rig.header()
+            rig.raw_pub.publish(rig.good_image(h))
+            rig.counters[RAW].wait(stamp_of(h), 2.0)  # None after 2 s: go on regardless
+        rig.report.by_kind[kind] = rig.report.by_kind.get(kind, 0) + 1
+        if pace_s:
+            time.sleep(pace_s)
+        if rig.report.messages % check_every == 0:
+            rig.ask_good()
+            if not rig.alive():
+                raise NodeDied
+
+    return send
+
+
+def run_fuzz(model: Path, n_messages: int, check_every: int = 50, seed: int = 0,
+             pace_s: float = 0.0) -> FuzzReport:
+    """Send ``n_messages`` malformed messages (a third of each kind) to two live nodes."""
+    report, t_start = FuzzReport(), time.monotonic()
+    rig = _FuzzRig(model, seed, report)
+    try:
+        rig.wait_up()
+        kinds = [("image", bad_images(), rig.raw_pub, make_image),
+                 ("compressed", bad_compressed(), rig.cmp_pub, make_compressed),
+                 ("camera_info", bad_camera_infos(), rig.info_pub, make_camera_info)]
+        for kind, strategy, pub, make in kinds:
+            try:
+                _sender(rig, kind, strategy, pub, make, -(-n_messages // len(kinds)),
+                        check_every, pace_s)()
+            except NodeDied:
+                break
+        time.sleep(0.5)
+        if rig.alive():
+            rig.ask_good()
+        time.sleep(1.5)
+        rig.tally()
+    finally:
+        rig.close()
         report.seconds = time.monotonic() - t_start
     return report

@@ -1,46 +1,26 @@
-"""A live segmentation node process plus a test-side rclpy client, for benches, soak, fuzz and
-the live-node tests (test_node, test_floor_node, test_faults).
+"""The test side of a live node: an rclpy client in its own context, with a spin thread,
+publishers, raw output counters keyed by header stamp, the node's diagnostics, readiness,
+parameter and service calls.
 
-Both ends use :func:`seg_ros.ros.dds.local_env` in one private ROS domain (loopback discovery,
-a shared-memory segment that fits whole images). The client spins its own executor in a
-background thread; diagnostics of the node are kept as they arrive. The node process is
-:class:`seg_ros.ros.process.NodeProcess` (``seg-ros bag eval`` starts its node with it too).
+The client uses :func:`seg_ros.ros.dds.local_env` in the node's private ROS domain (loopback
+discovery, a shared-memory segment that fits whole images). rclpy is imported when a client is
+made, not when this module is.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from seg_ros.ros.dds import local_env, use_local_env
+from seg_ros.ros.dds import use_local_env
 from seg_ros.ros.memory import keep_large_buffers
-from seg_ros.ros.process import NodeProcess
+from seg_ros.testing.process import NodeProcess
+from seg_ros.testing.wait import wait_for
 
-__all__ = ["OUTPUTS", "Client", "NodeLauncher", "NodeProcess", "RawCounter", "param_args",
-           "pick_domain", "rss_mb", "stamp_now", "wait_for"]
-
-REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
-
-
-def pick_domain() -> int:
-    return random.Random(os.getpid() ^ time.time_ns()).randint(101, 230)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def param_args(values: dict[str, Any]) -> list[str]:
@@ -59,40 +39,7 @@ def stamp_now(msg: Any, frame_id: str) -> int:
     return ns
 
 
-def node_module() -> tuple[str, ...]:
-    """The installed ``seg-ros`` script when there is one (its entry point is tested too)."""
-    exe = Path(sys.executable).with_name("seg-ros")
-    return (str(exe), "node") if exe.is_file() else ("-m", "seg_ros.cli", "node")
-
-
-class NodeLauncher:
-    """``seg-ros node --params-file PARAMS`` in a private ROS domain, as the live tests start
-    it: as a :class:`NodeProcess`, or as a command line and environment for subprocess.run."""
-
-    def __init__(self, domain: int, params_file: Path) -> None:
-        self.domain, self.params_file = domain, params_file
-
-    def command(self, *ros_args: str) -> list[str]:
-        return [sys.executable, *node_module(), "--params-file", str(self.params_file),
-                "--ros-args", *ros_args]
-
-    def env(self) -> dict[str, str]:
-        return {**local_env(self.domain), "PYTHONUNBUFFERED": "1"}
-
-    def start(self, ros_args: list[str], log_path: Path) -> NodeProcess:
-        return NodeProcess(ros_args, self.domain, module=node_module(),
-                           args=("--params-file", str(self.params_file)), log_path=log_path)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of process ``pid`` in MB (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-class Client:
+class LiveClient:
     """Test-side rclpy node in its own context: publishers by topic, raw output counters,
     diagnostics by node, service and parameter calls. ``name``: the client node's name
     (default ``seg_client_<pid>``)."""
@@ -151,8 +98,35 @@ class Client:
         return self.node.create_publisher(msg_type, topic, QoSProfile(depth=depth,
                                                                       reliability=rel))
 
+    def wait_ready(self, proc: NodeProcess, pub: Any, node: str,
+                   outputs: Sequence[str] = OUTPUTS, timeout: float = 60.0) -> None:
+        """Until ``proc``'s node subscribes ``pub``'s topic and publishes every one of
+        ``outputs`` (names under ``node``); RuntimeError with the log's tail when the process
+        exits first, TimeoutError after ``timeout`` s."""
+
+        def ready() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"{node} exited with code {proc.proc.returncode} before it "
+                                   f"was ready (log {proc.log_path}):\n{proc.tail()}")
+            return pub.get_subscription_count() > 0 and all(
+                self.node.count_publishers(f"{node}/{o}") > 0 for o in outputs)
+
+        wait_for(ready, timeout, f"{node} to subscribe its input and publish {list(outputs)}")
+
+    def __enter__(self) -> LiveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def count_outputs(self, node: str, outputs: Sequence[str] = OUTPUTS) -> RawCounter:
+        """Raw counters of ``node``'s image ``outputs`` (stamps and arrival times, no copies)."""
         return RawCounter(self, node, outputs)
+
+    def collect(self, node: str, outputs: Sequence[str] = OUTPUTS,
+                types: dict[str, Any] | None = None) -> Collector:
+        """A :class:`Collector` of ``node``'s ``outputs`` (deserialised messages by stamp)."""
+        return Collector(self, node, outputs, types)
 
     def set_params(self, node: str, **values: Any) -> list[Any]:
         """Set ``values`` on ``node`` (one SetParameters call); a SetParametersResult each."""
@@ -178,13 +152,13 @@ class Client:
 
 
 class RawCounter:
-    """Subscribes a node's image outputs without deserialising them (raw CDR): per output, the
-    header stamps (ns) received; per frame, when the last of its outputs arrived (monotonic).
+    """Subscribes a node's image outputs without deserialising them (raw CDR): per output, when
+    each header stamp (ns) arrived; per frame, when the last of its outputs arrived (monotonic).
 
     Each output is taken by its own seg_ros.ros.intake thread, not the client's executor: the
     executor's per-message Python would be CPU taken from the node under test."""
 
-    def __init__(self, client: Client, node: str, outputs: Sequence[str]) -> None:
+    def __init__(self, client: LiveClient, node: str, outputs: Sequence[str]) -> None:
         import struct
 
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -193,7 +167,7 @@ class RawCounter:
         from seg_ros.ros.intake import Intake, OwnThreadGroup
 
         self.client = client
-        self.got: dict[str, set[int]] = {o: set() for o in outputs}
+        self.got: dict[str, dict[int, float]] = {o: {} for o in outputs}  # stamp -> arrival
         self._partial: dict[int, int] = {}
         self.done: dict[int, float] = {}  # stamp -> time the last output arrived
         self._cond = threading.Condition(client.lock)
@@ -207,7 +181,7 @@ class RawCounter:
             with self._cond:
                 if s in self.got[o]:
                     return
-                self.got[o].add(s)
+                self.got[o][s] = now
                 k = self._partial.get(s, 0) + 1
                 if k == n:
                     self._partial.pop(s, None)
@@ -233,6 +207,11 @@ class RawCounter:
         with self._cond:
             return set(self.got[output])
 
+    def arrival(self, output: str, stamp: int) -> float | None:
+        """When ``output`` of frame ``stamp`` arrived (monotonic), None if it did not."""
+        with self._cond:
+            return self.got[output].get(stamp)
+
     def complete(self) -> list[tuple[int, float]]:
         """(stamp, time the last of its outputs arrived) for frames with every output."""
         with self._cond:
@@ -254,3 +233,113 @@ class RawCounter:
             intake.close()
         for sub in self.subs:
             self.client.node.destroy_subscription(sub)
+
+
+def stamp_of(msg: Any) -> int:
+    """The stamp in ns of a message's header, or of a Header (the key outputs are matched to
+    frames by)."""
+    stamp = getattr(msg, "header", msg).stamp
+    return int(stamp.sec) * 10**9 + int(stamp.nanosec)
+
+
+class Collector:
+    """Subscribes a node's outputs (deserialised, on the client's executor, reliable) and keeps
+    the first message per (output, stamp) in ``got``; ``arrivals``: (monotonic time, stamp) of
+    each first output named in ``outputs``. Images unless ``types`` names another message type
+    for an output (e.g. ``{"floor_grid": OccupancyGrid}``)."""
+
+    def __init__(self, client: LiveClient, node: str, outputs: Sequence[str],
+                 types: dict[str, Any] | None = None, depth: int = 10) -> None:
+        self.client, self.node_name = client, node
+        self.outputs: tuple[str, ...] = ()
+        self.got: dict[str, dict[int, Any]] = {}
+        self.times: dict[str, dict[int, float]] = {}  # monotonic arrival
+        self.arrivals: list[tuple[float, int]] = []
+        self.subs: list[Any] = []
+        self._depth = depth
+        for o in outputs:
+            self.add(o, (types or {}).get(o))
+
+    def add(self, output: str, msg_type: Any = None) -> Any:
+        """Subscribe one more output (an Image unless ``msg_type``); the subscription."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        with self.client.lock:
+            self.outputs += (output,)
+            self.got.setdefault(output, {})
+            self.times.setdefault(output, {})
+        sub = self.client.node.create_subscription(
+            msg_type or Image, f"{self.node_name}/{output}", lambda m: self._on(output, m),
+            QoSProfile(depth=self._depth, reliability=ReliabilityPolicy.RELIABLE))
+        self.subs.append(sub)
+        return sub
+
+    def _on(self, output: str, msg: Any) -> None:
+        s, now = stamp_of(msg), time.monotonic()
+        with self.client.lock:
+            if s in self.got[output]:
+                return
+            self.got[output][s], self.times[output][s] = msg, now
+            if output == self.outputs[0]:
+                self.arrivals.append((now, s))
+
+    def arrival(self, output: str, stamp: int) -> float | None:
+        """When ``output`` of frame ``stamp`` arrived (monotonic), None if it did not."""
+        with self.client.lock:
+            return self.times[output].get(stamp)
+
+    def wait(self, stamp: int, timeout: float) -> float | None:
+        """When the last output of ``stamp`` arrived (monotonic), or None after ``timeout``."""
+        def last() -> float | None:
+            with self.client.lock:
+                times = [self.times[o].get(stamp) for o in self.outputs]
+            return None if None in times else max(t for t in times if t is not None)
+
+        try:
+            return wait_for(last, timeout, "outputs", poll=0.0005)
+        except TimeoutError:
+            return None
+
+    def request(self, publish: Callable[[Any], None], header: Any, timeout: float = 15.0,
+                outputs: Sequence[str] | None = None, expect: bool = True) -> dict[str, Any]:
+        """``publish(header)`` every 0.5 s (until discovery settles) until every output in
+        ``outputs`` (default all) has ``header``'s stamp; the messages by output name. With
+        ``expect=False`` it publishes for ``timeout`` s and returns whatever came."""
+        s, wanted = stamp_of(header), tuple(outputs or self.outputs)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            publish(header)
+            t_next = time.monotonic() + 0.5
+            while time.monotonic() < t_next:
+                with self.client.lock:
+                    if expect and all(s in self.got[o] for o in wanted):
+                        return {o: self.got[o][s] for o in wanted}
+                time.sleep(0.01)
+        with self.client.lock:
+            found = {o: self.got[o][s] for o in wanted if s in self.got[o]}
+        if expect:
+            missing = [o for o in wanted if o not in found]
+            raise AssertionError(f"{self.node_name} published no {missing} for the frame")
+        return found
+
+    def close(self) -> None:
+        for sub in self.subs:
+            self.client.node.destroy_subscription(sub)
+        self.subs = []
+
+
+def in_domain(domain: int, make: Callable[[], Any]) -> Iterator[Any]:
+    """``make()`` built and yielded with ``ROS_DOMAIN_ID`` set to ``domain`` in this process,
+    then closed and the variable restored: the body of a pytest fixture for a test harness."""
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    try:
+        harness = make()
+        yield harness
+        harness.close()
+    finally:
+        if old is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = old

@@ -1,0 +1,26 @@
+"""What tests, benchmarks and ``seg-ros bag eval`` share to drive a live node.
+
+A node process in a private ROS domain (:class:`NodeProcess`), a test-side rclpy client with a
+spin thread, raw output counters keyed by header stamp and the node's diagnostics
+(:class:`LiveClient`), the one domain picker and a tiny real ONNX model. Product code never
+imports this room, except bag eval's driver. Importing it imports neither rclpy nor torch.
+"""
+
+from seg_ros.testing.client import (
+    OUTPUTS,
+    Collector,
+    LiveClient,
+    RawCounter,
+    in_domain,
+    param_args,
+    stamp_now,
+    stamp_of,
+)
+from seg_ros.testing.domains import pick_domain
+from seg_ros.testing.models import camvid_frames, make_tiny_model, shipped_or_tiny_model
+from seg_ros.testing.process import NodeLauncher, NodeProcess, node_module, rss_mb
+from seg_ros.testing.wait import wait_for
+
+__all__ = ["OUTPUTS", "Collector", "LiveClient", "NodeLauncher", "NodeProcess", "RawCounter",
+           "camvid_frames", "in_domain", "make_tiny_model", "node_module", "param_args",
+           "pick_domain", "rss_mb", "shipped_or_tiny_model", "stamp_now", "stamp_of", "wait_for"]
