@@ -191,201 +191,280 @@ def _log(msg: str) -> None:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or resume) a training run; returns the final metrics dict (rank 0)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(cfg.device)
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    main = rank == 0
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    return Trainer(cfg).train()
 
-    spec = find_dataset_spec(cfg.data)
-    if spec.ignore_index is None:
-        raise ConfigError(f"dataset spec {spec.source} has no ignore_index: set one (e.g. 255)")
-    card = spec.card(input_size=tuple(cfg.crop))
-    t_load = time.perf_counter()
-    train_ds = SegmentationDataset(
-        cfg.data, "train", spec,
-        train_transform(cfg.crop, card.mean, card.std, spec.ignore_index,
-                        base_scale=cfg.base_scale),
-        limit=cfg.limit)
-    val_ds = SegmentationDataset(cfg.data, "val", spec,
-                                 eval_transform(card.mean, card.std, cfg.base_scale),
-                                 limit=cfg.val_limit)
-    weights = median_frequency_weights(*train_ds.class_pixel_counts())
-    if main:
-        _log(f"data: {len(train_ds)} train / {len(val_ds)} val frames from {cfg.data} "
-             f"({time.perf_counter() - t_load:.1f} s); class weights "
-             f"{np.round(weights, 3).tolist()}")
 
-    net = build_model(cfg.arch, spec.num_classes, **cfg.arch_options)
-    ckpt: dict[str, Any] | None = None
-    last_path = out / "last.pt"
-    if cfg.resume:
-        if not last_path.is_file():
-            raise ConfigError(f"--resume but {last_path} does not exist: drop --resume or "
-                              "point --out at the run folder to continue")
-        ckpt = load_checkpoint(last_path)
-        if ckpt["arch"] != cfg.arch or ckpt["arch_options"] != cfg.arch_options:
-            raise ConfigError(f"{last_path} holds {ckpt['arch']} {ckpt['arch_options']} but "
-                              f"--arch is {cfg.arch} {cfg.arch_options}: use the same --arch")
-        net.load_state_dict(ckpt["model"])
-    else:
-        wpath = resolve_encoder_weights(cfg.encoder_weights)
-        if wpath is not None:
-            n = load_imagenet(net.encoder, wpath)
-            if main:
-                _log(f"encoder: loaded {n} ImageNet tensors from {wpath} (all keys matched)")
-    net.to(device).to(memory_format=torch.channels_last)
-    model: nn.Module = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None)
+class Trainer:
+    """One training run: distributed set-up, data, model, resume, optimiser, the epochs with
+    their evaluations and checkpoints, and the ``--time-limit`` budget.
 
-    loss_fn = build_loss(cfg.loss, spec.ignore_index, torch.from_numpy(weights)).to(device)
-    decay, no_decay = [], []
-    for p in net.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
-    else:
-        raise ConfigError(f"unknown --optimizer {cfg.optimizer!r}: use adamw or sgd")
+    Set-up happens in the order an uninterrupted run always had (seeds before the model, the
+    model before the optimiser), so runs stay bit-identical to earlier ones on CPU."""
 
-    per_rank = max(1, cfg.batch_size // world)
-    base_sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True,
-                                      seed=cfg.seed, drop_last=True)
-    sampler = SeededSampler(base_sampler, cfg.seed)
-    loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=True,
-                        num_workers=cfg.workers, collate_fn=_collate,
-                        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise ConfigError(f"{len(train_ds)} train frames give no batch of {per_rank}: lower "
-                          "--batch-size or add frames")
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.last_path = self.out / "last.pt"
+        self.step, self.start_epoch, self.best, self.wall = 0, 0, -1.0, 0.0
+        self.history: list[dict[str, Any]] = []
+        # --time-limit bookkeeping: seconds of each epoch without its evaluation, and of each
+        # eval. The first epoch (worker start-up, cuDNN autotuning) and the first eval
+        # (autotuning at the val size: ~5x a steady one) are not representative; counting both
+        # into "s/epoch" once cut 240 epochs to 126 where ~210 fitted.
+        self.epoch_times: list[float] = []
+        self.eval_times: list[float] = []
 
-    step, start_epoch, best, history, wall = 0, 0, -1.0, [], 0.0
-    if ckpt is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-        step, start_epoch = int(ckpt["step"]), int(ckpt["epoch"])
-        best, history, wall = float(ckpt["best_miou"]), list(ckpt["history"]), ckpt["wall_time_s"]
-        torch.set_rng_state(ckpt["rng"])
-        if main:
-            _log(f"resumed {last_path}: epoch {start_epoch}, step {step}, best mIoU {best:.4f}")
-
-    use_amp = cfg.amp and device.type == "cuda"
-    meta = {"format": CKPT_FORMAT, "arch": cfg.arch, "arch_options": dict(cfg.arch_options),
-            "card": card.to_dict(), "dataset": spec.to_dict(), "config": _plain(asdict(cfg)),
-            "class_weights": weights.tolist()}
-    t0 = time.perf_counter()
-    epoch = start_epoch
-    # --time-limit bookkeeping: seconds of each epoch without its evaluation, and of each eval.
-    # The first epoch (worker start-up, cuDNN autotuning) and the first eval (autotuning at the
-    # val size: ~5x a steady one) are not representative; the old estimate counted both into
-    # "s/epoch" (3.5 s where steady epochs took ~1.7 s) and cut 240 epochs to 126 where ~210
-    # fitted.
-    epoch_times: list[float] = []
-    eval_times: list[float] = []
-    fit_epoch = start_epoch + max(5, 2 * cfg.eval_every if cfg.eval_every <= 10 else 5)
-    for epoch in range(start_epoch, cfg.epochs):
-        if step >= total_steps:
-            break
-        t_epoch = time.perf_counter()
-        model.train()
-        sampler.set_epoch(epoch)
-        loss_sum, n_batches = torch.zeros((), device=device), 0
-        for x, y in loader:
-            if step >= total_steps:
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self._distributed()
+        self._data()
+        ckpt = self._model()
+        self._optimiser()
+        self._loader()
+        if ckpt is not None:
+            self._resume(ckpt)
+        self.t0 = time.perf_counter()
+        fit_epoch = self.start_epoch + max(5, 2 * cfg.eval_every if cfg.eval_every <= 10 else 5)
+        for epoch in range(self.start_epoch, cfg.epochs):
+            if self.step >= self.total_steps:
                 break
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, total_steps, warmup, cfg.schedule)
+            t_epoch = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            done = epoch + 1 >= cfg.epochs or self.step >= self.total_steps
+            t_eval = self._end_epoch(epoch, train_loss, done)
+            self.epoch_times.append(time.perf_counter() - t_epoch - t_eval)
+            if cfg.time_limit and epoch + 1 == fit_epoch and not done:
+                self._fit_time_limit(epoch)
+            if self.world > 1:
+                dist.barrier()
+            if cfg.stop_epoch is not None and epoch + 1 >= cfg.stop_epoch:
+                break
+        return self._result()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _distributed(self) -> None:
+        """Rank, world size and device (torchrun's variables), the run folder, the seeds."""
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = resolve_device(self.cfg.device)
+        if self.world > 1:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", local)
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.main = self.rank == 0
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.cfg.seed)
+        np.random.seed(self.cfg.seed)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _data(self) -> None:
+        """Dataset spec, card, train and val sets, median-frequency class weights."""
+        cfg = self.cfg
+        spec = self.spec = find_dataset_spec(cfg.data)
+        if spec.ignore_index is None:
+            raise ConfigError(f"dataset spec {spec.source} has no ignore_index: set one "
+                              "(e.g. 255)")
+        card = self.card = spec.card(input_size=(int(cfg.crop[0]), int(cfg.crop[1])))
+        t_load = time.perf_counter()
+        self.train_ds = SegmentationDataset(
+            cfg.data, "train", spec,
+            train_transform(cfg.crop, card.mean, card.std, spec.ignore_index,
+                            base_scale=cfg.base_scale),
+            limit=cfg.limit)
+        self.val_ds = SegmentationDataset(cfg.data, "val", spec,
+                                          eval_transform(card.mean, card.std, cfg.base_scale),
+                                          limit=cfg.val_limit)
+        self.weights = median_frequency_weights(*self.train_ds.class_pixel_counts())
+        self._log(f"data: {len(self.train_ds)} train / {len(self.val_ds)} val frames from "
+                  f"{cfg.data} ({time.perf_counter() - t_load:.1f} s); class weights "
+                  f"{np.round(self.weights, 3).tolist()}")
+
+    def _model(self) -> dict[str, Any] | None:
+        """The network: from ``last.pt`` when resuming (its checkpoint is returned), else with
+        ImageNet encoder weights; on the device, wrapped for DDP when distributed."""
+        cfg = self.cfg
+        net = self.net = build_model(cfg.arch, self.spec.num_classes, **cfg.arch_options)
+        ckpt: dict[str, Any] | None = None
+        if cfg.resume:
+            if not self.last_path.is_file():
+                raise ConfigError(f"--resume but {self.last_path} does not exist: drop --resume "
+                                  "or point --out at the run folder to continue")
+            ckpt = load_checkpoint(self.last_path)
+            if ckpt["arch"] != cfg.arch or ckpt["arch_options"] != cfg.arch_options:
+                raise ConfigError(f"{self.last_path} holds {ckpt['arch']} "
+                                  f"{ckpt['arch_options']} but --arch is {cfg.arch} "
+                                  f"{cfg.arch_options}: use the same --arch")
+            net.load_state_dict(ckpt["model"])
+        else:
+            wpath = resolve_encoder_weights(cfg.encoder_weights)
+            if wpath is not None:
+                n = load_imagenet(net.encoder, wpath)  # type: ignore[arg-type]
+                self._log(f"encoder: loaded {n} ImageNet tensors from {wpath} (all keys matched)")
+        net.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model: nn.Module = net
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return ckpt
+
+    def _optimiser(self) -> None:
+        """Loss and optimiser; no weight decay on biases and norm parameters."""
+        cfg = self.cfg
+        self.loss_fn = build_loss(cfg.loss, self.spec.ignore_index,
+                                  torch.from_numpy(self.weights)).to(self.device)
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for p in self.net.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "adamw":
+            self.opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+        elif cfg.optimizer == "sgd":
+            self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+        else:
+            raise ConfigError(f"unknown --optimizer {cfg.optimizer!r}: use adamw or sgd")
+
+    def _loader(self) -> None:
+        """Seeded distributed sampling, the loader, and the step budget."""
+        cfg = self.cfg
+        per_rank = max(1, cfg.batch_size // self.world)
+        base: DistributedSampler[Any] = DistributedSampler(
+            self.train_ds, num_replicas=self.world, rank=self.rank,  # type: ignore[arg-type]
+            shuffle=True, seed=cfg.seed, drop_last=True)
+        self.sampler = SeededSampler(base, cfg.seed)
+        self.loader: DataLoader[Any] = DataLoader(
+            self.train_ds, batch_size=per_rank, sampler=self.sampler,  # type: ignore[arg-type]
+            drop_last=True, num_workers=cfg.workers, collate_fn=_collate,
+            pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{len(self.train_ds)} train frames give no batch of {per_rank}: "
+                              "lower --batch-size or add frames")
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.warmup = int(cfg.warmup_epochs * self.steps_per_epoch)
+        self.meta = {"format": CKPT_FORMAT, "arch": cfg.arch,
+                     "arch_options": dict(cfg.arch_options), "card": self.card.to_dict(),
+                     "dataset": self.spec.to_dict(), "config": _plain(asdict(cfg)),
+                     "class_weights": self.weights.tolist()}
+
+    def _resume(self, ckpt: dict[str, Any]) -> None:
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.step, self.start_epoch = int(ckpt["step"]), int(ckpt["epoch"])
+        self.best, self.history = float(ckpt["best_miou"]), list(ckpt["history"])
+        self.wall = ckpt["wall_time_s"]
+        torch.set_rng_state(ckpt["rng"])
+        self._log(f"resumed {self.last_path}: epoch {self.start_epoch}, step {self.step}, "
+                  f"best mIoU {self.best:.4f}")
+
+    # ------------------------------------------------------------------ epochs
+
+    def _train_epoch(self, epoch: int) -> float:
+        """One pass over the loader (bf16 autocast on CUDA); the mean loss over the ranks."""
+        cfg, device = self.cfg, self.device
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        use_amp = cfg.amp and device.type == "cuda"
+        loss_sum, n_batches = torch.zeros((), device=device), 0
+        for x, y in self.loader:
+            if self.step >= self.total_steps:
+                break
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(self.step, self.total_steps, self.warmup,
+                                             cfg.schedule)
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
+                logits = self.model(x)
+            loss = self.loss_fn(logits.float(), y)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.opt.step()
             loss_sum += loss.detach()
             n_batches += 1
-            step += 1
+            self.step += 1
         train_loss = float(loss_sum) / max(1, n_batches)
-        if world > 1:
+        if self.world > 1:
             t = torch.tensor([train_loss], device=device)
             dist.all_reduce(t)
-            train_loss = float(t) / world
-        done = epoch + 1 >= cfg.epochs or step >= total_steps
-        rec: dict[str, Any] = {"epoch": epoch + 1, "step": step, "train_loss": train_loss,
-                               "lr": opt.param_groups[0]["lr"],
-                               "wall_s": wall + time.perf_counter() - t0}
+            train_loss = float(t) / self.world
+        return train_loss
+
+    def _end_epoch(self, epoch: int, train_loss: float, done: bool) -> float:
+        """Evaluate when due (``best.pt`` on a new best), log, write ``last.pt`` and
+        metrics.json; the seconds the evaluation took."""
+        cfg = self.cfg
+        rec: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "train_loss": train_loss,
+                               "lr": self.opt.param_groups[0]["lr"],
+                               "wall_s": self.wall + time.perf_counter() - self.t0}
         t_eval = 0.0
-        if main and ((epoch + 1) % cfg.eval_every == 0 or done):
+        head = f"epoch {epoch + 1}/{cfg.epochs} step {self.step} loss {train_loss:.4f}"
+        if self.main and ((epoch + 1) % cfg.eval_every == 0 or done):
             t_eval = time.perf_counter()
-            cm = evaluate(net, val_ds, device, spec.num_classes, spec.ignore_index, amp=cfg.amp)
+            s = self._evaluate(epoch, rec)
             t_eval = time.perf_counter() - t_eval
-            eval_times.append(t_eval)
-            s = metrics.summary(cm, spec.class_names)
-            rec.update(val_miou=s["miou"], val_pixel_accuracy=s["pixel_accuracy"])
-            if s["miou"] > best:
-                best = s["miou"]
-                _save({**meta, "model": net.state_dict(), "epoch": epoch + 1, "step": step,
-                       "val": s, "confusion": cm.tolist(), "wall_time_s": rec["wall_s"]},
-                      out / "best.pt")
-            _log(f"epoch {epoch + 1}/{cfg.epochs} step {step} loss {train_loss:.4f} "
-                 f"val mIoU {s['miou']:.4f} (best {best:.4f}) pixel acc "
-                 f"{s['pixel_accuracy']:.4f} [{rec['wall_s']:.0f} s]")
-        elif main:
-            _log(f"epoch {epoch + 1}/{cfg.epochs} step {step} loss {train_loss:.4f} "
-                 f"lr {rec['lr']:.2e} [{rec['wall_s']:.0f} s]")
-        history.append(rec)
-        if main:
-            _save({**meta, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                   "epoch": epoch + 1, "step": step, "best_miou": best, "history": history,
-                   "wall_time_s": rec["wall_s"], "rng": torch.get_rng_state()}, last_path)
-            _write_metrics(out, cfg, history, best)
-        epoch_times.append(time.perf_counter() - t_epoch - t_eval)
-        if cfg.time_limit and epoch + 1 == fit_epoch and not done:
-            # Fit the schedule into the time budget early on: poly decay only bends a little.
-            per_epoch, eval_s = time_limit_rates(epoch_times, eval_times)
-            left = cfg.time_limit * 60 - (time.perf_counter() - t0)
-            fit = epoch + 1 + epochs_that_fit(left, per_epoch, eval_s, cfg.eval_every)
-            t = torch.tensor([min(cfg.epochs, fit)], dtype=torch.float64, device=device)
-            if world > 1:
-                dist.broadcast(t, 0)
-            planned_epochs = int(t)
-            total_steps = min(total_steps, planned_epochs * steps_per_epoch)
-            if main:
-                _log(f"time limit {cfg.time_limit} min: {per_epoch:.2f} s/epoch + "
-                     f"{eval_s:.2f} s/eval -> {planned_epochs} epochs")
-        if world > 1:
+            self.eval_times.append(t_eval)
+            self._log(f"{head} val mIoU {s['miou']:.4f} (best {self.best:.4f}) pixel acc "
+                      f"{s['pixel_accuracy']:.4f} [{rec['wall_s']:.0f} s]")
+        else:
+            self._log(f"{head} lr {rec['lr']:.2e} [{rec['wall_s']:.0f} s]")
+        self.history.append(rec)
+        if self.main:
+            _save({**self.meta, "model": self.net.state_dict(),
+                   "optimizer": self.opt.state_dict(), "epoch": epoch + 1, "step": self.step,
+                   "best_miou": self.best, "history": self.history,
+                   "wall_time_s": rec["wall_s"], "rng": torch.get_rng_state()}, self.last_path)
+            _write_metrics(self.out, cfg, self.history, self.best)
+        return t_eval
+
+    def _evaluate(self, epoch: int, rec: dict[str, Any]) -> dict[str, Any]:
+        """Val mIoU into ``rec``; ``best.pt`` when it beats the best so far."""
+        spec = self.spec
+        cm = evaluate(self.net, self.val_ds, self.device, spec.num_classes, spec.ignore_index,
+                      amp=self.cfg.amp)
+        s = metrics.summary(cm, spec.class_names)
+        rec.update(val_miou=s["miou"], val_pixel_accuracy=s["pixel_accuracy"])
+        if s["miou"] > self.best:
+            self.best = s["miou"]
+            _save({**self.meta, "model": self.net.state_dict(), "epoch": epoch + 1,
+                   "step": self.step, "val": s, "confusion": cm.tolist(),
+                   "wall_time_s": rec["wall_s"]}, self.out / "best.pt")
+        return s
+
+    def _fit_time_limit(self, epoch: int) -> None:
+        """Fit the schedule into the time budget early on: poly decay only bends a little."""
+        cfg = self.cfg
+        per_epoch, eval_s = time_limit_rates(self.epoch_times, self.eval_times)
+        left = float(cfg.time_limit or 0) * 60 - (time.perf_counter() - self.t0)
+        fit = epoch + 1 + epochs_that_fit(left, per_epoch, eval_s, cfg.eval_every)
+        t = torch.tensor([min(cfg.epochs, fit)], dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            dist.broadcast(t, 0)
+        planned_epochs = int(t)
+        self.total_steps = min(self.total_steps, planned_epochs * self.steps_per_epoch)
+        self._log(f"time limit {cfg.time_limit} min: {per_epoch:.2f} s/epoch + "
+                  f"{eval_s:.2f} s/eval -> {planned_epochs} epochs")
+
+    def _result(self) -> dict[str, Any]:
+        result = _finish(self.out, self.spec.class_names) if self.main else {}
+        # Per-tensor parameter sums: lets callers (DDP tests) check that replicas agree.
+        result["param_sums"] = [float(p.detach().double().sum()) for p in self.net.parameters()]
+        result["step"] = self.step
+        if self.world > 1:
             dist.barrier()
-        if cfg.stop_epoch is not None and epoch + 1 >= cfg.stop_epoch:
-            break
-    result = _finish(out, spec.class_names) if main else {}
-    # Per-tensor parameter sums: lets callers (DDP tests) check that replicas agree.
-    result["param_sums"] = [float(p.detach().double().sum()) for p in net.parameters()]
-    result["step"] = step
-    if world > 1:
-        dist.barrier()
-    return result
+        return result
+
+    def _log(self, msg: str) -> None:
+        """Rank 0 prints; the other ranks stay quiet."""
+        if self.main:
+            _log(msg)
 
 
 def time_limit_rates(epoch_times: list[float], eval_times: list[float]) -> tuple[float, float]:
