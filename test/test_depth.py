@@ -319,3 +319,19 @@ def test_marking_settings_refuse_inverted_heights() -> None:
         MarkingSettings(0.2, 0.1, 1.0)
     with pytest.raises(ConfigError, match="grid_stride"):
         MarkingSettings(stride=0)
+
+
+# ------------------------------------------------------------------------------ stamps
+
+
+def test_stamp_buffer_takes_the_same_stamp_else_the_nearest_within_the_skew() -> None:
+    from seg_ros.depth.stamps import StampBuffer
+
+    buf: StampBuffer[str] = StampBuffer(size=3)
+    for stamp, name in ((100, "a"), (200, "b"), (205, "c"), (300, "d")):
+        buf.put(stamp, name)
+    assert buf.received == 4
+    assert buf.nearest(200, 10) == ("b", 0)          # exact beats a nearer-looking newer one
+    assert buf.nearest(203, 10) == ("c", 2)
+    assert buf.nearest(290, 9) is None               # 10 ns away: beyond the skew
+    assert buf.nearest(100, 50) is None              # dropped: the buffer keeps the last 3

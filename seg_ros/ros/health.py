@@ -46,6 +46,7 @@ class HealthReport:
             "stalled_outputs": "; ".join(x.describe() for x in silent),
             "state": self.state_text(),
             **(self.floor.diagnostics_values() if self.floor is not None else {}),
+            **(self.depth.diagnostics_values() if hasattr(self, "depth") else {}),
             **self._model_values(),
         }
         name = self.get_fully_qualified_name()  # type: ignore[attr-defined]

@@ -57,6 +57,7 @@ from seg_ros.pipeline import (
 )
 from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, params
+from seg_ros.ros.depth_hook import DepthInput
 from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.ros.health import STALE_INPUT_S, HealthReport
 from seg_ros.ros.label_info import LabelInfoPublishers
@@ -146,6 +147,7 @@ class SegmentationCore(HealthReport):
         self._last_diag = (time.monotonic(), 0, 0)
         self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.depth = DepthInput(self)  # depth/image in, ~/points out (seg_ros.ros.depth_hook)
 
     def _configure(self) -> None:
         """Parameters read and checked, the model loaded (one engine per worker) and warmed
@@ -373,12 +375,13 @@ class SegmentationCore(HealthReport):
             rgb = self._decode(msg, live.max_input_pixels)  # CodecError -> rejected
         want = self.outputs.wanted(live)
         floor = self.floor is not None and self.floor.wanted()
-        if not (any(want.values()) or floor):
+        points = self.depth.wanted()
+        if not (any(want.values()) or floor or points):
             self.stats.bump("idle")
             return
         in_hw = rgb.shape[:2]
         out_hw = self.outputs.output_size(live, in_hw, tuple(self.card.input_size))
-        floor_conf = floor and self.floor.needs_confidence()
+        floor_conf = (floor and self.floor.needs_confidence()) or points
         need_conf = (want["confidence"] or floor_conf
                      or (live.unknown_below > 0 and (want["labels"] or want["labels/compressed"])))
         outputs = self._infer(seg, rgb, need_conf, timer)
@@ -389,6 +392,9 @@ class SegmentationCore(HealthReport):
         self.outputs.publish_labels(want, result, self.labels_encoding, live, timer)
         if floor:
             self._floor_grid(seg, outputs, labels, conf, in_hw, out_hw, result, timer)
+        if points:
+            with timer("publish"), self.order.turn("points", result.seq):
+                self.depth(labels, result.header, conf, result.rgb)
         self.outputs.publish_pictures(want, result, self.card, self.palette, live, timer)
         self.outputs.publish_camera_info(self.camera_info, out_hw, msg.header)
         timer.record(self.stats.stage_ms)

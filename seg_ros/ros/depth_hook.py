@@ -1,0 +1,323 @@
+"""The node's depth input: ``depth/image`` + ``depth/camera_info`` in, ``~/points`` out.
+
+A registered depth image (REP 118: 16UC1 millimetres or 32FC1 metres, 0 / NaN = no return;
+e.g. a RealSense's ``aligned_depth_to_color/image_raw``) is paired with each colour frame by
+stamp: the same stamp, else the nearest within ``depth.max_skew_ms`` among the latest
+:data:`BUFFER` depth images. A colour frame without a twin is counted (``depth_unmatched``)
+and still segmented; its cloud is skipped and its floor grid uses the flat-floor rule.
+
+``~/points`` (sensor_msgs/PointCloud2, organised: the depth image's height x width, fields
+x y z label confidence [rgb], see :mod:`seg_ros.depth.cloud`) is in the camera optical frame
+with the colour frame's header, and is computed only while somebody subscribes. The depth
+camera_info is needed only when the depth image's size differs from the colour image's; each
+depth pixel then takes the label of the colour pixel its ray falls on.
+
+:meth:`DepthInput.frame_for` gives the floor grid the same matched frame (once per stamp).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+
+from seg_ros.depth import CloudBuffer, MarkingSettings, RayTable, colour_pixel_map
+from seg_ros.depth import depth_to_metres as decode_depth
+from seg_ros.depth.stamps import StampBuffer
+from seg_ros.errors import CodecError, ConfigError
+from seg_ros.floor import CameraModel
+from seg_ros.ros import params
+from seg_ros.ros.convert import stamp_ns
+from seg_ros.ros.params import ParamSpec, descriptor
+from seg_ros.ros.points import cloud_msg
+
+TOPIC = "~/points"
+DEPTH_TOPIC, DEPTH_INFO_TOPIC = "depth/image", "depth/camera_info"
+BUFFER = 16  # depth images kept for matching (half a second at 30 Hz)
+LOG_THROTTLE_S = 10.0
+
+SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("depth.max_skew_ms", "double", 10.0,
+              "A colour frame takes the depth image with its stamp, else the nearest one within "
+              "this many milliseconds; none: counted as depth_unmatched (no cloud, flat-floor "
+              "grid for that frame).", live=True, float_range=(0.0, 1000.0)),
+    ParamSpec("depth.floor_tolerance", "double", 0.05,
+              "Metres from the floor plane within which a traversable point is free floor.",
+              live=True, float_range=(0.0, 1.0)),
+    ParamSpec("depth.min_obstacle_height", "double", 0.1,
+              "Points of any class at least this high (metres above the floor) are obstacles "
+              "at their x-y position; > depth.floor_tolerance.", live=True,
+              float_range=(0.0, 10.0)),
+    ParamSpec("depth.max_obstacle_height", "double", 1.5,
+              "Points higher than this (metres) neither mark nor clear cells: the robot passes "
+              "under them (a table top above it, a ceiling).", live=True,
+              float_range=(0.0, 100.0)),
+    ParamSpec("depth.grid_stride", "integer", 2,
+              "Every Nth row and column of the depth image marks the floor grid (1 = all; "
+              "grazing surfaces get gaps between samples at larger strides).", live=True,
+              int_range=(1, 64)),
+    ParamSpec("depth.points_rgb", "bool", False,
+              "Add the colour pixel to ~/points as a packed rgb field (PCL / RViz convention).",
+              live=True),
+)
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """The validated depth parameters; the worker reads one snapshot per frame."""
+
+    max_skew_ns: int
+    marking: MarkingSettings
+    rgb: bool
+
+
+def config_from(values: Mapping[str, Any]) -> DepthConfig:
+    """Parameter values -> DepthConfig; ConfigError naming the parameter and the fix."""
+    marking = MarkingSettings(float(values["depth.floor_tolerance"]),
+                              float(values["depth.min_obstacle_height"]),
+                              float(values["depth.max_obstacle_height"]),
+                              int(values["depth.grid_stride"]))
+    return DepthConfig(round(float(values["depth.max_skew_ms"]) * 1e6), marking,
+                       bool(values["depth.points_rgb"]))
+
+
+@dataclass(frozen=True, eq=False)
+class DepthFrame:
+    """One matched depth image: metres (NaN = no return), its camera and rays, and the colour
+    pixel of each depth pixel (None: registered pixel for pixel)."""
+
+    metres: np.ndarray
+    camera: CameraModel
+    rays: RayTable
+    pixel_map: np.ndarray | None
+    skew_ns: int
+
+
+@dataclass
+class DepthCounters:
+    """Since start; the worker and executor write, diagnostics read (GIL-atomic ints)."""
+
+    matched: int = 0
+    unmatched: int = 0        # colour frames that needed depth and found no twin
+    rejected: int = 0         # depth images that could not be decoded
+    no_camera_info: int = 0   # matched depth images without a usable camera_info
+    points_published: int = 0
+
+
+def _declare(node: Any) -> dict[str, Any]:
+    """Declare :data:`SPECS` (with descriptors) on ``node``; their values by name."""
+    values = {}
+    for spec in SPECS:
+        try:
+            values[spec.name] = node.declare_parameter(spec.name, spec.default,
+                                                       descriptor(spec)).value
+        except ParameterException as e:
+            text = str(e.args[0] if e.args else e).split("Reason: ", 1)[-1]
+            raise ConfigError(f"depth parameter {spec.name}: {text}; fix it in the params file "
+                              "or the -p override") from None
+    return values
+
+
+class DepthInput:
+    """Plugged into SegmentationNode like the floor grid: ``DepthInput(node)`` creates its own
+    subscriptions and publisher; the worker calls it once per frame with the labels.
+
+    ``node`` provides ``camera_info`` (the colour CameraInfo), ``startup`` (input QoS) and the
+    ROS node API. Raises ConfigError when a depth parameter is invalid at start.
+    """
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.log = node.get_logger()
+        self._values = _declare(node)
+        try:
+            self._cfg = config_from(self._values)
+        except ConfigError as e:
+            raise ConfigError(f"depth parameter {e}") from None
+        self.counters = DepthCounters()
+        self.buffer: StampBuffer[Any] = StampBuffer(BUFFER)
+        self.depth_info: Any = None
+        self._models: dict[int, tuple[Any, CameraModel | None]] = {}  # id(msg) -> model
+        self._recent: OrderedDict[int, DepthFrame | None] = OrderedDict()  # stamp -> match
+        self._lock = threading.Lock()
+        self._clouds = threading.local()  # one buffer per worker thread
+        self._logged: dict[str, float] = {}
+        self.last_skew_ms = float("nan")
+        s = getattr(node, "startup", None)
+        qos = (params.qos_profile(s.qos_reliability, s.qos_depth, s.qos_durability)
+               if s is not None else qos_profile_sensor_data)
+        self.depth_sub = node.create_subscription(Image, DEPTH_TOPIC, self._on_depth, qos)
+        self.info_sub = node.create_subscription(CameraInfo, DEPTH_INFO_TOPIC, self._on_info,
+                                                 qos)
+        self.pub = node.create_publisher(
+            PointCloud2, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        node.add_on_set_parameters_callback(self._check_params)
+        node.add_post_set_parameters_callback(self._apply_params)
+        self.log.info(f"depth input on {self.depth_sub.topic_name} (+ {self.info_sub.topic_name}"
+                      f" when its size differs), ~/points on {self.pub.topic_name}")
+
+    # --- parameters and inputs (executor thread) -----------------------------------------------
+
+    @property
+    def config(self) -> DepthConfig:
+        return self._cfg
+
+    def _check_params(self, changed: list[Any]) -> SetParametersResult:
+        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
+        if mine:
+            try:
+                config_from({**self._values, **mine})
+            except ConfigError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, changed: list[Any]) -> None:
+        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
+        if mine:
+            self._values = {**self._values, **mine}
+            self._cfg = config_from(self._values)  # one reference swap
+
+    def _on_depth(self, msg: Image) -> None:
+        self.buffer.put(stamp_ns(msg.header), msg)
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.depth_info = msg
+
+    # --- worker thread -------------------------------------------------------------------------
+
+    def wanted(self) -> bool:
+        """~/points has a subscriber (the node then computes labels and confidence)."""
+        return self.pub.get_subscription_count() > 0
+
+    def __call__(self, labels: np.ndarray, header: Header, confidence: np.ndarray | None,
+                 rgb: np.ndarray | None = None) -> None:
+        """Publish ~/points for this colour frame when wanted and its depth twin is here."""
+        if not self.wanted():
+            return
+        frame = self.frame_for(header, labels.shape[:2])
+        if frame is None:
+            return
+        cfg = self._cfg
+        h, w = frame.metres.shape
+        wide = labels.dtype == np.uint16
+        cloud = getattr(self._clouds, "buffer", None)
+        if cloud is None or not cloud.fits(h, w, wide, cfg.rgb):
+            cloud = self._clouds.buffer = CloudBuffer(h, w, wide, cfg.rgb)
+        cloud.fill(frame.metres, frame.rays, labels, confidence, rgb if cfg.rgb else None,
+                   frame.pixel_map)
+        self.pub.publish(cloud_msg(cloud, header))
+        self.counters.points_published += 1
+
+    def frame_for(self, header: Header, colour_size: tuple[int, int]) -> DepthFrame | None:
+        """The depth frame matched to this colour frame (computed once per stamp), or None:
+        no twin within depth.max_skew_ms (counted once a depth stream exists or ~/points is
+        wanted), undecodable (counted), or no camera_info describes it (counted)."""
+        stamp = stamp_ns(header)
+        with self._lock:
+            if stamp in self._recent:
+                return self._recent[stamp]
+        frame = self._match(stamp, colour_size)
+        with self._lock:
+            self._recent[stamp] = frame
+            while len(self._recent) > 4:
+                self._recent.popitem(last=False)
+        return frame
+
+    def _match(self, stamp: int, colour_size: tuple[int, int]) -> DepthFrame | None:
+        hit = self.buffer.nearest(stamp, self._cfg.max_skew_ns)
+        if hit is None:
+            if self.buffer.received or self.wanted():
+                self.counters.unmatched += 1
+                self._warn("unmatched", f"no depth image on {self.depth_sub.topic_name} within "
+                           f"depth.max_skew_ms = {self._cfg.max_skew_ns / 1e6:g} ms of a colour "
+                           "frame (counted as depth_unmatched): check that the depth stream "
+                           "runs and is stamped like the colour one, or raise the skew")
+            return None
+        msg, skew = hit
+        try:
+            metres = decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                                  bool(msg.is_bigendian))
+        except CodecError as e:
+            self.counters.rejected += 1
+            self._warn("rejected", f"depth image rejected: {e}")
+            return None
+        cameras = self._cameras(metres.shape, colour_size)
+        if cameras is None:
+            return None
+        depth_cam, colour_cam = cameras
+        pixel_map = None if colour_cam is None else colour_pixel_map(depth_cam, colour_cam)
+        self.counters.matched += 1
+        self.last_skew_ms = skew / 1e6
+        return DepthFrame(metres, depth_cam, RayTable.for_camera(depth_cam), pixel_map, skew)
+
+    def _cameras(self, depth_shape: tuple[int, ...], colour_size: tuple[int, int]
+                 ) -> tuple[CameraModel, CameraModel | None] | None:
+        """(depth camera, colour camera or None when registered pixel for pixel), or None
+        (counted, logged) when no camera_info describes the depth image."""
+        colour = self._model(self.node.camera_info)
+        depth = self._model(self.depth_info)
+        if depth is None or _size(depth) != depth_shape:
+            depth = colour if colour is not None and _size(colour) == depth_shape else None
+        if colour is not None and _size(colour) != colour_size:
+            colour = None  # the colour camera_info is of another stream: map by size only
+        if depth is None or (colour is None and depth_shape != colour_size):
+            self.counters.no_camera_info += 1
+            self._warn("camera_info", f"no camera_info describes the {depth_shape[1]}x"
+                       f"{depth_shape[0]} depth image: publish its CameraInfo on "
+                       f"{self.info_sub.topic_name} (or register the depth to the colour image "
+                       "at the colour resolution)")
+            return None
+        return depth, (None if colour is None or colour == depth else colour)
+
+    def _model(self, msg: Any) -> CameraModel | None:
+        """CameraModel of a CameraInfo, converted once per message; None if absent/invalid."""
+        if msg is None:
+            return None
+        key = id(msg)
+        cached = self._models.get(key)
+        if cached is None or cached[0] is not msg:
+            try:
+                model = CameraModel.from_camera_info(msg)
+            except (ConfigError, ValueError, TypeError, OverflowError) as e:
+                model = None
+                self._warn("bad camera_info", f"camera_info unusable for depth: {e}")
+            if len(self._models) > 8:
+                self._models.clear()
+            self._models[key] = cached = (msg, model)
+        return cached[1]
+
+    def _warn(self, kind: str, line: str) -> None:
+        """Log ``line`` at most once per LOG_THROTTLE_S for each ``kind``."""
+        now = time.monotonic()
+        if now - self._logged.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._logged[kind] = now
+            self.log.warning(line)
+
+    # --- diagnostics -----------------------------------------------------------------------------
+
+    def diagnostics_values(self) -> dict[str, str]:
+        """Key/values the node merges into its /diagnostics status."""
+        c = self.counters
+        return {"depth_received": str(self.buffer.received),
+                "depth_matched": str(c.matched),
+                "depth_unmatched": str(c.unmatched),
+                "depth_rejected": str(c.rejected),
+                "depth_no_camera_info": str(c.no_camera_info),
+                "depth_last_skew_ms": f"{self.last_skew_ms:.3f}",
+                "points_published": str(c.points_published)}
+
+
+def _size(camera: CameraModel) -> tuple[int, int]:
+    """(height, width) of the image a camera model describes."""
+    return camera.image_height, camera.image_width

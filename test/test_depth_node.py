@@ -1,0 +1,231 @@
+"""~/points from a real node process over real topics: colour + depth + camera_info in.
+
+One node process for the module (``seg-ros node --params-file config/camvid.yaml``, the shipped
+CamVid model) in a ROS domain of its own. The camera is a pinhole for CamVid's 480x360 frames
+(fx = fy = 432 px, centred); the registered depth image is a tilted plane 2..6 m away, in
+16UC1 millimetres, with a block of pixels that have no return (0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.testing import (  # noqa: E402
+    Collector,
+    LiveClient,
+    NodeLauncher,
+    in_domain,
+    pick_domain,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+DOMAIN = pick_domain()
+NODE = "/depth_test_node"
+CAM = "/rgbd_cam"
+W, H, F = 480, 360, 432.0
+LAUNCH = NodeLauncher(DOMAIN, Path(__file__).resolve().parents[1] / "config" / "camvid.yaml")
+HOLE = (slice(100, 140), slice(200, 260))  # rows, columns without a depth return
+
+
+def depth_mm(width: int = W, height: int = H) -> np.ndarray:
+    """A plane from 2 m (left) to 6 m (right) in millimetres; 0 in HOLE (scaled to size)."""
+    u = np.arange(width) / max(width - 1, 1)
+    mm = np.tile(np.round(2000 + 4000 * u), (height, 1)).astype(np.uint16)
+    sy, sx = height / H, width / W
+    mm[int(HOLE[0].start * sy):int(HOLE[0].stop * sy), int(HOLE[1].start * sx):
+       int(HOLE[1].stop * sx)] = 0
+    return mm
+
+
+def camera_info(width: int, height: int, f: float, scale: int = 1) -> Any:
+    """A pinhole whose pixel (u, v) looks where the colour camera's (scale u, scale v) does."""
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    cx, cy = (W - 1) / 2 / scale, (H - 1) / 2 / scale
+    msg.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+    msg.d = [0.0] * 5
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def image_msg(array: np.ndarray, encoding: str, header: Any) -> Any:
+    from sensor_msgs.msg import Image
+
+    h, w = array.shape[:2]
+    a = np.ascontiguousarray(array)
+    msg = Image(header=header, height=h, width=w, encoding=encoding, step=a.strides[0])
+    msg.data = byte_array(a.data.cast("B"))
+    return msg
+
+
+class Harness:
+    """Colour, depth and camera_info publishers plus a Collector of the node's outputs."""
+
+    def __init__(self) -> None:
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+        self.client = LiveClient(DOMAIN, name="depth_test")
+        self.node = self.client.node
+        self.image_pub = self.client.publisher(Image, f"{CAM}/image_raw", depth=5)
+        self.info_pub = self.client.publisher(CameraInfo, f"{CAM}/camera_info", depth=5)
+        self.depth_pub = self.client.publisher(Image, f"{CAM}/depth/image_raw", depth=5)
+        self.depth_info_pub = self.client.publisher(CameraInfo, f"{CAM}/depth/camera_info",
+                                                    depth=5)
+        self.collector = Collector(self.client, NODE, ("labels", "confidence"))
+        self.collector.add("points", PointCloud2)
+        self._stamp = 0
+
+    def close(self) -> None:
+        self.collector.close()
+        self.client.close()
+
+    def header(self, offset_ns: int = 100_000_000) -> Any:
+        from std_msgs.msg import Header
+
+        self._stamp += 1
+        h = Header(frame_id="rgbd_cam_color_optical_frame")
+        h.stamp.sec, h.stamp.nanosec = 1_700_000_300 + self._stamp, offset_ns  # 1 s apart
+        return h
+
+    def request(self, rgb: np.ndarray, depth: np.ndarray | None, outputs: tuple[str, ...],
+                depth_offset_ns: int = 0, depth_info: Any = None, expect: bool = True,
+                timeout: float = 20.0) -> dict[str, Any]:
+        """Publish camera_info, the depth image (stamp + ``depth_offset_ns``; none if None)
+        and the colour frame until ``outputs`` of the colour stamp arrive."""
+        info = camera_info(W, H, F)
+
+        def publish(header: Any) -> None:
+            info.header = header
+            self.info_pub.publish(info)
+            if depth is not None:
+                dh = type(header)(frame_id=header.frame_id)
+                dh.stamp.sec = header.stamp.sec
+                dh.stamp.nanosec = header.stamp.nanosec + depth_offset_ns
+                if depth_info is not None:
+                    depth_info.header = dh
+                    self.depth_info_pub.publish(depth_info)
+                self.depth_pub.publish(image_msg(depth, "16UC1", dh))
+            self.image_pub.publish(image_msg(rgb, "rgb8", header))
+
+        return self.collector.request(publish, self.header(), timeout, outputs, expect)
+
+    def diagnostics(self) -> dict[str, str]:
+        return self.client.diagnostics(NODE, timeout=5.0)[2]
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[Harness]:
+    yield from in_domain(DOMAIN, Harness)
+
+
+@pytest.fixture(scope="module")
+def node(harness: Harness, tmp_path_factory: Any) -> Iterator[Any]:
+    proc = LAUNCH.start(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={CAM}/image_raw",
+                         "-r", f"camera_info:={CAM}/camera_info",
+                         "-r", f"depth/image:={CAM}/depth/image_raw",
+                         "-r", f"depth/camera_info:={CAM}/depth/camera_info"],
+                        tmp_path_factory.mktemp("depth_node") / "node.log")
+    try:
+        def ready() -> bool:
+            assert proc.alive(), f"node exited:\n{proc.log()[-4000:]}"
+            return (harness.image_pub.get_subscription_count() > 0
+                    and harness.depth_pub.get_subscription_count() > 0
+                    and harness.node.count_publishers(f"{NODE}/points") > 0)
+        wait_for(ready, 60, "the node to start")
+        yield proc
+    finally:
+        rc = proc.stop()
+        assert rc == 0, f"node did not shut down cleanly ({rc}):\n{proc.log()[-4000:]}"
+
+
+def cloud_arrays(msg: Any) -> dict[str, np.ndarray]:
+    """Decode an organised PointCloud2 by its declared fields (offsets, datatypes)."""
+    kinds = {2: "u1", 4: "<u2", 7: "<f4"}
+    dtype = np.dtype({"names": [f.name for f in msg.fields],
+                      "formats": [kinds[f.datatype] for f in msg.fields],
+                      "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
+    assert msg.row_step == msg.point_step * msg.width and not msg.is_bigendian
+    data = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.row_step)
+    points = data.view(dtype).reshape(msg.height, msg.width)
+    return {name: points[name] for name in dtype.names}
+
+
+def labels_of(msg: Any) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :msg.width]
+
+
+def test_points_decode_and_carry_the_labels(harness: Harness, node: Any,
+                                            camvid_frame: Any) -> None:
+    rgb, _ = camvid_frame
+    mm = depth_mm()
+    got = harness.request(rgb, mm, ("labels", "confidence", "points"))
+    cloud = got["points"]
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
+        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("label", 12, 2, 1),
+        ("confidence", 14, 2, 1)]
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (H, W, 16, 16 * W)
+    assert cloud.is_dense is False
+    assert cloud.header.frame_id == got["labels"].header.frame_id
+    assert cloud.header.stamp == got["labels"].header.stamp
+    fields = cloud_arrays(cloud)
+    valid = mm > 0
+    assert np.isnan(fields["z"][~valid]).all() and np.isnan(fields["x"][~valid]).all()
+    z = mm / 1000.0
+    v, u = np.mgrid[0:H, 0:W]
+    np.testing.assert_allclose(fields["z"][valid], z[valid], rtol=1e-6)
+    np.testing.assert_allclose(fields["x"][valid], ((u - (W - 1) / 2) / F * z)[valid],
+                               atol=1e-5)
+    np.testing.assert_allclose(fields["y"][valid], ((v - (H - 1) / 2) / F * z)[valid],
+                               atol=1e-5)
+    np.testing.assert_array_equal(fields["label"], labels_of(got["labels"]))
+    np.testing.assert_array_equal(fields["confidence"], labels_of(got["confidence"]))
+    assert len(np.unique(fields["label"])) > 3  # a real segmentation, not a constant
+
+
+def test_nearest_depth_within_the_skew_is_taken(harness: Harness, node: Any,
+                                                camvid_frame: Any) -> None:
+    rgb, _ = camvid_frame
+    got = harness.request(rgb, depth_mm(), ("labels", "points"), depth_offset_ns=3_000_000)
+    assert cloud_arrays(got["points"])["z"][0, 0] == pytest.approx(2.0)
+    assert float(harness.diagnostics()["depth_last_skew_ms"]) == pytest.approx(3.0)
+
+
+def test_a_depth_frame_that_never_arrives_is_counted_and_labels_still_flow(
+        harness: Harness, node: Any, camvid_frame: Any) -> None:
+    rgb, _ = camvid_frame
+    harness.request(rgb, depth_mm(), ("points",))  # the depth stream runs
+    before = int(harness.diagnostics()["depth_unmatched"])
+    got = harness.request(rgb, None, ("labels", "points"), expect=False, timeout=2.0)
+    assert "labels" in got and "points" not in got
+    wait_for(lambda: int(harness.diagnostics()["depth_unmatched"]) > before, 10,
+             "depth_unmatched to count the frame")
+    # beyond depth.max_skew_ms (10 ms): also unmatched
+    got = harness.request(rgb, depth_mm(), ("labels", "points"), depth_offset_ns=30_000_000,
+                          expect=False, timeout=2.0)
+    assert "labels" in got and "points" not in got
+
+
+def test_depth_at_half_resolution_uses_its_own_camera_info(harness: Harness, node: Any,
+                                                           camvid_frame: Any) -> None:
+    rgb, _ = camvid_frame
+    mm = depth_mm(W // 2, H // 2)
+    got = harness.request(rgb, mm, ("labels", "points"),
+                          depth_info=camera_info(W // 2, H // 2, F / 2, scale=2))
+    cloud = got["points"]
+    assert (cloud.height, cloud.width) == (H // 2, W // 2)
+    fields = cloud_arrays(cloud)
+    labels = labels_of(got["labels"])
+    np.testing.assert_array_equal(fields["label"], labels[::2, ::2])  # pixel (2u, 2v)
+    assert np.isnan(fields["z"][mm == 0]).all()
