@@ -162,6 +162,40 @@ def make_bag(
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     out = Path(out)
+    _check_options(storage, rate, stride, limit, topic_prefix)
+    frames = list_images(images, "--images")[::stride][:limit]
+    label_dir = Path(labels) if labels is not None else None
+    if label_dir is not None and not label_dir.is_dir():
+        raise BagError(f"--labels {label_dir} is not a folder of label maps")
+    pairs = [(f, find_label(label_dir, f) if label_dir else None) for f in frames]
+    topics = Topics(topic_prefix, compressed)
+    period_ns = round(1e9 / rate)
+    if start_ns is None:
+        start_ns = int(time.time()) * 1_000_000_000
+
+    staged = staging(out)
+    try:
+        writer = Writer(staged, version=9, storage_plugin=StoragePlugin[storage.upper()])
+        src = Path(images).resolve()
+        writer.set_custom_data("seg_ros.source", f"{src.parent.name}/{src.name}")
+        writer.open()
+        frame_writer = _FrameWriter(writer, topics, compressed, label_dir is not None,
+                                    frame_id, jpeg_quality, camera_info)
+        for i, (frame, label) in enumerate(tqdm(pairs, desc="bag make", unit="frame",
+                                                disable=not progress)):
+            frame_writer.write(start_ns + i * period_ns, frame, label)
+        writer.close()
+        commit(staged, out)
+    except BaseException:
+        discard(staged)
+        raise
+    return MakeResult(out=out, frames=len(pairs), topics=frame_writer.topics,
+                      size_bytes=sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
+                      start_ns=start_ns, period_ns=period_ns)
+
+
+def _check_options(storage: str, rate: float, stride: int, limit: int | None,
+                   topic_prefix: str) -> None:
     if storage not in STORAGES:
         raise BagError(f"--storage {storage!r} is not one of {', '.join(STORAGES)}")
     if not rate > 0:
@@ -170,88 +204,74 @@ def make_bag(
         raise BagError("--stride and --limit must be >= 1")
     if not topic_prefix.startswith("/") or topic_prefix.endswith("/"):
         raise BagError(f"--topic-prefix {topic_prefix!r} must start with '/' and not end with '/'")
-    frames = list_images(images, "--images")[::stride][:limit]
-    label_dir = Path(labels) if labels is not None else None
-    if label_dir is not None and not label_dir.is_dir():
-        raise BagError(f"--labels {label_dir} is not a folder of label maps")
-    pairs = [(f, find_label(label_dir, f) if label_dir else None) for f in frames]
-    cam = read_camera_yaml(Path(camera_info)) if camera_info else None
 
-    ts = typestore()
-    T = ts.types
-    topics = Topics(topic_prefix, compressed)
-    period_ns = round(1e9 / rate)
-    if start_ns is None:
-        start_ns = int(time.time()) * 1_000_000_000
 
-    staged = staging(out)
-    try:
-        writer = Writer(staged, version=9,
-                        storage_plugin=StoragePlugin[storage.upper()])
-        src = Path(images).resolve()
-        writer.set_custom_data("seg_ros.source", f"{src.parent.name}/{src.name}")
-        writer.open()
-        c_info = writer.add_connection(topics.camera_info, CAMERA_INFO, typestore=ts)
-        c_img = writer.add_connection(topics.image, COMPRESSED if compressed else IMAGE,
-                                      typestore=ts)
-        c_lab = (writer.add_connection(topics.labels, COMPRESSED if compressed else IMAGE,
-                                       typestore=ts) if label_dir else None)
-        size: tuple[int, int] | None = None
-        for i, (frame, label) in enumerate(tqdm(pairs, desc="bag make", unit="frame",
-                                                disable=not progress)):
-            t = start_ns + i * period_ns
-            header = T["std_msgs/msg/Header"](
-                stamp=T["builtin_interfaces/msg/Time"](sec=t // 1_000_000_000,
-                                                       nanosec=t % 1_000_000_000),
-                frame_id=frame_id,
-            )
-            rgb = read_rgb(frame)
-            h, w = rgb.shape[:2]
-            if size is None:
-                size = (h, w)
-                if cam is None:
-                    cam = default_camera(w, h)
-                elif (cam.width, cam.height) != (w, h):
-                    raise BagError(
-                        f"camera info {camera_info} is for {cam.width}x{cam.height} but the "
-                        f"frames are {w}x{h}: pass the calibration of this camera/resolution"
-                    )
-            elif (h, w) != size:
+class _FrameWriter:
+    """Writes one frame's camera info, image and (optional) label map at one stamp; checks that
+    every frame has the size of the first and of the camera calibration."""
+
+    def __init__(self, writer: Any, topics: Topics, compressed: bool, with_labels: bool,
+                 frame_id: str, jpeg_quality: int, camera_info: str | Path | None) -> None:
+        self.ts = typestore()
+        self.writer, self.compressed, self.frame_id = writer, compressed, frame_id
+        self.jpeg_quality, self.camera_info = jpeg_quality, camera_info
+        self.cam = read_camera_yaml(Path(camera_info)) if camera_info else None
+        self.size: tuple[int, int] | None = None
+        self.image_type = COMPRESSED if compressed else IMAGE
+        self.c_info = writer.add_connection(topics.camera_info, CAMERA_INFO, typestore=self.ts)
+        self.c_img = writer.add_connection(topics.image, self.image_type, typestore=self.ts)
+        self.c_lab = (writer.add_connection(topics.labels, self.image_type, typestore=self.ts)
+                      if with_labels else None)
+        self.topics = {topics.camera_info: CAMERA_INFO, topics.image: self.image_type}
+        if with_labels:
+            self.topics[topics.labels] = self.image_type
+
+    def _camera(self, frame: Path, h: int, w: int) -> CameraModel:
+        """The camera of a ``w`` x ``h`` frame: the calibration (checked) or a default one."""
+        if self.size is None:
+            self.size = (h, w)
+            if self.cam is None:
+                self.cam = default_camera(w, h)
+            elif (self.cam.width, self.cam.height) != (w, h):
                 raise BagError(
-                    f"frame {frame} is {w}x{h} but earlier frames are {size[1]}x{size[0]}: one "
-                    "bag holds one camera stream; resize or split the folder"
-                )
-            writer.write(c_info, t, ts.serialize_cdr(_camera_info_msg(T, header, cam), CAMERA_INFO))
-            if compressed:
-                msg = _compressed_msg(T, header, frame, rgb, jpeg_quality)
-                writer.write(c_img, t, ts.serialize_cdr(msg, COMPRESSED))
-            else:
-                step, data = codec.encode_raw(rgb, "rgb8")
-                msg = T[IMAGE](header=header, height=h, width=w, encoding="rgb8",
-                               is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
-                writer.write(c_img, t, ts.serialize_cdr(msg, IMAGE))
-            if label and c_lab is not None:
-                ids = _read_labels(label)
-                if ids.shape != (h, w):
-                    raise BagError(
-                        f"label map {label} is {ids.shape[1]}x{ids.shape[0]} but its frame "
-                        f"{frame.name} is {w}x{h}: label maps must match their frames pixel for "
-                        "pixel (resize them with nearest-neighbour)"
-                    )
-                writer.write(c_lab, t, ts.serialize_cdr(_labels_msg(T, header, ids, compressed),
-                                                        COMPRESSED if compressed else IMAGE))
-        writer.close()
-        commit(staged, out)
-    except BaseException:
-        discard(staged)
-        raise
-    result_topics = {topics.camera_info: CAMERA_INFO,
-                     topics.image: COMPRESSED if compressed else IMAGE}
-    if label_dir:
-        result_topics[topics.labels] = COMPRESSED if compressed else IMAGE
-    return MakeResult(out=out, frames=len(pairs), topics=result_topics,
-                      size_bytes=sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
-                      start_ns=start_ns, period_ns=period_ns)
+                    f"camera info {self.camera_info} is for {self.cam.width}x{self.cam.height} "
+                    f"but the frames are {w}x{h}: pass the calibration of this "
+                    "camera/resolution")
+        elif (h, w) != self.size:
+            raise BagError(
+                f"frame {frame} is {w}x{h} but earlier frames are {self.size[1]}x{self.size[0]}:"
+                " one bag holds one camera stream; resize or split the folder")
+        assert self.cam is not None
+        return self.cam
+
+    def write(self, t: int, frame: Path, label: Path | None) -> None:
+        T, ts = self.ts.types, self.ts
+        header = T["std_msgs/msg/Header"](
+            stamp=T["builtin_interfaces/msg/Time"](sec=t // 1_000_000_000,
+                                                   nanosec=t % 1_000_000_000),
+            frame_id=self.frame_id)
+        rgb = read_rgb(frame)
+        h, w = rgb.shape[:2]
+        cam = self._camera(frame, h, w)
+        self.writer.write(self.c_info, t, ts.serialize_cdr(_camera_info_msg(T, header, cam),
+                                                           CAMERA_INFO))
+        if self.compressed:
+            msg = _compressed_msg(T, header, frame, rgb, self.jpeg_quality)
+        else:
+            step, data = codec.encode_raw(rgb, "rgb8")
+            msg = T[IMAGE](header=header, height=h, width=w, encoding="rgb8",
+                           is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+        self.writer.write(self.c_img, t, ts.serialize_cdr(msg, self.image_type))
+        if label is None or self.c_lab is None:
+            return
+        ids = _read_labels(label)
+        if ids.shape != (h, w):
+            raise BagError(
+                f"label map {label} is {ids.shape[1]}x{ids.shape[0]} but its frame "
+                f"{frame.name} is {w}x{h}: label maps must match their frames pixel for "
+                "pixel (resize them with nearest-neighbour)")
+        self.writer.write(self.c_lab, t, ts.serialize_cdr(
+            _labels_msg(T, header, ids, self.compressed), self.image_type))
 
 
 def _read_labels(path: Path) -> np.ndarray:

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from seg_ros.engines.calibration import CalibrationBatches, list_frames
 from seg_ros.errors import ConfigError, EngineError
-from seg_ros.model_card import embed_in_onnx, file_sha256, read_card
+from seg_ros.model_card import ModelCard, embed_in_onnx, file_sha256, read_card
 
 # Ops that turn logits into labels/confidence; kept float together with everything after them.
 TAIL_OPS = {"ArgMax", "Softmax", "LogSoftmax", "ReduceMax", "TopK"}
@@ -108,6 +109,52 @@ def _name_nodes(model: object) -> None:
         seen.add(n.name)
 
 
+def _float_card(model: Path, out: Path, method: str) -> ModelCard:
+    """The card of the float ONNX ``model``, after checking what the arguments ask for."""
+    if model.suffix != ".onnx" or not model.is_file():
+        raise ConfigError(f"{model} is not an .onnx file: quantize the exported ONNX model")
+    if out.resolve() == model.resolve():
+        raise ConfigError(f"--out {out} would overwrite the float model: pick another name")
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    card = read_card(model)
+    if card.provenance.get("precision") == "int8":
+        raise ConfigError(f"{model} is already int8: quantize the float model instead")
+    return card
+
+
+def _quantize_static(pre: Path, out: Path, reader: Any, excluded: list[str], method: str,
+                     per_channel: bool, name: str) -> None:
+    """onnxruntime's static QDQ quantization: int8 weights (symmetric, per channel when
+    asked), uint8 activations, ``excluded`` nodes kept float."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    try:
+        quantize_static(
+            str(pre), str(out), reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            calibrate_method={"minmax": CalibrationMethod.MinMax,
+                              "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[method],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    except Exception as e:  # onnxruntime raises plain exceptions from deep inside
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EngineError(
+            f"onnxruntime could not quantize {name} ({first}): check that it is a "
+            "seg-ros exported model and onnxruntime is >= 1.18"
+        ) from None
+
+
 def quantize_onnx(
     model: str | Path,
     calib_data: str | Path,
@@ -120,24 +167,10 @@ def quantize_onnx(
     """Write an int8 QDQ copy of ``model`` to ``out``, calibrated on ``calib_frames`` frames of
     ``calib_data`` (use a training split, never the split you evaluate on)."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     model, out = Path(model), Path(out)
-    if model.suffix != ".onnx" or not model.is_file():
-        raise ConfigError(f"{model} is not an .onnx file: quantize the exported ONNX model")
-    if out.resolve() == model.resolve():
-        raise ConfigError(f"--out {out} would overwrite the float model: pick another name")
-    if method not in METHODS:
-        raise ConfigError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    card = read_card(model)
-    if card.provenance.get("precision") == "int8":
-        raise ConfigError(f"{model} is already int8: quantize the float model instead")
+    card = _float_card(model, out, method)
     frames = list_frames(calib_data, calib_frames)
     batches = CalibrationBatches(frames, card, batch_size=1)
     t0 = time.perf_counter()
@@ -154,25 +187,7 @@ def quantize_onnx(
             f"({method}, per-channel weights); kept float: {', '.join(excluded) or 'none'}")
         reader = FrameReader(batches, input_name)
         q_tmp = Path(tmp) / "q.onnx"
-        try:
-            quantize_static(
-                str(pre), str(q_tmp), reader,
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded,
-                calibrate_method={"minmax": CalibrationMethod.MinMax,
-                                  "entropy": CalibrationMethod.Entropy,
-                                  "percentile": CalibrationMethod.Percentile}[method],
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
-        except Exception as e:  # onnxruntime raises plain exceptions from deep inside
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise EngineError(
-                f"onnxruntime could not quantize {model.name} ({first}): check that it is a "
-                "seg-ros exported model and onnxruntime is >= 1.18"
-            ) from None
+        _quantize_static(pre, q_tmp, reader, excluded, method, per_channel, model.name)
         qmodel = onnx.load(str(q_tmp))
     provenance = card.with_provenance(
         precision="int8",
