@@ -33,7 +33,7 @@ def parse_classes(value: str) -> dict[str, Any]:
     ``seg-ros train`` reads it (then colours, traversable and ignore index come with it)."""
     path = Path(value)
     if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
-        from seg_ros.train.data import load_dataset_spec
+        from seg_ros.dataset_spec import load_dataset_spec
 
         spec = load_dataset_spec(path)
         return {"class_names": list(spec.class_names), "colors": list(spec.colors),

@@ -12,9 +12,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from seg_ros.dataset_spec import find_dataset_spec, load_dataset_spec
 from seg_ros.errors import ConfigError
 from seg_ros.model_card import camvid_card
-from seg_ros.train.data import SegmentationDataset, find_dataset_spec, load_dataset_spec
+from seg_ros.train.data import SegmentationDataset
 from seg_ros.train.export import LabelsHead, export_onnx
 from seg_ros.train.loop import TrainConfig, load_checkpoint, model_from_checkpoint, train
 from seg_ros.train.losses import build_loss

@@ -26,8 +26,9 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from seg_ros import metrics
+from seg_ros.dataset_spec import find_dataset_spec
 from seg_ros.errors import ConfigError
-from seg_ros.train.data import SegmentationDataset, find_dataset_spec, median_frequency_weights
+from seg_ros.train.data import SegmentationDataset, median_frequency_weights
 from seg_ros.train.losses import build_loss
 from seg_ros.train.models import build_model, load_imagenet, resolve_encoder_weights
 from seg_ros.train.transforms import eval_transform, train_transform
