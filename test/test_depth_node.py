@@ -3,7 +3,9 @@
 One node process for the module (``seg-ros node --params-file config/camvid.yaml``, the shipped
 CamVid model) in a ROS domain of its own. The camera is a pinhole for CamVid's 480x360 frames
 (fx = fy = 432 px, centred); the registered depth image is a tilted plane 2..6 m away, in
-16UC1 millimetres, with a block of pixels that have no return (0).
+16UC1 millimetres, with a block of pixels that have no return (0). For the floor grid, the
+depth is camvid.yaml's camera (1.2 m up, pitched 0.03 rad) over a flat floor with a wall 8 m
+ahead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -35,6 +38,7 @@ CAM = "/rgbd_cam"
 W, H, F = 480, 360, 432.0
 LAUNCH = NodeLauncher(DOMAIN, Path(__file__).resolve().parents[1] / "config" / "camvid.yaml")
 HOLE = (slice(100, 140), slice(200, 260))  # rows, columns without a depth return
+PARAMS = yaml.safe_load(LAUNCH.params_file.read_text())["/**"]["ros__parameters"]
 
 
 def depth_mm(width: int = W, height: int = H) -> np.ndarray:
@@ -101,9 +105,10 @@ class Harness:
 
     def request(self, rgb: np.ndarray, depth: np.ndarray | None, outputs: tuple[str, ...],
                 depth_offset_ns: int = 0, depth_info: Any = None, expect: bool = True,
-                timeout: float = 20.0) -> dict[str, Any]:
+                timeout: float = 20.0, collector: Collector | None = None) -> dict[str, Any]:
         """Publish camera_info, the depth image (stamp + ``depth_offset_ns``; none if None)
-        and the colour frame until ``outputs`` of the colour stamp arrive."""
+        and the colour frame until ``outputs`` of the colour stamp arrive (in ``collector``,
+        default the harness's)."""
         info = camera_info(W, H, F)
 
         def publish(header: Any) -> None:
@@ -119,7 +124,8 @@ class Harness:
                 self.depth_pub.publish(image_msg(depth, "16UC1", dh))
             self.image_pub.publish(image_msg(rgb, "rgb8", header))
 
-        return self.collector.request(publish, self.header(), timeout, outputs, expect)
+        return (collector or self.collector).request(publish, self.header(), timeout, outputs,
+                                                     expect)
 
     def diagnostics(self) -> dict[str, str]:
         return self.client.diagnostics(NODE, timeout=5.0)[2]
@@ -229,3 +235,72 @@ def test_depth_at_half_resolution_uses_its_own_camera_info(harness: Harness, nod
     labels = labels_of(got["labels"])
     np.testing.assert_array_equal(fields["label"], labels[::2, ::2])  # pixel (2u, 2v)
     assert np.isnan(fields["z"][mm == 0]).all()
+
+
+def floor_scene_mm() -> np.ndarray:
+    """camvid.yaml's camera over the floor z = 0 with a wall at x = 8 m (millimetres; rays
+    above the horizon that miss the wall give no return). Independent pinhole geometry."""
+    from seg_ros.floor import CameraPose
+
+    t = CameraPose.from_xyz_rpy(*PARAMS["camera_pose"]).matrix
+    v, u = np.mgrid[0:H, 0:W]
+    d = np.stack([(u - (W - 1) / 2) / F, (v - (H - 1) / 2) / F, np.ones((H, W))], -1)
+    d = d @ t[:3, :3].T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.where(d[..., 2] < 0, -t[2, 3] / d[..., 2], np.inf)
+        wall = np.where(d[..., 0] > 0, (8.0 - t[0, 3]) / d[..., 0], np.inf)
+    depth = np.minimum(floor, wall)
+    return np.where(depth < 30.0, np.round(depth * 1000), 0).astype(np.uint16)
+
+
+def expected_grid(labels: np.ndarray, metres: np.ndarray, source: str) -> np.ndarray:
+    """The node's floor grid computed here from its own labels and camvid.yaml."""
+    from seg_ros.depth import DepthGridMarker, MarkingSettings, RayTable, fill_from_flat
+    from seg_ros.floor import CameraModel, CameraPose, GridSpec, GroundProjector
+    from seg_ros.model_card import read_card
+
+    cam = CameraModel.from_camera_info(camera_info(W, H, F))
+    pose = CameraPose.from_xyz_rpy(*PARAMS["camera_pose"])
+    spec = GridSpec(PARAMS["grid.resolution"], PARAMS["grid.width"], PARAMS["grid.height"],
+                    PARAMS["grid.origin_x"], PARAMS["grid.origin_y"], PARAMS["grid.max_range"],
+                    PARAMS["grid_frame"])
+    traversable = read_card(LAUNCH.params_file.parents[1] / "models" / "camvid.onnx").traversable
+    projector = GroundProjector(spec, cam, pose)
+    flat = projector.update(labels, traversable).copy()
+    if source == "flat":
+        return flat
+    table = np.zeros(256, bool)
+    table[list(traversable)] = True
+    grid = DepthGridMarker(spec, pose, RayTable.for_camera(cam), MarkingSettings()).update(
+        metres, labels, table)
+    return fill_from_flat(grid, flat, projector.lut, metres) if source == "auto" else grid
+
+
+@pytest.mark.parametrize("source", ["auto", "flat", "depth"])
+def test_floor_grid_is_marked_from_depth_per_grid_source(harness: Harness, node: Any,
+                                                         camvid_frame: Any, source: str) -> None:
+    """~/floor_grid equals, cell for cell, the grid computed here from the node's labels and
+    the depth image: depth-marked (auto: flat rule where a pixel has no return), or flat."""
+    from nav_msgs.msg import OccupancyGrid
+
+    from seg_ros.depth import depth_to_metres
+
+    rgb, _ = camvid_frame
+    assert harness.client.set_params(NODE, **{"grid.source": source})[0].successful
+    collector = Collector(harness.client, NODE, ("labels", "floor_grid"),
+                          types={"floor_grid": OccupancyGrid})
+    try:
+        mm = floor_scene_mm()
+        got = harness.request(rgb, mm, ("labels", "floor_grid"), collector=collector)
+    finally:
+        collector.close()
+    msg = got["floor_grid"]
+    grid = np.asarray(msg.data, np.int8).reshape(msg.info.height, msg.info.width)
+    metres = depth_to_metres("16UC1", H, W, 2 * W, mm.tobytes())
+    want = expected_grid(labels_of(got["labels"]), metres, source)
+    np.testing.assert_array_equal(grid, want)
+    assert harness.diagnostics()["floor_grid_source"] == source
+    if source != "flat":  # depth changes the grid: the wall 8 m ahead is an obstacle
+        assert (want != expected_grid(labels_of(got["labels"]), metres, "flat")).sum() > 50
+        col = round((8.0 - PARAMS["grid.origin_x"]) / PARAMS["grid.resolution"])
+        assert (grid[:, col - 1:col + 1] == 100).sum() > 10

@@ -12,7 +12,8 @@ with the colour frame's header, and is computed only while somebody subscribes. 
 camera_info is needed only when the depth image's size differs from the colour image's; each
 depth pixel then takes the label of the colour pixel its ray falls on.
 
-:meth:`DepthInput.frame_for` gives the floor grid the same matched frame (once per stamp).
+:meth:`DepthInput.frame_for` gives the floor grid the same matched frame (once per stamp), and
+:meth:`DepthInput.floor_cells` marks the floor grid from it (``grid.source``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from seg_ros.depth import CloudBuffer, MarkingSettings, RayTable, colour_pixel_map
+from seg_ros.depth import (
+    CloudBuffer,
+    DepthGridMarker,
+    MarkingSettings,
+    RayTable,
+    colour_pixel_map,
+    fill_from_flat,
+)
 from seg_ros.depth import depth_to_metres as decode_depth
 from seg_ros.depth.stamps import StampBuffer
 from seg_ros.errors import CodecError, ConfigError
-from seg_ros.floor import CameraModel
+from seg_ros.floor import UNKNOWN, CameraModel, GroundLut
 from seg_ros.ros import params
 from seg_ros.ros.convert import stamp_ns
 from seg_ros.ros.params import ParamSpec, descriptor
@@ -45,6 +53,7 @@ TOPIC = "~/points"
 DEPTH_TOPIC, DEPTH_INFO_TOPIC = "depth/image", "depth/camera_info"
 BUFFER = 16  # depth images kept for matching (half a second at 30 Hz)
 LOG_THROTTLE_S = 10.0
+GRID_SOURCES = ("auto", "depth", "flat")
 
 SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("depth.max_skew_ms", "double", 10.0,
@@ -66,6 +75,11 @@ SPECS: tuple[ParamSpec, ...] = (
               "Every Nth row and column of the depth image marks the floor grid (1 = all; "
               "grazing surfaces get gaps between samples at larger strides).", live=True,
               int_range=(1, 64)),
+    ParamSpec("grid.source", "string", "auto",
+              "What marks ~/floor_grid (and the fused ~/floor_map): auto = depth where a pixel "
+              "has a return, the flat-floor rule elsewhere and for frames without depth; depth "
+              "= depth only (no depth: every cell unknown); flat = the label image on the "
+              "floor plane, depth ignored.", live=True, choices=GRID_SOURCES),
     ParamSpec("depth.points_rgb", "bool", False,
               "Add the colour pixel to ~/points as a packed rgb field (PCL / RViz convention).",
               live=True),
@@ -80,6 +94,7 @@ class DepthConfig:
     max_skew_ns: int
     marking: MarkingSettings
     rgb: bool
+    grid_source: str
 
 
 def config_from(values: Mapping[str, Any]) -> DepthConfig:
@@ -88,8 +103,11 @@ def config_from(values: Mapping[str, Any]) -> DepthConfig:
                               float(values["depth.min_obstacle_height"]),
                               float(values["depth.max_obstacle_height"]),
                               int(values["depth.grid_stride"]))
+    source = str(values["grid.source"])
+    if source not in GRID_SOURCES:
+        raise ConfigError(f"grid.source {source!r} is not one of {', '.join(GRID_SOURCES)}")
     return DepthConfig(round(float(values["depth.max_skew_ms"]) * 1e6), marking,
-                       bool(values["depth.points_rgb"]))
+                       bool(values["depth.points_rgb"]), source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +131,7 @@ class DepthCounters:
     rejected: int = 0         # depth images that could not be decoded
     no_camera_info: int = 0   # matched depth images without a usable camera_info
     points_published: int = 0
+    depth_grids: int = 0      # floor grids marked from depth
 
 
 def _declare(node: Any) -> dict[str, Any]:
@@ -154,6 +173,9 @@ class DepthInput:
         self._clouds = threading.local()  # one buffer per worker thread
         self._logged: dict[str, float] = {}
         self.last_skew_ms = float("nan")
+        self.grid_source_last = "none"  # what marked the last floor grid
+        self._marker_cache: tuple[tuple[Any, ...], DepthGridMarker] | None = None
+        self._trav_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
         s = getattr(node, "startup", None)
         qos = (params.qos_profile(s.qos_reliability, s.qos_depth, s.qos_durability)
                if s is not None else qos_profile_sensor_data)
@@ -304,6 +326,47 @@ class DepthInput:
             self._logged[kind] = now
             self.log.warning(line)
 
+    # --- the floor grid (worker thread, called by the floor hook) -------------------------------
+
+    def floor_cells(self, flat: np.ndarray, lut: GroundLut, labels: np.ndarray, header: Header,
+                    traversable: tuple[int, ...]) -> np.ndarray:
+        """The grid this frame publishes and fuses, per grid.source: ``flat`` (the flat-floor
+        grid of ``lut``) for flat or when auto finds no depth twin; else the depth-marked grid,
+        with auto taking the flat value where a cell's pixel had no depth return."""
+        cfg = self._cfg
+        frame = None if cfg.grid_source == "flat" else self.frame_for(header, labels.shape[:2])
+        if frame is None:
+            if cfg.grid_source == "depth":
+                flat = np.full_like(flat, UNKNOWN)
+            self.grid_source_last = "flat" if cfg.grid_source != "depth" else "none"
+            return flat
+        marker = self._marker(frame, lut, cfg.marking)
+        out = marker.update(frame.metres, labels, self._traversable(traversable, labels.dtype))
+        if cfg.grid_source == "auto":
+            fill_from_flat(out, flat, lut, frame.metres)
+        self.counters.depth_grids += 1
+        self.grid_source_last = cfg.grid_source
+        return out
+
+    def _marker(self, frame: DepthFrame, lut: GroundLut, marking: MarkingSettings
+                ) -> DepthGridMarker:
+        """The marker of this depth camera, pose, grid and settings, rebuilt only on change
+        (tens of ms at 640x480: once per camera_info / pose / grid change)."""
+        key = (frame.camera, lut.pose, lut.spec, marking, id(frame.pixel_map))
+        if self._marker_cache is None or self._marker_cache[0] != key:
+            marker = DepthGridMarker(lut.spec, lut.pose, frame.rays, marking, frame.pixel_map)
+            self._marker_cache = (key, marker)
+        return self._marker_cache[1]
+
+    def _traversable(self, ids: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Bool per class id for the label dtype, cached for the last id set."""
+        key = (ids, np.dtype(dtype).itemsize)
+        if self._trav_cache is None or self._trav_cache[0] != key:
+            table = np.zeros(256 if key[1] == 1 else 65536, bool)
+            table[[i for i in ids if i < table.size]] = True
+            self._trav_cache = (key, table)
+        return self._trav_cache[1]
+
     # --- diagnostics -----------------------------------------------------------------------------
 
     def diagnostics_values(self) -> dict[str, str]:
@@ -315,7 +378,9 @@ class DepthInput:
                 "depth_rejected": str(c.rejected),
                 "depth_no_camera_info": str(c.no_camera_info),
                 "depth_last_skew_ms": f"{self.last_skew_ms:.3f}",
-                "points_published": str(c.points_published)}
+                "points_published": str(c.points_published),
+                "depth_floor_grids": str(c.depth_grids),
+                "floor_grid_source": self.grid_source_last}
 
 
 def _size(camera: CameraModel) -> tuple[int, int]:

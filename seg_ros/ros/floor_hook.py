@@ -421,6 +421,9 @@ class FloorGrid:
             self.log.warning("grid.min_confidence is set but the model gives no confidence: "
                              "ignored", throttle_duration_sec=LOG_THROTTLE_S)
         cells = proj.update(labels, cfg.traversable, confidence, cfg.min_confidence)
+        depth = getattr(self.node, "depth", None)  # RGB-D, grid.source: seg_ros.ros.depth_hook
+        if depth is not None:
+            cells = depth.floor_cells(cells, lut, labels, header, cfg.traversable)
         self._empty = lut.cells.size == 0
         if self._empty:
             self.counters.empty_grids += 1
