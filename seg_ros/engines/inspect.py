@@ -60,16 +60,9 @@ class ModelProbe:
                         self.session.get_outputs()]
 
     def _open_torch(self) -> None:
-        import torch
+        from seg_ros.engines.torch import load_program
 
-        try:
-            if self.path.suffix.lower() == ".pt2":
-                self.module = torch.export.load(str(self.path)).module()
-            else:
-                self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
-        except Exception as e:
-            raise EngineError(f"{self.path} is not a loadable TorchScript / torch.export program "
-                              f"({type(e).__name__}): re-export it") from None
+        self.module = load_program(self.path)
         self.inputs = [TensorInfo("input", (1, 3, None, None), "float32")]
         self.outputs = []  # known only after a run
 
@@ -86,14 +79,6 @@ class ModelProbe:
         if self.kind == "onnx":
             names = [o.name for o in self.outputs]
             return dict(zip(names, self.session.run(names, {self.inputs[0].name: x})))
-        import torch
+        from seg_ros.engines.torch import run_program
 
-        with torch.inference_mode():
-            result = self.module(torch.from_numpy(x))
-        if isinstance(result, torch.Tensor):
-            result = (result,)
-        if isinstance(result, dict):
-            return {str(k): v.numpy() for k, v in result.items() if isinstance(v, torch.Tensor)}
-        names = ["output", "confidence"] if len(result) <= 2 else \
-            [f"output{i}" for i in range(len(result))]
-        return {n: t.numpy() for n, t in zip(names, result)}
+        return run_program(self.module, x)

@@ -8,6 +8,7 @@ sidecar (``model.pt`` -> ``model.pt.json``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,17 +33,7 @@ class TorchEngine:
         if threads > 0:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
-        try:
-            if path.suffix == ".pt2":
-                self.module = torch.export.load(str(path)).module()
-            else:
-                self.module = torch.jit.load(str(path), map_location=self.device).eval()
-        except Exception as e:
-            raise EngineError(
-                f"{path} is not a loadable TorchScript / torch.export program "
-                f"({type(e).__name__}): re-export it, or use the .onnx model"
-            ) from None
-        self.module.to(self.device)
+        self.module = load_program(path, self.device)
         self.input_shape = (1, 3, *self.card.input_size)
         # positional outputs take the card's names: the card's output, then ``confidence``
         self.output_names = [self.card.output, "confidence"]
@@ -54,18 +45,48 @@ class TorchEngine:
         return [OutputSpec(n, tuple(v.shape), v.dtype.kind) for n, v in outputs.items()]
 
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        torch = self._torch
-        with torch.inference_mode():
-            result = self.module(torch.from_numpy(batch).to(self.device))
-        if isinstance(result, torch.Tensor):
-            result = (result,)
-        if isinstance(result, dict):  # e.g. {"logits": ...} from Hugging Face style modules
-            return {str(n): t.cpu().numpy() for n, t in result.items()
-                    if isinstance(t, torch.Tensor)}
-        return {n: t.cpu().numpy() for n, t in zip(self.output_names, result)}
+        return run_program(self.module, batch, self.output_names, self.device)
 
     def describe(self) -> str:
         return f"torch {self._torch.__version__} ({self.device})"
+
+
+def load_program(path: Path, device: Any = "cpu") -> Any:
+    """A TorchScript (.pt/.ts) or torch.export (.pt2) program on ``device``, in eval mode;
+    EngineError naming the fix when the file does not load."""
+    import torch
+
+    try:
+        if path.suffix.lower() == ".pt2":
+            module = torch.export.load(str(path)).module()
+        else:
+            module = torch.jit.load(str(path), map_location=torch.device(device)).eval()
+    except Exception as e:
+        raise EngineError(
+            f"{path} is not a loadable TorchScript / torch.export program "
+            f"({type(e).__name__}): re-export it, or use the .onnx model"
+        ) from None
+    return module.to(torch.device(device))
+
+
+def run_program(module: Any, batch: np.ndarray, names: list[str] | None = None,
+                device: Any = "cpu") -> dict[str, np.ndarray]:
+    """One run of a loaded program on ``batch``: a dict result's tensors by key (e.g.
+    {"logits": ...} from Hugging Face style modules), else the positional tensors under
+    ``names`` (default "output", "confidence" for up to two, else "output0", "output1", ...)."""
+    import torch
+
+    with torch.inference_mode():
+        result = module(torch.from_numpy(batch).to(device))
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    if isinstance(result, dict):
+        return {str(n): t.cpu().numpy() for n, t in result.items()
+                if isinstance(t, torch.Tensor)}
+    if names is None:
+        names = (["output", "confidence"] if len(result) <= 2
+                 else [f"output{i}" for i in range(len(result))])
+    return {n: t.cpu().numpy() for n, t in zip(names, result)}
 
 
 # --- CUDA buffers for the TensorRT backend where cuda-python is missing ----------------------
