@@ -10,7 +10,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ class Frame:
     msg: Any
     t_receive: float
     seq: int = 0
+    camera: str = ""  # the camera's name with several cameras ("" for the single camera)
 
 
 class Mailbox:
@@ -68,6 +69,84 @@ class Mailbox:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class CameraMailboxes:
+    """One one-slot mailbox per camera, emptied together into a batch for one engine call.
+
+    :meth:`put` never blocks and overwrites that camera's unprocessed frame (a drop counted per
+    camera), so a camera flooding at 4x only ever holds one slot and cannot push the others
+    out. :meth:`take_batch` takes up to ``max_batch`` waiting frames, starting each time after
+    the camera taken last (round robin), so with fewer slots in a batch than cameras none is
+    starved either.
+    """
+
+    def __init__(self, cameras: Sequence[str]) -> None:
+        if not cameras or len(set(cameras)) != len(cameras):
+            raise ValueError(f"camera names must be distinct and at least one: {list(cameras)}")
+        self.cameras = tuple(cameras)
+        self._cond = threading.Condition()
+        self._slots: dict[str, Frame | None] = dict.fromkeys(self.cameras)
+        self._start = 0  # index of the camera served first in the next batch
+        self._closed = False
+        self.dropped_by: dict[str, int] = dict.fromkeys(self.cameras, 0)
+
+    @property
+    def dropped(self) -> int:
+        """Frames overwritten before they were taken, all cameras together."""
+        return sum(self.dropped_by.values())
+
+    def put(self, camera: str, item: Frame) -> bool:
+        """Store ``item`` in ``camera``'s slot; True when it replaced an untaken frame."""
+        with self._cond:
+            replaced = self._slots[camera] is not None
+            if replaced:
+                self.dropped_by[camera] += 1
+            self._slots[camera] = item
+            self._cond.notify()
+        return replaced
+
+    def take_batch(self, max_batch: int, wait_s: float = 0.0,
+                   timeout: float | None = None) -> list[Frame]:
+        """Up to ``max_batch`` frames, one per camera, in round-robin order; [] on timeout or
+        once closed. Once a frame waits, up to ``wait_s`` seconds more are given for other
+        cameras to fill the batch (0: take what is there, never wait for a slow camera)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._closed or self._waiting() > 0, timeout):
+                return []
+            end = time.monotonic() + wait_s
+            while not self._closed and self._waiting() < min(max_batch, len(self.cameras)):
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self._closed:
+                return []
+            return self._take(max_batch)
+
+    def close(self) -> None:
+        """Wake and release a waiting :meth:`take_batch` for shutdown."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _waiting(self) -> int:
+        return sum(f is not None for f in self._slots.values())
+
+    def _take(self, max_batch: int) -> list[Frame]:
+        n, taken, last = len(self.cameras), [], self._start - 1
+        for k in range(n):
+            i = (self._start + k) % n
+            frame = self._slots[self.cameras[i]]
+            if frame is None:
+                continue
+            self._slots[self.cameras[i]] = None
+            taken.append(frame)
+            last = i
+            if len(taken) == max_batch:
+                break
+        self._start = (last + 1) % n
+        return taken
 
 
 class OutputOrder:
@@ -134,6 +213,8 @@ class Stats:
     lat_stamp_ms: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     engine_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    batch_sizes: collections.deque = field(  # frames per engine batch (several cameras)
         default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     lock: threading.Lock = field(default_factory=threading.Lock)  # counters, with workers > 1
     # per-stage worker times (ms) of processed frames: decode, preprocess, engine, postprocess,

@@ -9,6 +9,7 @@ built once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -49,6 +50,8 @@ class Segmenter:
         if (n, c) != (1, 3):
             raise ValueError(f"engine input {engine.input_shape} is not (1, 3, H, W)")
         self.model_size = (h, w)
+        self.max_batch = int(getattr(engine, "max_batch", 1))  # 0: any number per call
+        self._stack = np.zeros((0, 3, h, w), np.float32)  # preprocess_batch's reused buffer
         mc = self.model_card
         self._pre = Preprocessor(mc, self.model_size)
         self._grids: dict[tuple[tuple[int, int], tuple[int, int]], pp.OutputGrid] = {}
@@ -69,7 +72,40 @@ class Segmenter:
         call)."""
         return self._pre.preprocess(rgb)
 
+    def preprocess_batch(self, rgbs: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB frames of any sizes -> one (N, 3, h, w) float32 batch, each frame resized on
+        its own (a reused buffer, valid until the next call)."""
+        n = len(rgbs)
+        if self._stack.shape[0] < n:
+            self._stack = np.zeros((n, *self._stack.shape[1:]), np.float32)
+        for i, rgb in enumerate(rgbs):
+            self._stack[i] = self._pre.preprocess(rgb)[0]
+        return self._stack[:n]
+
+    def infer_batch(self, batch: np.ndarray, want_confidence: bool = True
+                    ) -> list[dict[str, np.ndarray]]:
+        """Each frame's outputs (batch dimension 1) of an (N, 3, h, w) batch: one engine call
+        per ``max_batch`` frames (all at once for a dynamic batch), one call per frame for an
+        engine fixed at batch 1. Equal, frame by frame, to N single calls."""
+        step = len(batch) if self.max_batch == 0 else self.max_batch
+        per_frame: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(batch), step):
+            outputs = self.infer(batch[start:start + step], want_confidence)
+            n = min(step, len(batch) - start)
+            per_frame += [{k: v[i:i + 1] for k, v in outputs.items()} for i in range(n)]
+        return per_frame
+
     def infer(self, batch: np.ndarray, want_confidence: bool = True) -> dict[str, np.ndarray]:
+        """Engine outputs of ``batch`` (N, 3, h, w), N up to ``max_batch``; an engine with a
+        fixed batch larger than N gets zero frames as padding, cut off again here."""
+        n, fixed = len(batch), self.max_batch
+        if fixed > n:
+            padded = np.zeros((fixed, *batch.shape[1:]), np.float32)
+            padded[:n] = batch
+            return {k: v[:n] for k, v in self._run(padded, want_confidence).items()}
+        return self._run(batch, want_confidence)
+
+    def _run(self, batch: np.ndarray, want_confidence: bool) -> dict[str, np.ndarray]:
         self._decoded = None  # an engine may hand back the same (reused) output buffers
         if self.model_card.output_kind == "labels" and not want_confidence:
             infer = self.engine.infer

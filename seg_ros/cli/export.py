@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", default=None,
                    help="HxW the graph takes (default: the training crop, e.g. 360x480)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--batch", default="1",
+                   help="frames per engine call: 1 (default), a fixed N, or 'dynamic' (any N); "
+                        "a node with several cameras runs their frames in one call")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +54,24 @@ def run(args: argparse.Namespace) -> int:
         val_per_class_iou=val.get("per_class_iou"), checkpoint=Path(args.checkpoint).name,
         history_epochs=len(history) or None)
     net = model_from_checkpoint(ckpt)
-    out = export_onnx(net, card, args.out, opset=args.opset)
+    out = export_onnx(net, card, args.out, opset=args.opset, batch=parse_batch(args.batch))
     size = out.stat().st_size / 1e6
     miou = f"{100 * val['miou']:.2f} %" if val.get("miou") is not None else "n/a"
     print(f"wrote {out} ({size:.1f} MB, {ckpt['arch']}, input {card.input_size}, "
           f"val mIoU at export {miou})")
     return 0
+
+
+def parse_batch(text: str) -> int:
+    """``--batch`` -> frames per call (0 = dynamic); ConfigError naming the accepted forms."""
+    from seg_ros.errors import ConfigError
+
+    if text.strip().lower() == "dynamic":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise ConfigError(f"--batch {text!r}: give a batch size N >= 1 or 'dynamic'")
+    return n

@@ -26,7 +26,9 @@ class Engine(Protocol):
 
     backend: str
     card: ModelCard
-    input_shape: tuple[int, int, int, int]  # (N, C, H, W), fixed at load
+    input_shape: tuple[int, int, int, int]  # (1, C, H, W) of one frame, fixed at load
+    # optional ``max_batch``: frames one infer() call takes: 1 (absent: fixed at 1; batches run
+    # as a loop), N (a fixed batch, padded when fewer frames wait) or 0 (dynamic: any number)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run one batch (float32, ``input_shape``); returns outputs by name."""

@@ -161,6 +161,7 @@ class OnnxRuntimeEngine:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = engine_input_shape(inp.shape, self.card, path)
+        self.max_batch = graph_batch(inp.shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
         check_card_outputs(self.card, self._output_specs(), str(path))
         self.providers = self.session.get_providers()
@@ -198,6 +199,13 @@ def session_card(session: object, path: Path) -> ModelCard:
     if sidecar_path(path).is_file() and METADATA_KEY not in meta:
         return read_sidecar(path)
     return card_from_onnx_metadata(meta, str(path))
+
+
+def graph_batch(graph_shape: list) -> int:
+    """Frames one call takes: the graph's fixed batch size N, or 0 when the batch dimension is
+    dynamic (any number of frames in one call)."""
+    n = graph_shape[0] if graph_shape else 1
+    return n if isinstance(n, int) and n > 0 else 0
 
 
 def engine_input_shape(graph_shape: list, card: ModelCard, path: Path

@@ -13,9 +13,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_tiny_model(path: Path, input_size: tuple[int, int] = (180, 240),
-                    output_kind: str = "labels", num_classes: int = 11, seed: int = 0) -> Path:
+                    output_kind: str = "labels", num_classes: int = 11, seed: int = 0,
+                    batch: int = 1) -> Path:
     """Three convolutions (stride 2) exported to ``path``; 11 classes get the CamVid card,
-    other counts classes ``c0..cN`` with made-up colours. ``input_size``: (H, W) px."""
+    other counts classes ``c0..cN`` with made-up colours. ``input_size``: (H, W) px;
+    ``batch``: frames per call (0 = dynamic, see seg_ros.train.export.export_onnx)."""
     import torch
     from torch import nn
 
@@ -34,7 +36,7 @@ def make_tiny_model(path: Path, input_size: tuple[int, int] = (180, 240),
         card = ModelCard(name="tiny", class_names=[f"c{i}" for i in range(num_classes)],
                          colors=[(i % 256, 7 * i % 256, 13 * i % 256) for i in range(num_classes)],
                          input_size=input_size, output_kind=output_kind)
-    return export_onnx(net, card, path)
+    return export_onnx(net, card, path, batch=batch)
 
 
 def shipped_or_tiny_model(input_size: tuple[int, int] = (360, 480)) -> Path:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seg_ros.errors import EngineError
+from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import ModelCard, embed_in_onnx
 
 INPUT_NAME = "input"
@@ -49,8 +49,12 @@ def export_onnx(
     out: str | Path,
     opset: int = 17,
     verify: bool = True,
+    batch: int = 1,
 ) -> Path:
     """Export ``net`` (logits, N x C x h x w) with the card embedded; verify against PyTorch.
+
+    ``batch``: frames per engine call the graph takes: 1 (default), a fixed N, or 0 for a
+    dynamic batch dimension (any N; the node stacks the frames of several cameras into one call).
 
     Verification runs the same random normalised input through PyTorch and onnxruntime and
     requires >= 99.9 % label agreement (ties on near-equal logits may flip a few pixels).
@@ -61,7 +65,9 @@ def export_onnx(
     head = net.eval() if logits_only else LabelsHead(net, card).eval()
     output_names = ["logits"] if logits_only else list(OUTPUT_NAMES)
     h, w = card.input_size
-    example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    if batch < 0:
+        raise ConfigError(f"batch = {batch}: give 1, a fixed batch size N > 1, or 0 for dynamic")
+    example = torch.randn(batch or 2, 3, h, w, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         logits = net.eval()(example)
     if logits.shape[1] != card.num_classes:
@@ -78,6 +84,7 @@ def export_onnx(
         torch.onnx.export(
             head, (example,), str(tmp), input_names=[INPUT_NAME], output_names=output_names,
             opset_version=opset, dynamo=False,
+            dynamic_axes=None if batch else {n: {0: "batch"} for n in (INPUT_NAME, *output_names)},
         )
     model = onnx.load(str(tmp))
     tmp.unlink()

@@ -1,0 +1,124 @@
+"""Batched inference across cameras: the per-camera mailbox set (latest frame wins per camera,
+round-robin fairness, the batch_wait_ms window) and a batch of N frames through one engine call
+giving the same labels as N single calls, on real ONNX models with a fixed and a dynamic batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seg_ros.engines import open_engine
+from seg_ros.pipeline import CameraMailboxes, Frame
+from seg_ros.segmenter import Segmenter
+from seg_ros.testing import camvid_frames, make_tiny_model
+
+
+def frame(camera: str, seq: int) -> Frame:
+    return Frame(msg=f"{camera}{seq}", t_receive=time.monotonic(), seq=seq, camera=camera)
+
+
+# ----------------------------------------------------------------------------- mailboxes
+
+
+def test_latest_frame_wins_per_camera_and_drops_are_counted_per_camera() -> None:
+    box = CameraMailboxes(["front", "left", "rear"])
+    for seq in range(5):
+        box.put("front", frame("front", seq))  # flooding: four overwritten
+    box.put("left", frame("left", 10))
+    taken = box.take_batch(max_batch=3, timeout=0.1)
+    assert [f.msg for f in taken] == ["front4", "left10"]
+    assert box.dropped_by == {"front": 4, "left": 0, "rear": 0}
+    assert box.dropped == 4
+
+
+def test_round_robin_serves_every_camera_when_a_batch_has_fewer_slots() -> None:
+    cams = ["a", "b", "c"]
+    box = CameraMailboxes(cams)
+    served: list[str] = []
+    for seq in range(30):
+        for c in cams:  # every camera always has a frame waiting; "a" floods
+            box.put(c, frame(c, seq))
+        box.put("a", frame("a", seq))
+        served += [f.camera for f in box.take_batch(max_batch=1, timeout=0.1)]
+    assert {c: served.count(c) for c in cams} == {"a": 10, "b": 10, "c": 10}
+    assert served[:6] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_take_never_waits_for_a_slow_camera_by_default() -> None:
+    box = CameraMailboxes(["a", "b"])
+    box.put("a", frame("a", 1))
+    t0 = time.monotonic()
+    assert [f.msg for f in box.take_batch(max_batch=2, wait_s=0.0, timeout=1.0)] == ["a1"]
+    assert time.monotonic() - t0 < 0.05
+
+
+def test_batch_wait_gathers_frames_arriving_within_the_window() -> None:
+    box = CameraMailboxes(["a", "b", "c"])
+    box.put("a", frame("a", 1))
+    threading.Timer(0.05, lambda: box.put("b", frame("b", 2))).start()
+    taken = box.take_batch(max_batch=3, wait_s=0.5, timeout=1.0)
+    assert sorted(f.msg for f in taken) == ["a1", "b2"]  # c never came: the window ended it
+
+
+def test_batch_wait_ends_as_soon_as_the_batch_is_full() -> None:
+    box = CameraMailboxes(["a", "b"])
+    box.put("a", frame("a", 1))
+    threading.Timer(0.05, lambda: box.put("b", frame("b", 2))).start()
+    t0 = time.monotonic()
+    assert len(box.take_batch(max_batch=2, wait_s=5.0, timeout=1.0)) == 2
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_close_releases_a_waiting_take() -> None:
+    box = CameraMailboxes(["a"])
+    threading.Timer(0.05, box.close).start()
+    assert box.take_batch(max_batch=1, timeout=5.0) == []
+
+
+def test_camera_names_must_be_distinct() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        CameraMailboxes(["a", "a"])
+
+
+# ---------------------------------------------------------------------------- batch = loop
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("batch_models")
+    return {"fixed1": make_tiny_model(d / "b1.onnx", batch=1),
+            "fixed4": make_tiny_model(d / "b4.onnx", batch=4),
+            "dynamic": make_tiny_model(d / "bdyn.onnx", batch=0),
+            "logits": make_tiny_model(d / "logits.onnx", batch=0, output_kind="logits")}
+
+
+@pytest.mark.parametrize("kind", ["fixed1", "fixed4", "dynamic", "logits"])
+def test_a_batch_of_n_frames_gives_the_labels_of_n_single_calls(
+        models: dict[str, Path], kind: str) -> None:
+    seg = Segmenter(open_engine(models[kind], "onnxruntime", threads=1))
+    assert seg.max_batch == {"fixed1": 1, "fixed4": 4, "dynamic": 0, "logits": 0}[kind]
+    # three cameras of different sizes, plus two more frames: 5 frames, a partial chunk of 4
+    sizes = [(640, 480), (320, 240), (800, 600), (640, 480), (480, 360)]
+    rgbs = [camvid_frames(1 + i, size)[i] for i, size in enumerate(sizes)]
+    single = [seg(rgb) for rgb in rgbs]
+    per_frame = seg.infer_batch(seg.preprocess_batch(rgbs), want_confidence=True)
+    assert len(per_frame) == len(rgbs)
+    for rgb, outputs, ref in zip(rgbs, per_frame, single):
+        got = seg.postprocess(outputs, rgb.shape[:2])
+        assert got.labels.shape == rgb.shape[:2]
+        np.testing.assert_array_equal(got.labels, ref.labels)
+        assert ref.confidence is not None and got.confidence is not None
+        assert np.abs(got.confidence.astype(int) - ref.confidence).max() <= 1
+
+
+def test_batched_graphs_load_with_their_batch_size(models: dict[str, Path]) -> None:
+    import onnx
+
+    dims = {k: onnx.load(str(p)).graph.input[0].type.tensor_type.shape.dim[0]
+            for k, p in models.items()}
+    assert dims["fixed1"].dim_value == 1 and dims["fixed4"].dim_value == 4
+    assert dims["dynamic"].dim_param == "batch"
