@@ -243,3 +243,20 @@ def test_floor_map_matches_offline_fusion(harness: Harness, node: Any, tmp_path:
     assert (offline != UNKNOWN).sum() > 2000
     same = (offline == cells).mean()
     assert same >= 0.999, f"only {same:.4%} of cells agree with seg-ros floor-map"
+
+
+def test_map_parameters_are_live_and_checked(harness: Harness, node: Any) -> None:
+    """A map too large for the cell limit, a threshold out of range and odometry in another
+    frame are refused with the reason; a valid change starts a new map and is applied."""
+    res = harness.client.set_params(NODE, **{"map.resolution": 0.001})[0]
+    assert not res.successful and "exceeds 4,000,000" in res.reason, res.reason
+    res = harness.client.set_params(NODE, **{"map.free_threshold": 0.6})[0]
+    assert not res.successful and "0.49" in res.reason, res.reason
+    assert harness.client.set_params(NODE, **{"map.frame": "world", "map.rate_hz": 10.0}
+                                     )[0].successful
+    harness.odometry(T0 + 50.0, Pose2D(0.0, 0.0, 0.0))  # stamped in "odom", not "world"
+    d = wait_for(lambda: (v := harness.diagnostics())["floor_map_odom_wrong_frame"] != "0"
+                 and v, 10, "the odometry in the wrong frame to be counted")
+    assert int(d["floor_map_odom_received"]) > int(d["floor_map_odom_wrong_frame"]) > 0
+    wait_for(lambda: "floor map: 400x400 cells of 0.1 m in world, half-life 0 s, 10 Hz"
+             in node.log(), 5, "the new map's line in the log")
