@@ -26,7 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
-from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.ros.convert import to_image_msg  # noqa: E402
 from seg_ros.testing import LiveClient, NodeLauncher, in_domain, stamp_of, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -84,7 +84,7 @@ class Harness:
             if info is not None:
                 info.header = header
                 self.info_pub.publish(info)
-            self.image_pub.publish(image_msg(rgb, header))
+            self.image_pub.publish(to_image_msg(rgb, "rgb8", header))
 
         return self.collector.request(publish, self.next_header(), timeout, outputs, expect)
 
@@ -95,15 +95,6 @@ class Harness:
         return self.client.call(f"{NODE}/set_parameters_atomically", Srv, Srv.Request(
             parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
         ).result
-
-
-def image_msg(rgb: np.ndarray, header: Any) -> Any:
-    from sensor_msgs.msg import Image
-
-    h, w = rgb.shape[:2]
-    msg = Image(header=header, height=h, width=w, encoding="rgb8", step=w * 3)
-    msg.data = byte_array(np.ascontiguousarray(rgb).data)
-    return msg
 
 
 def camera_info(width: int, height: int) -> Any:
