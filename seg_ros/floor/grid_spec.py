@@ -9,7 +9,7 @@ import numpy as np
 
 from seg_ros.errors import ConfigError
 
-MAX_CELLS = 4_000_000  # e.g. 100 m x 100 m at 5 cm: ~50 MB per lookup table, 4 MB per message
+MAX_CELLS = 4_000_000  # e.g. 100 m x 100 m at 5 cm: ~70 MB per lookup table, 4 MB per message
 
 
 @dataclass(frozen=True)

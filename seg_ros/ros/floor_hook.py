@@ -360,7 +360,7 @@ class FloorGrid:
             return WARN, f"floor grid skipped frames ({counts})" + (
                 f": {self._blocked}" if self._blocked else "")
         if map_health[0] > 0:
-            return map_health[0], f"{map_health[1]}: {self._blocked}"
+            return map_health[0], map_health[1] + (f": {self._blocked}" if self._blocked else "")
         return 0, ""
 
     def close(self) -> None:
