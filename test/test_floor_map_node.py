@@ -199,6 +199,16 @@ def test_floor_map_matches_offline_fusion(harness: Harness, node: Any, tmp_path:
     missing = d["floor_map_pose_missing"]
     wait_for(lambda: "frame not fused into" in node.log() and "no odometry" in node.log(), 5,
              "the log line naming the missing odometry")
+
+    def warned() -> tuple[int, str] | None:  # /diagnostics names the cause while frames come
+        stray.append((T0 - 100 + len(stray)) * 10**9)
+        harness.frame(frames[0], stray[-1], once=False)
+        level, message, _ = harness.client.diagnostics(NODE)
+        return (level, message) if level >= 1 and "no odometry has arrived" in message else None
+
+    _level, message = wait_for(warned, 30, "a diagnostics status naming the missing odometry")
+    assert "floor" in message, message
+    missing = harness.diagnostics()["floor_map_pose_missing"]
     # Odometry 20 ms either side of each frame (the node interpolates), then the frames.
     for k, p in enumerate(POSES):
         for dt in (-0.02, 0.02):  # the drive's velocity: 0.6, 0.15 m/s, 0.04 rad/s
