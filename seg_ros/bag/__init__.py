@@ -26,6 +26,7 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 STORAGES = ("mcap", "sqlite3")
 LABELS_SUFFIX = "labels_gt"
+DEPTH_MARK = "depth"  # topics naming it are depth images / their camera_info (not the colour's)
 INTERFACE_PACKAGE = "seg_ros"  # the package whose msg/*.msg the typestore learns
 
 
@@ -95,6 +96,15 @@ class Topics:
     @property
     def labels(self) -> str:
         return f"{self.prefix}/{LABELS_SUFFIX}" + ("/compressed" if self.compressed else "")
+
+    @property
+    def depth(self) -> str:
+        """Registered depth, sensor_msgs/Image 16UC1 millimetres (always raw)."""
+        return f"{self.prefix}/{DEPTH_MARK}/image_raw"
+
+    @property
+    def depth_info(self) -> str:
+        return f"{self.prefix}/{DEPTH_MARK}/camera_info"
 
 
 def open_reader(path: str | Path) -> Any:
@@ -188,8 +198,9 @@ def image_from_msg(msg: Any, msgtype: str, keep_ids: bool = False) -> np.ndarray
 
 
 def find_topic(reader: Any, types: tuple[str, ...], source: str, want: str | None = None,
-               exclude: str | None = None, what: str = "image") -> Any:
-    """The one connection of ``types`` (named ``want`` when given) in ``reader``; BagError else."""
+               exclude: str | tuple[str, ...] | None = None, what: str = "image") -> Any:
+    """The one connection of ``types`` (named ``want`` when given; else none whose topic holds
+    an ``exclude`` substring) in ``reader``; BagError else."""
     conns = [c for c in reader.connections if c.msgtype in types]
     if want is not None:
         named = [c for c in reader.connections if c.topic == want]
@@ -202,7 +213,8 @@ def find_topic(reader: Any, types: tuple[str, ...], source: str, want: str | Non
             raise BagError(f"{want} in {source} is a {named[0].msgtype}, not {' or '.join(types)}")
         return named[0]
     if exclude:
-        conns = [c for c in conns if exclude not in c.topic]
+        skip = (exclude,) if isinstance(exclude, str) else exclude
+        conns = [c for c in conns if not any(e in c.topic for e in skip)]
     if not conns:
         raise BagError(
             f"bag {source} has no {what} topic ({' or '.join(types)}); its topics: "

@@ -50,6 +50,8 @@ class Frame:
     info_raw: bytes | None     # camera info with the same stamp (or the latest before)
     truth: np.ndarray | None   # ground-truth class ids (H, W)
     size: tuple[int, int]      # (H, W) of the image
+    depth_raw: bytes | None = None       # registered depth image with the same stamp
+    depth_info_raw: bytes | None = None  # its camera info with the same stamp
 
 
 @dataclass
@@ -60,6 +62,8 @@ class BagFrames:
     info_topic: str | None
     labels_topic: str | None
     meta: dict[str, Any] = field(default_factory=dict)
+    depth_topic: str | None = None       # replayed to the node's depth/image
+    depth_info_topic: str | None = None  # replayed to the node's depth/camera_info
 
 
 @dataclass
@@ -75,10 +79,12 @@ class Run:
 
 
 def start_node(model: str | Path, image_topic: str, compressed: bool, info_topic: str | None,
-               params: list[str], log_path: Path, params_file: str | Path | None = None
+               params: list[str], log_path: Path, params_file: str | Path | None = None,
+               depth_topics: tuple[str | None, str | None] = (None, None)
                ) -> tuple[NodeProcess, int]:
-    """``seg-ros node`` on the bag's topics in a domain of its own, in its own session (stopped
-    by us, not by a terminal's Ctrl-C); the process and its domain id."""
+    """``seg-ros node`` on the bag's topics (``depth_topics``: depth image and its camera info,
+    when the bag has them) in a domain of its own, in its own session (stopped by us, not by a
+    terminal's Ctrl-C); the process and its domain id."""
     base = image_topic[: -len("/compressed")] if compressed else image_topic
     # --params-file goes first: the -p below (model, transport, --node-arg) override it
     args = ["--params-file", str(Path(params_file).resolve())] if params_file else []
@@ -87,6 +93,9 @@ def start_node(model: str | Path, image_topic: str, compressed: bool, info_topic
                 "-r", f"image:={base}", "-r", f"image/compressed:={base}/compressed"]
     if info_topic:
         ros_args += ["-r", f"camera_info:={info_topic}"]
+    for remapped, topic in zip(("depth/image", "depth/camera_info"), depth_topics):
+        if topic:
+            ros_args += ["-r", f"{remapped}:={topic}"]
     if compressed:
         ros_args += ["-p", "input_transport:=compressed"]
     for p in params:
@@ -121,6 +130,10 @@ class BagDriver:
             qos(depth=10))
         self.info_pub = (self.node.create_publisher(CameraInfo, data.info_topic, qos(depth=10))
                          if data.info_topic else None)
+        self.depth_pubs = [(self.node.create_publisher(t, topic, qos(depth=10)), attr)
+                           for t, topic, attr in ((Image, data.depth_topic, "depth_raw"),
+                                                  (CameraInfo, data.depth_info_topic,
+                                                   "depth_info_raw")) if topic]
 
     # ------------------------------------------------------------------ callbacks (spin thread)
 
@@ -228,6 +241,9 @@ class BagDriver:
     def publish(self, f: Frame) -> None:
         if self.info_pub is not None and f.info_raw is not None:
             self.info_pub.publish(f.info_raw)
+        for pub, attr in self.depth_pubs:  # before the colour frame: the node pairs them
+            if getattr(f, attr) is not None:
+                pub.publish(getattr(f, attr))
         self.run.pub_time[f.stamp] = time.monotonic()
         self.img_pub.publish(f.raw)
 
@@ -244,9 +260,11 @@ class BagDriver:
                 self.warm[stamp] = 0.0
                 info = (None if first.info_raw is None
                         else restamp(first.info_raw, CAMERA_INFO, stamp))
+                depth = [None if raw is None else restamp(raw, msgtype, stamp) for raw, msgtype
+                         in ((first.depth_raw, IMAGE), (first.depth_info_raw, CAMERA_INFO))]
                 self.publish(Frame(stamp, first.t_bag,
                                    restamp(first.raw, self.data.image_type, stamp),
-                                   info, None, first.size))
+                                   info, None, first.size, *depth))
                 next_try = time.monotonic() + 1.0
             return any(self.warm.values())
 

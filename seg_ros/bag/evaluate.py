@@ -37,6 +37,7 @@ import numpy as np
 from seg_ros.bag import (
     CAMERA_INFO,
     COMPRESSED,
+    DEPTH_MARK,
     IMAGE,
     IMAGE_TYPES,
     LABELS_SUFFIX,
@@ -57,7 +58,8 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
     reader = open_reader(bag)
     source = str(bag)
     try:
-        img_c = find_topic(reader, IMAGE_TYPES, source, image_topic, exclude=LABELS_SUFFIX)
+        img_c = find_topic(reader, IMAGE_TYPES, source, image_topic,
+                           exclude=(LABELS_SUFFIX, DEPTH_MARK))
         lab_c = None
         if labels_topic is not None:
             lab_c = find_topic(reader, IMAGE_TYPES, source, labels_topic, what="labels")
@@ -65,13 +67,16 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
             cands = [c for c in reader.connections
                      if c.msgtype in IMAGE_TYPES and LABELS_SUFFIX in c.topic]
             lab_c = cands[0] if cands else None
-        infos = [c for c in reader.connections if c.msgtype == CAMERA_INFO]
+        infos = [c for c in reader.connections
+                 if c.msgtype == CAMERA_INFO and DEPTH_MARK not in c.topic]
         info_c = infos[0] if infos else None
-        conns = [c for c in (img_c, lab_c, info_c) if c is not None]
+        depth = _depth_connections(reader, img_c)
+        conns = [c for c in (img_c, lab_c, info_c, *depth) if c is not None]
 
         images: list[tuple[int, int, bytes, tuple[int, int]]] = []
         truths: dict[int, np.ndarray] = {}
         info_by_stamp: dict[int, bytes] = {}
+        depth_by_stamp: tuple[dict[int, bytes], dict[int, bytes]] = ({}, {})
         for conn, t, raw in iter_raw(reader, conns, source):
             raw = bytes(raw)
             msg = deserialize(raw, conn.msgtype, f"{source} {conn.topic}")
@@ -81,8 +86,10 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
                 images.append((s, t, raw, size))
             elif conn is lab_c:
                 truths[s] = image_from_msg(msg, conn.msgtype, keep_ids=True)
-            else:
+            elif conn is info_c:
                 info_by_stamp[s] = raw
+            else:
+                depth_by_stamp[depth.index(conn)][s] = raw
     finally:
         reader.close()
     if not images:
@@ -103,7 +110,8 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
         if info is None and info_stamps:
             i = int(np.searchsorted(info_stamps, s, side="right")) - 1
             info = info_by_stamp[info_stamps[max(i, 0)]]
-        frames.append(Frame(s, t, raw, info, truth, size))
+        frames.append(Frame(s, t, raw, info, truth, size, depth_by_stamp[0].get(s),
+                            depth_by_stamp[1].get(s)))
     if len({f.stamp for f in frames}) != len(frames):
         raise BagError(
             f"bag {source}: several frames on {img_c.topic} share a header stamp, so outputs "
@@ -111,7 +119,21 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
         )
     return BagFrames(frames, img_c.topic, img_c.msgtype, info_c.topic if info_c else None,
                      lab_c.topic if lab_c else None,
-                     {"truth_frames": sum(f.truth is not None for f in frames)})
+                     {"truth_frames": sum(f.truth is not None for f in frames),
+                      "depth_frames": sum(f.depth_raw is not None for f in frames)},
+                     *(c.topic if c is not None else None for c in depth))
+
+
+def _depth_connections(reader: Any, image: Any) -> list[Any]:
+    """[depth image, depth camera_info] connections (None where absent): an Image topic and a
+    CameraInfo topic naming ``depth`` (a made bag's {prefix}/depth/..., a RealSense's
+    aligned_depth_to_color/...), replayed so the node pairs them with the colour frames."""
+    def first(types: tuple[str, ...]) -> Any:
+        found = [c for c in reader.connections if c.msgtype in types and c is not image
+                 and DEPTH_MARK in c.topic and LABELS_SUFFIX not in c.topic]
+        return found[0] if found else None
+
+    return [first((IMAGE,)), first((CAMERA_INFO,))]
 
 
 def _image_size(msg: Any, msgtype: str) -> tuple[int, int]:
@@ -170,7 +192,8 @@ def evaluate_bag(
     log_dir.mkdir(parents=True, exist_ok=True)
     compressed = data.image_type == COMPRESSED
     node_proc, domain = start_node(model, data.image_topic, compressed, data.info_topic,
-                                   node_params or [], log_dir / "node.log", params_file)
+                                   node_params or [], log_dir / "node.log", params_file,
+                                   (data.depth_topic, data.depth_info_topic))
     writer = None
     try:
         from seg_ros.bag.rosio import RawBagWriter
@@ -192,6 +215,7 @@ def evaluate_bag(
     report = _report(data, run, timing, card, rate, model, bag)
     report["node"] = {"command": " ".join(node_proc.args), "log": str(node_proc.log_path),
                       "domain_id": domain, "outputs": outputs}
+    report["depth"] = _depth_report(data, run)
     if writer is not None:
         report["out_bag"] = str(out_bag)
         report["out_bag_counts"] = dict(writer.counts)
@@ -201,6 +225,18 @@ def evaluate_bag(
         contact_sheet(data, run.recv, run.grids, card, png, report)
         report["png"] = str(png)
     return report
+
+
+def _depth_report(data: BagFrames, run: Run) -> dict[str, Any] | None:
+    """The bag's depth stream and the node's account of it (its last /diagnostics, warm-up
+    frames included): depth images paired with frames, frames without one, grids from depth."""
+    if data.depth_topic is None:
+        return None
+    last = run.diag[-1][1] if run.diag else {}
+    return {"topic": data.depth_topic, "camera_info_topic": data.depth_info_topic,
+            "frames_with_depth": data.meta.get("depth_frames", 0),
+            **{k: int(last[k]) for k in ("depth_matched", "depth_unmatched", "depth_rejected",
+                                         "depth_floor_grids") if k in last}}
 
 
 # /diagnostics keys of the node's counters (cumulative since it started): frames it dropped
@@ -373,6 +409,10 @@ def print_report(report: dict[str, Any]) -> None:
               f"{report['matched']} / {report['dropped']} / {report['rejected']} / "
               f"{report['missing']}")
     s.add_row("latency median / p99 ms", f"{f(lat['median'], '.1f')} / {f(lat['p99'], '.1f')}")
+    if report.get("depth"):
+        d = report["depth"]
+        s.add_row("depth matched / unmatched", f"{d.get('depth_matched', '-')} / "
+                  f"{d.get('depth_unmatched', '-')} ({d['topic']})")
     s.add_row("throughput fps", f(report["throughput_fps"], ".1f"))
     s.add_row("input fps", f(report["input_fps"], ".1f"))
     s.add_row("node startup s", f(report["node_startup_s"], ".1f"))

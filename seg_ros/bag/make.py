@@ -9,6 +9,10 @@ Per frame, all with one header stamp (``start + i / rate``) that is also the bag
 * ``{prefix}/labels_gt``          sensor_msgs/Image mono8 (mono16 for ids > 255) ground truth, or
   with ``compressed`` ``{prefix}/labels_gt/compressed`` as lossless PNG
   ('mono8; png compressed mono8'), which keeps a 30-frame CamVid bag under 5 MB.
+* ``{prefix}/depth/image_raw``    sensor_msgs/Image 16UC1 (REP 118 millimetres, 0 = no return)
+  from a folder of 16-bit PNGs paired with the frames by name (``depth``), registered to the
+  colour frames; ``{prefix}/depth/camera_info`` from ``depth_camera_info`` (needed when the
+  depth maps' size differs from the frames').
 
 The bag is written to a hidden ``.NAME.partial`` folder next to ``out`` and renamed onto ``out``
 only when complete, so an error (a label map of the wrong size, a missing file) or Ctrl-C leaves
@@ -151,6 +155,8 @@ def make_bag(
     limit: int | None = None,
     stride: int = 1,
     progress: bool = True,
+    depth: str | Path | None = None,
+    depth_camera_info: str | Path | None = None,
 ) -> MakeResult:
     """Write a rosbag2 of the frames in ``images`` (sorted by name); see the module docstring.
 
@@ -158,6 +164,8 @@ def make_bag(
         rate: frames per second; stamps are ``start_ns + i * 1e9 / rate``.
         start_ns: stamp of the first frame in ns since the epoch (default: now, whole seconds).
         limit, stride: keep every ``stride``-th frame, at most ``limit`` of them.
+        depth: folder of 16-bit PNG depth maps in millimetres, paired with frames by name.
+        depth_camera_info: camera_calibration YAML of the depth maps (when their size differs).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -168,6 +176,7 @@ def make_bag(
     if label_dir is not None and not label_dir.is_dir():
         raise BagError(f"--labels {label_dir} is not a folder of label maps")
     pairs = [(f, find_label(label_dir, f) if label_dir else None) for f in frames]
+    depth_maps = _depth_maps(depth, frames)
     topics = Topics(topic_prefix, compressed)
     period_ns = round(1e9 / rate)
     if start_ns is None:
@@ -181,15 +190,20 @@ def make_bag(
         writer.open()
         frame_writer = _FrameWriter(writer, topics, compressed, label_dir is not None,
                                     frame_id, jpeg_quality, camera_info)
+        depth_writer = (_DepthWriter(writer, topics, frame_id, depth_camera_info)
+                        if depth_maps else None)
         for i, (frame, label) in enumerate(tqdm(pairs, desc="bag make", unit="frame",
                                                 disable=not progress)):
             frame_writer.write(start_ns + i * period_ns, frame, label)
+            if depth_writer is not None:
+                depth_writer.write(start_ns + i * period_ns, depth_maps[i], frame_writer.size)
         writer.close()
         commit(staged, out)
     except BaseException:
         discard(staged)
         raise
-    return MakeResult(out=out, frames=len(pairs), topics=frame_writer.topics,
+    topics_written = {**frame_writer.topics, **(depth_writer.topics if depth_writer else {})}
+    return MakeResult(out=out, frames=len(pairs), topics=topics_written,
                       size_bytes=sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
                       start_ns=start_ns, period_ns=period_ns)
 
@@ -272,6 +286,72 @@ class _FrameWriter:
                 "pixel (resize them with nearest-neighbour)")
         self.writer.write(self.c_lab, t, ts.serialize_cdr(
             _labels_msg(T, header, ids, self.compressed), self.image_type))
+
+
+def _depth_maps(depth: str | Path | None, frames: list[Path]) -> list[Path]:
+    """The depth map of each frame (paired by name), or [] without a depth folder."""
+    if depth is None:
+        return []
+    folder = Path(depth)
+    if not folder.is_dir():
+        raise BagError(f"--depth {folder} is not a folder of 16-bit PNG depth maps")
+    return [find_label(folder, f) for f in frames]
+
+
+class _DepthWriter:
+    """Writes each frame's depth map as a 16UC1 Image (and the depth camera_info, if given)
+    at the frame's stamp; checks the maps' type and size."""
+
+    def __init__(self, writer: Any, topics: Topics, frame_id: str,
+                 camera_info: str | Path | None) -> None:
+        self.ts, self.writer, self.frame_id = typestore(), writer, frame_id
+        self.cam = read_camera_yaml(Path(camera_info)) if camera_info else None
+        self.camera_info = camera_info
+        self.c_depth = writer.add_connection(topics.depth, IMAGE, typestore=self.ts)
+        self.topics = {topics.depth: IMAGE}
+        self.c_info = None
+        if self.cam is not None:
+            self.c_info = writer.add_connection(topics.depth_info, CAMERA_INFO,
+                                                typestore=self.ts)
+            self.topics[topics.depth_info] = CAMERA_INFO
+
+    def write(self, t: int, path: Path, frame_size: tuple[int, int] | None) -> None:
+        T, ts = self.ts.types, self.ts
+        mm = _read_depth(path)
+        h, w = mm.shape
+        self._check_size(path, (h, w), frame_size)
+        header = T["std_msgs/msg/Header"](
+            stamp=T["builtin_interfaces/msg/Time"](sec=t // 1_000_000_000,
+                                                   nanosec=t % 1_000_000_000),
+            frame_id=self.frame_id)
+        if self.c_info is not None and self.cam is not None:
+            self.writer.write(self.c_info, t, ts.serialize_cdr(
+                _camera_info_msg(T, header, self.cam), CAMERA_INFO))
+        msg = T[IMAGE](header=header, height=h, width=w, encoding="16UC1", is_bigendian=0,
+                       step=2 * w, data=np.frombuffer(mm.astype("<u2").tobytes(), np.uint8))
+        self.writer.write(self.c_depth, t, ts.serialize_cdr(msg, IMAGE))
+
+    def _check_size(self, path: Path, size: tuple[int, int],
+                    frame_size: tuple[int, int] | None) -> None:
+        h, w = size
+        if self.cam is not None and (self.cam.width, self.cam.height) != (w, h):
+            raise BagError(f"depth map {path} is {w}x{h} but --depth-camera-info "
+                           f"{self.camera_info} is for {self.cam.width}x{self.cam.height}: pass "
+                           "the calibration of the depth maps")
+        if self.cam is None and frame_size is not None and size != frame_size:
+            raise BagError(f"depth map {path} is {w}x{h}, its frame {frame_size[1]}x"
+                           f"{frame_size[0]}: register the depth to the colour frames at their "
+                           "size, or pass --depth-camera-info for the depth maps")
+
+
+def _read_depth(path: Path) -> np.ndarray:
+    mm = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mm is None:
+        raise BagError(f"depth map {path} is not a readable image: re-copy it")
+    if mm.ndim != 2 or mm.dtype != np.uint16:
+        raise BagError(f"depth map {path} is {mm.dtype} with shape {mm.shape}: depth maps must "
+                       "be single-channel 16-bit PNGs in millimetres (0 = no return)")
+    return mm
 
 
 def _read_labels(path: Path) -> np.ndarray:

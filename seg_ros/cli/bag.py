@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--images", required=True, help="folder of frames (sorted by file name)")
     m.add_argument("--labels", help="folder of label maps (8/16-bit class ids), paired by name")
     m.add_argument("--camera-info", help="camera_calibration YAML (default: 60 deg pinhole)")
+    m.add_argument("--depth", help="folder of 16-bit PNG depth maps (millimetres, 0 = no "
+                   "return) registered to the frames, paired by name -> {prefix}/depth/image_raw")
+    m.add_argument("--depth-camera-info", help="camera_calibration YAML of the depth maps "
+                   "(needed when their size differs from the frames')")
     m.add_argument("--out", required=True, help="bag folder to create (must not exist)")
     m.add_argument("--compressed", action="store_true",
                    help="CompressedImage: JPEG frames, lossless PNG labels")
@@ -81,7 +85,8 @@ def _make(args: argparse.Namespace) -> int:
                    compressed=args.compressed, rate=args.rate, storage=args.storage,
                    frame_id=args.frame_id, topic_prefix=args.topic_prefix,
                    start_ns=None if args.start is None else round(args.start * 1e9),
-                   jpeg_quality=args.jpeg_quality, limit=args.limit, stride=args.stride)
+                   jpeg_quality=args.jpeg_quality, limit=args.limit, stride=args.stride,
+                   depth=args.depth, depth_camera_info=args.depth_camera_info)
     print(f"wrote {res.frames} frames to {res.out} ({res.size_bytes / 1e6:.2f} MB, "
           f"{args.storage}): " + ", ".join(f"{t} [{ty.split('/')[-1]}]"
                                            for t, ty in res.topics.items()))
