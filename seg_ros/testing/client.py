@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from seg_ros.ros.dds import use_local_env
 from seg_ros.ros.memory import keep_large_buffers
@@ -140,7 +140,7 @@ class LiveClient:
     def call(self, service: str, srv_type: Any, request: Any, timeout: float = 10.0) -> Any:
         """Call ``service`` once and wait for its reply (TimeoutError when either takes over
         ``timeout`` s), with a service client made for the call and destroyed after."""
-        client = self.node.create_client(srv_type, service)
+        client: Any = self.node.create_client(srv_type, service)
         try:
             if not client.wait_for_service(timeout):
                 raise TimeoutError(f"{service} not available")
@@ -194,7 +194,8 @@ class RawCounter:
                                                      lambda m, o=o: on(o, m), qos, raw=True,
                                                      callback_group=OwnThreadGroup())
                      for o in outputs]
-        self.intakes = [Intake(sub, client.ctx, sub.callback, self._error, name=f"count_{o}")
+        self.intakes = [Intake(sub, client.ctx, cast(Any, sub.callback), self._error,
+                               name=f"count_{o}")
                         for sub, o in zip(self.subs, outputs)]
         for intake in self.intakes:
             intake.start()

@@ -19,6 +19,7 @@ import array
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +115,11 @@ def bad_compressed(draw: Any) -> dict[str, Any]:
         src = JPEG if "jpeg" in kind else PNG
         data = src[: draw(st.integers(0, len(src) - 1))]
     elif kind in ("flipped_jpeg", "flipped_png"):
-        src = bytearray(JPEG if "jpeg" in kind else PNG)
+        flipped = bytearray(JPEG if "jpeg" in kind else PNG)
         for _ in range(draw(st.integers(1, 20))):
-            i = draw(st.integers(0, len(src) - 1))
-            src[i] = draw(st.integers(0, 255))
-        data = bytes(src)
+            i = draw(st.integers(0, len(flipped) - 1))
+            flipped[i] = draw(st.integers(0, 255))
+        data = bytes(flipped)
     elif kind == "depth":
         data = bytes(12) + b"\x89PNG\r\n\x1a\n" + garbage
     elif kind == "eoi_only":
@@ -248,12 +249,14 @@ class _FuzzRig:
     def alive(self) -> bool:
         return all(n.alive() for n in self.nodes.values())
 
+    def _publishing(self, name: str) -> bool:
+        return self.nodes[name].alive() and self.client.node.count_publishers(
+            f"{name}/labels") > 0
+
     def wait_up(self) -> None:
         """Both nodes up, subscribed and answering."""
         for name in self.nodes:
-            wait_for(lambda name=name: self.nodes[name].alive()
-                     and self.client.node.count_publishers(f"{name}/labels") > 0, 60,
-                     f"{name} to start")
+            wait_for(partial(self._publishing, name), 60, f"{name} to start")
         wait_for(lambda: self.raw_pub.get_subscription_count() >= 1
                  and self.cmp_pub.get_subscription_count() >= 1
                  and self.info_pub.get_subscription_count() >= 2, 30, "subscriptions")

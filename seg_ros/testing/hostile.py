@@ -290,6 +290,13 @@ BAD_CAMERA_INFOS: dict[str, dict[str, Any]] = {
 }
 
 
+def _camera_info_refused_after(before: int) -> Callable[[int, str, dict[str, str]], bool]:
+    """A diagnostics predicate: WARN or worse about camera_info, with more camera_info errors
+    counted than ``before``."""
+    return lambda lvl, m, v: (lvl >= WARN and "camera_info" in m
+                              and int(v["floor_camera_info_errors"]) > before)
+
+
 def case_bad_camera_info(rig: HostileRig) -> dict[str, Any]:
     """Each broken camera_info: refused, counted, WARN/ERROR naming camera_info; labels flow."""
     from sensor_msgs.msg import RegionOfInterest
@@ -306,9 +313,7 @@ def case_bad_camera_info(rig: HostileRig) -> dict[str, Any]:
             x, y, w, h = fields["roi"]
             extra["roi"] = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
         rig.info_extra = extra
-        _l, msg, values = rig.diag(
-            lambda lvl, m, v, b=before: lvl >= WARN and "camera_info" in m
-            and int(v["floor_camera_info_errors"]) > b, 15, f"{name} reported")
+        _l, msg, values = rig.diag(_camera_info_refused_after(before), 15, f"{name} reported")
         seconds[name] = time.monotonic() - t0
         assert "camera_info unusable" in values["stalled_outputs"] + msg, (name, msg)
         rig.flowing("labels")  # the image outputs keep coming

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_ros.model_card import OutputKind
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def make_tiny_model(path: Path, input_size: tuple[int, int] = (180, 240),
-                    output_kind: str = "labels", num_classes: int = 11, seed: int = 0,
+                    output_kind: OutputKind = "labels", num_classes: int = 11, seed: int = 0,
                     batch: int = 1) -> Path:
     """Three convolutions (stride 2) exported to ``path``; 11 classes get the CamVid card,
     other counts classes ``c0..cN`` with made-up colours. ``input_size``: (H, W) px;
@@ -33,8 +35,9 @@ def make_tiny_model(path: Path, input_size: tuple[int, int] = (180, 240),
     if num_classes == 11:
         card = camvid_card(name="tiny", input_size=input_size, output_kind=output_kind)
     else:
-        card = ModelCard(name="tiny", class_names=[f"c{i}" for i in range(num_classes)],
-                         colors=[(i % 256, 7 * i % 256, 13 * i % 256) for i in range(num_classes)],
+        card = ModelCard(name="tiny", class_names=tuple(f"c{i}" for i in range(num_classes)),
+                         colors=tuple((i % 256, 7 * i % 256, 13 * i % 256)
+                                      for i in range(num_classes)),
                          input_size=input_size, output_kind=output_kind)
     return export_onnx(net, card, path, batch=batch)
 
@@ -59,9 +62,9 @@ def camvid_frames(n: int = 8, size: tuple[int, int] = (640, 480)) -> list[np.nda
     val = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" /
                               "camvid")) / "val"
     paths = sorted(val.glob("*.png"))[:n] if val.is_dir() else []
-    if paths:
-        return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), size)
-                for p in paths]
+    read = [bgr for p in paths if (bgr := cv2.imread(str(p))) is not None]
+    if read:
+        return [cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size) for bgr in read]
     rng = np.random.default_rng(0)
     return [cv2.GaussianBlur(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8),
                              (0, 0), 5) for _ in range(n)]

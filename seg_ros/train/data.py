@@ -148,7 +148,7 @@ class SegmentationDataset:
         self.pairs = pair_files(images_dir, labels_dir)[:limit]
         self.transform = transform
         with ThreadPoolExecutor(max(1, threads)) as pool:  # cv2 decoding releases the GIL
-            loaded = list(pool.map(lambda p: load_pair(*p, self.spec), self.pairs))
+            loaded = list(pool.map(lambda p: load_pair(p[0], p[1], self.spec), self.pairs))
         self.images = [a for a, _ in loaded]
         self.labels = [b for _, b in loaded]
 

@@ -270,6 +270,7 @@ class Trainer:
         if spec.ignore_index is None:
             raise ConfigError(f"dataset spec {spec.source} has no ignore_index: set one "
                               "(e.g. 255)")
+        self.ignore_index: int = spec.ignore_index
         card = self.card = spec.card(input_size=(int(cfg.crop[0]), int(cfg.crop[1])))
         t_load = time.perf_counter()
         self.train_ds = SegmentationDataset(
@@ -316,7 +317,7 @@ class Trainer:
     def _optimiser(self) -> None:
         """Loss and optimiser; no weight decay on biases and norm parameters."""
         cfg = self.cfg
-        self.loss_fn = build_loss(cfg.loss, self.spec.ignore_index,
+        self.loss_fn = build_loss(cfg.loss, self.ignore_index,
                                   torch.from_numpy(self.weights)).to(self.device)
         decay: list[nn.Parameter] = []
         no_decay: list[nn.Parameter] = []

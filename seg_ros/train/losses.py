@@ -25,6 +25,8 @@ def _upsample(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class CELoss(nn.Module):
     """Cross-entropy, optionally class-weighted (median-frequency balancing)."""
 
+    weight: torch.Tensor | None  # a buffer: moves with .to(device)
+
     def __init__(self, ignore_index: int, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.ignore_index = ignore_index
@@ -38,6 +40,8 @@ class CELoss(nn.Module):
 class OHEMCELoss(nn.Module):
     """Online hard example mining CE: mean over pixels whose true-class probability < thresh,
     but at least ``min_kept`` (fraction of valid pixels) hardest ones."""
+
+    weight: torch.Tensor | None
 
     def __init__(self, ignore_index: int, weight: torch.Tensor | None = None,
                  thresh: float = 0.7, min_kept: float = 0.1) -> None:
@@ -84,6 +88,8 @@ class DiceLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al. 2017): CE scaled by (1 - p_t)^gamma, mean over valid pixels."""
 
+    weight: torch.Tensor | None
+
     def __init__(self, ignore_index: int, gamma: float = 2.0,
                  weight: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -95,7 +101,7 @@ class FocalLoss(nn.Module):
         ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
         pt = torch.exp(-F.cross_entropy(logits, target, ignore_index=self.ignore_index,
                                         reduction="none"))
-        w = 1.0
+        w: torch.Tensor | float = 1.0
         if self.weight is not None:
             w = self.weight[target.clamp(0, len(self.weight) - 1)]
         valid = target != self.ignore_index

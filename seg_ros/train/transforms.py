@@ -11,6 +11,7 @@ image in the card's normalisation ((x/255 - mean) / std, RGB) and an int64 HW la
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,7 +69,7 @@ class FallbackCompose:
 class SegTransform:
     """Callable ``(rgb uint8 HWC, label uint8 HW, seed|None) -> (float32 CHW, int64 HW)``."""
 
-    def __init__(self, compose: object, mean: Sequence[float], std: Sequence[float],
+    def __init__(self, compose: Any, mean: Sequence[float], std: Sequence[float],
                  image_scale: float = 1.0) -> None:
         self.compose = compose
         self.image_scale = float(image_scale)  # eval: resize the image only (labels full size)
