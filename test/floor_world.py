@@ -8,6 +8,7 @@ centre; the label is the class of the first thing it meets (sky when nothing).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -49,8 +50,10 @@ def floor_class(x: np.ndarray, y: np.ndarray, floor: tuple = ()) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def pixel_rays(camera: CameraModel) -> np.ndarray:
-    """(H*W, 3) optical-frame rays through the centre of every received pixel."""
+    """(H*W, 3) optical-frame rays through the centre of every received pixel (read-only,
+    cached per camera: a drive renders many frames with one camera)."""
     h, w = camera.image_height, camera.image_width
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
     full = np.stack([u * max(camera.binning_x, 1) + camera.roi.x_offset,
@@ -64,7 +67,9 @@ def pixel_rays(camera: CameraModel) -> np.ndarray:
     else:
         n = (full - k[:2, 2]) / (k[0, 0], k[1, 1])
     n = n.reshape(-1, 2)
-    return np.column_stack([n, np.ones(len(n))])
+    rays = np.column_stack([n, np.ones(len(n))])
+    rays.flags.writeable = False
+    return rays
 
 
 def _undistort(px: np.ndarray, k: np.ndarray, d: np.ndarray, crit: tuple) -> np.ndarray:
@@ -83,16 +88,25 @@ def floor_hits(camera: CameraModel, pose: CameraPose) -> tuple[np.ndarray, np.nd
     return t[:3, 3] + s[:, None] * rays, down
 
 
-def box_distance(origin: np.ndarray, rays: np.ndarray, box: Box) -> np.ndarray:
-    """Ray parameter of the first hit of each ray with ``box`` (slab method), inf = none."""
-    lo = np.array([box.x0, box.y0, 0.0])
-    hi = np.array([box.x1, box.y1, box.height])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = (lo - origin) / rays
-        b = (hi - origin) / rays
-    near = np.nanmax(np.minimum(a, b), axis=1)
-    far = np.nanmin(np.maximum(a, b), axis=1)
+def box_distance(origin: np.ndarray, inv_rays: np.ndarray, box: Box) -> np.ndarray:
+    """Ray parameter of the first hit of each ray with ``box`` (slab method), inf = none.
+    ``inv_rays``: (3, N) reciprocals of the ray components (a zero component as +-1e300)."""
+    lo = (box.x0, box.y0, 0.0)
+    hi = (box.x1, box.y1, box.height)
+    near = np.full(inv_rays.shape[1], -np.inf)
+    far = np.full(inv_rays.shape[1], np.inf)
+    for axis in range(3):
+        a = (lo[axis] - origin[axis]) * inv_rays[axis]
+        b = (hi[axis] - origin[axis]) * inv_rays[axis]
+        np.maximum(near, np.minimum(a, b), out=near)
+        np.minimum(far, np.maximum(a, b), out=far)
     return np.where((near <= far) & (far > 0), np.maximum(near, 0.0), np.inf)
+
+
+def inverse(rays: np.ndarray) -> np.ndarray:
+    """(3, N) reciprocals of (N, 3) ray components, zero components as +-1e300 (no NaN)."""
+    r = rays.T
+    return 1.0 / np.where(np.abs(r) < 1e-300, 1e-300, r)
 
 
 def render(camera: CameraModel, pose: CameraPose, world: World) -> np.ndarray:
@@ -105,8 +119,9 @@ def render(camera: CameraModel, pose: CameraPose, world: World) -> np.ndarray:
     labels = np.full(len(rays), SKY, np.uint8)
     hit = origin + np.where(down, dist, 0.0)[:, None] * rays
     labels[down] = floor_class(hit[down, 0], hit[down, 1], world.floor)
+    inv = inverse(rays) if world.boxes else None
     for box in world.boxes:
-        d = box_distance(origin, rays, box)
+        d = box_distance(origin, inv, box)
         nearer = d < dist
         labels[nearer], dist = box.cls, np.minimum(dist, d)
     return labels.reshape(camera.image_height, camera.image_width)
@@ -133,10 +148,10 @@ def hidden_cells(spec: GridSpec, world: World, camera_xyz: np.ndarray) -> np.nda
     xs, ys = spec.cell_centres()
     gx, gy = np.meshgrid(xs, ys)
     pts = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], axis=1)
-    rays = pts - camera_xyz
+    inv = inverse(pts - camera_xyz)
     hidden = np.zeros(len(pts), bool)
     for box in world.boxes:
-        hidden |= box_distance(camera_xyz, rays, box) < 1.0 - 1e-9
+        hidden |= box_distance(camera_xyz, inv, box) < 1.0 - 1e-9
     return hidden.reshape(gx.shape)
 
 
