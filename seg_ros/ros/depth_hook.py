@@ -212,6 +212,16 @@ class DepthInput:
 
     def _on_depth(self, msg: Image) -> None:
         self.buffer.put(stamp_ns(msg.header), msg)
+        self._warm_rays((int(msg.height), int(msg.width)))
+
+    def _warm_rays(self, shape: tuple[int, int]) -> None:
+        """Build the ray table of the camera that will describe this depth image here, beside
+        the worker (tens of ms once per camera_info); later lookups hit the cache."""
+        for info in (self.depth_info, self.node.camera_info):
+            model = self._model(info)
+            if model is not None and _size(model) == shape:
+                RayTable.for_camera(model)
+                return
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.depth_info = msg
@@ -307,16 +317,19 @@ class DepthInput:
         if msg is None:
             return None
         key = id(msg)
-        cached = self._models.get(key)
+        with self._lock:  # the executor (ray warm-up) and the worker both convert
+            cached = self._models.get(key)
         if cached is None or cached[0] is not msg:
             try:
                 model = CameraModel.from_camera_info(msg)
             except (ConfigError, ValueError, TypeError, OverflowError) as e:
                 model = None
                 self._warn("bad camera_info", f"camera_info unusable for depth: {e}")
-            if len(self._models) > 8:
-                self._models.clear()
-            self._models[key] = cached = (msg, model)
+            cached = (msg, model)
+            with self._lock:
+                if len(self._models) > 8:
+                    self._models.clear()
+                self._models[key] = cached
         return cached[1]
 
     def _warn(self, kind: str, line: str) -> None:
