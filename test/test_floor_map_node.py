@@ -264,6 +264,10 @@ def test_map_parameters_are_live_and_checked(harness: Harness, node: Any) -> Non
     assert not res.successful and "0.49" in res.reason, res.reason
     assert harness.client.set_params(NODE, **{"map.frame": "world", "map.rate_hz": 10.0}
                                      )[0].successful
+    res = harness.client.set_params(NODE, **{"grid.obstacle_mode": "smear"})[0]
+    assert not res.successful and "is not one of contact, projected" in res.reason, res.reason
+    assert harness.client.set_params(NODE, **{"grid.obstacle_mode": "projected"})[0].successful
+    assert harness.diagnostics()["floor_obstacle_mode"] == "projected"
     harness.odometry(T0 + 50.0, Pose2D(0.0, 0.0, 0.0))  # stamped in "odom", not "world"
     d = wait_for(lambda: (v := harness.diagnostics())["floor_map_odom_wrong_frame"] != "0"
                  and v, 10, "the odometry in the wrong frame to be counted")
