@@ -335,3 +335,20 @@ def test_stamp_buffer_takes_the_same_stamp_else_the_nearest_within_the_skew() ->
     assert buf.nearest(203, 10) == ("c", 2)
     assert buf.nearest(290, 9) is None               # 10 ns away: beyond the skew
     assert buf.nearest(100, 50) is None              # dropped: the buffer keeps the last 3
+
+
+
+def test_wide_labels_and_no_confidence_keep_the_layout() -> None:
+    """More than 255 classes: label is UINT16 at 12, confidence still UINT8 at 14 (0 when the
+    model gives none); x y z NaN where there is no return."""
+    from seg_ros.depth import cloud_fields
+
+    assert cloud_fields(True, False)[3:] == [("label", 12, 4), ("confidence", 14, 2)]
+    rays = RayTable.for_camera(pinhole(8, 6, 5.0))
+    depth = np.full((6, 8), 2.0, np.float32)
+    depth[0, 0] = np.nan
+    labels = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000
+    cloud = CloudBuffer(6, 8, wide_labels=True).fill(depth, rays, labels, None)
+    np.testing.assert_array_equal(cloud[:, :, 12:14].copy().view("<u2")[:, :, 0], labels)
+    assert (cloud[:, :, 14] == 0).all()
+    assert np.isnan(cloud[0, 0, :12].copy().view(np.float32)).all()

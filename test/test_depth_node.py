@@ -304,3 +304,13 @@ def test_floor_grid_is_marked_from_depth_per_grid_source(harness: Harness, node:
         assert (want != expected_grid(labels_of(got["labels"]), metres, "flat")).sum() > 50
         col = round((8.0 - PARAMS["grid.origin_x"]) / PARAMS["grid.resolution"])
         assert (grid[:, col - 1:col + 1] == 100).sum() > 10
+
+
+def test_inconsistent_depth_parameters_are_refused_with_the_reason(harness: Harness,
+                                                                  node: Any) -> None:
+    client = harness.client
+    bad = client.set_params(NODE, **{"depth.min_obstacle_height": 0.01})[0]
+    assert not bad.successful and "depth.floor_tolerance" in bad.reason
+    bad = client.set_params(NODE, **{"grid.source": "lidar"})[0]
+    assert not bad.successful and "auto" in bad.reason
+    assert client.set_params(NODE, **{"depth.max_skew_ms": 20.0})[0].successful

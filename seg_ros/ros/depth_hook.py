@@ -168,12 +168,13 @@ class DepthInput:
         self.buffer: StampBuffer[Any] = StampBuffer(BUFFER)
         self.depth_info: Any = None
         self._models: dict[int, tuple[Any, CameraModel | None]] = {}  # id(msg) -> model
-        self._recent: OrderedDict[int, DepthFrame | None] = OrderedDict()  # stamp -> match
+        self._recent: OrderedDict[tuple[int, int, int], DepthFrame | None] = OrderedDict()
         self._lock = threading.Lock()
         self._clouds = threading.local()  # one buffer per worker thread
         self._logged: dict[str, float] = {}
         self.last_skew_ms = float("nan")
         self.grid_source_last = "none"  # what marked the last floor grid
+        self._unmatched_stamp = -1
         self._marker_cache: tuple[tuple[Any, ...], DepthGridMarker] | None = None
         self._trav_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
         s = getattr(node, "startup", None)
@@ -256,12 +257,13 @@ class DepthInput:
         no twin within depth.max_skew_ms (counted once a depth stream exists or ~/points is
         wanted), undecodable (counted), or no camera_info describes it (counted)."""
         stamp = stamp_ns(header)
+        key = (stamp, *colour_size)  # labels at the output size map differently
         with self._lock:
-            if stamp in self._recent:
-                return self._recent[stamp]
+            if key in self._recent:
+                return self._recent[key]
         frame = self._match(stamp, colour_size)
         with self._lock:
-            self._recent[stamp] = frame
+            self._recent[key] = frame
             while len(self._recent) > 4:
                 self._recent.popitem(last=False)
         return frame
@@ -269,7 +271,8 @@ class DepthInput:
     def _match(self, stamp: int, colour_size: tuple[int, int]) -> DepthFrame | None:
         hit = self.buffer.nearest(stamp, self._cfg.max_skew_ns)
         if hit is None:
-            if self.buffer.received or self.wanted():
+            if (self.buffer.received or self.wanted()) and stamp != self._unmatched_stamp:
+                self._unmatched_stamp = stamp  # once per frame, whoever asks first
                 self.counters.unmatched += 1
                 self._warn("unmatched", f"no depth image on {self.depth_sub.topic_name} within "
                            f"depth.max_skew_ms = {self._cfg.max_skew_ns / 1e6:g} ms of a colour "
