@@ -37,9 +37,11 @@ class MapSpec:
         width_m, height_m: window extent along the fixed frame's x and y (m).
         frame_id: the fixed frame (odom: continuous, the robot moves in it).
         hit, miss: log-odds added per occupied / removed per free observation (> 0).
-        clamp_min, clamp_max: log-odds bounds (how sure a cell can get; bounds how long a
-            change takes to show: from clamp_max to occupied-threshold takes about
-            (clamp_max - logit(occupied_threshold)) / miss frames of free evidence).
+        clamp_min, clamp_max: log-odds bounds (how sure a cell can get, hence how long a
+            change takes to show: from clamp_max, (clamp_max - logit(occupied_threshold)) /
+            miss frames of free evidence). With clamp_max < 2 logit(occupied_threshold) (the
+            default 1.2 < 1.24) an obstacle nobody sees any more is no longer occupied after
+            one half-life.
         half_life_s: seconds (of stamp time) for a cell's log-odds to halve; 0 = no decay.
         occupied_threshold, free_threshold: probabilities for 100 / 0 in the output.
         rolling: the window follows the robot (else it stays where it was set).
@@ -52,7 +54,7 @@ class MapSpec:
     hit: float = 0.85
     miss: float = 0.4
     clamp_min: float = -2.0
-    clamp_max: float = 3.5
+    clamp_max: float = 1.2
     half_life_s: float = 30.0
     occupied_threshold: float = 0.65
     free_threshold: float = 0.35

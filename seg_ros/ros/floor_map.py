@@ -50,7 +50,8 @@ SPECS: tuple[ParamSpec, ...] = (
               float_range=(0.01, 100.0)),
     ParamSpec("map.half_life", "double", 30.0,
               "Seconds (of image stamps) for a cell's evidence to halve toward unknown; 0 = "
-              "never. Unseen obstacles are gone after ~2.5 half-lives.", live=True,
+              "never. With the default clamp_max an obstacle nobody sees any more is unknown "
+              "after one half-life.", live=True,
               float_range=(0.0, 1e6)),
     ParamSpec("map.hit", "double", 0.85, "Log-odds added per occupied observation.", live=True,
               float_range=(0.01, 10.0)),
@@ -58,7 +59,7 @@ SPECS: tuple[ParamSpec, ...] = (
               float_range=(0.01, 10.0)),
     ParamSpec("map.clamp_min", "double", -2.0, "Lowest log-odds (surest free).", live=True,
               float_range=(-20.0, -0.01)),
-    ParamSpec("map.clamp_max", "double", 3.5, "Highest log-odds (surest occupied).", live=True,
+    ParamSpec("map.clamp_max", "double", 1.2, "Highest log-odds (surest occupied).", live=True,
               float_range=(0.01, 20.0)),
     ParamSpec("map.occupied_threshold", "double", 0.65,
               "Probability at or above which a cell is published 100 (lethal).", live=True,
