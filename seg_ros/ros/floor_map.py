@@ -139,7 +139,11 @@ class FloorMapOutput:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub = node.create_publisher(OccupancyGrid, TOPIC, latched)
-        self.odom_sub = node.create_subscription(Odometry, ODOM_TOPIC, self._on_odom, 50)
+        # best effort matches reliable and best-effort odometry publishers alike; a lost
+        # message only widens the interpolation gap
+        self.odom_sub = node.create_subscription(
+            Odometry, ODOM_TOPIC, self._on_odom,
+            QoSProfile(depth=POSE_BUFFER // 8, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.timer = node.create_timer(1.0 / self.cfg.rate_hz, self._publish)
 
     def subscribed(self) -> bool:
