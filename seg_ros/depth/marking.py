@@ -107,6 +107,7 @@ class DepthGridMarker:
         self.cell_reach = (dist[self.cells_in_range] + 0.5 * spec.resolution).astype(np.float32)
         self.cell_bin = self._bin(np.arctan2(gy, gx).ravel()[self.cells_in_range])
         self.inv_res = np.float32(1.0 / spec.resolution)
+        self._scratch = np.empty(spec.rows * spec.cols + 1, np.int8)
 
     def _bin(self, bearing: np.ndarray) -> np.ndarray:
         b = np.floor((bearing + math.pi) / self.bin_width).astype(np.intp)
@@ -135,14 +136,15 @@ class DepthGridMarker:
         near_floor = np.abs(height) <= st.floor_tolerance
         obstacle = ok & ((height >= st.min_obstacle_height)
                          | (near_floor & ~trav & self.labelled))
-        if out is None:
-            out = np.empty((spec.rows, spec.cols), np.int8)
-        grid = out.reshape(-1)
+        grid = self._scratch  # one spare cell at the end takes the points outside the grid
         grid.fill(UNKNOWN)
         grid[self._cleared(horizontal, ok, obstacle)] = FREE
         cell = self._cells(z, ok)
-        grid[cell[near_floor & trav & (cell >= 0)]] = FREE
-        grid[cell[obstacle & (cell >= 0)]] = OCCUPIED
+        grid[cell[near_floor & trav]] = FREE
+        grid[cell[obstacle]] = OCCUPIED
+        if out is None:
+            out = np.empty((spec.rows, spec.cols), np.int8)
+        out.reshape(-1)[:] = grid[:-1]
         return out
 
     def _cleared(self, horizontal: np.ndarray, ok: np.ndarray, obstacle: np.ndarray
@@ -155,12 +157,13 @@ class DepthGridMarker:
         return self.cells_in_range[self.cell_reach < limit[self.cell_bin]]
 
     def _cells(self, z: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Flat cell index of each point, -1 outside the grid or not ``ok``."""
+        """Flat cell index of each point; the spare cell (rows * cols) outside the grid or
+        not ``ok``."""
         spec = self.spec
         col = np.floor((self.origin[0] - spec.origin_x + self.dx * z) * self.inv_res)
         row = np.floor((self.origin[1] - spec.origin_y + self.dy * z) * self.inv_res)
         inside = ok & (col >= 0) & (col < spec.cols) & (row >= 0) & (row < spec.rows)
-        return np.where(inside, row * spec.cols + col, -1).astype(np.intp)
+        return np.where(inside, row * spec.cols + col, spec.rows * spec.cols).astype(np.intp)
 
 
 def _bin_width(bearing: np.ndarray, width: int, stride: int) -> float:
