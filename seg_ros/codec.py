@@ -373,7 +373,7 @@ def _decode_png(buf: np.ndarray, fmt: str) -> np.ndarray:
     if img is None:
         raise _corrupt("PNG", fmt, buf.size)
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        img = np.right_shift(img, 8).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise CodecError(f"PNG ({fmt!r}) decoded to {img.dtype}: only 8/16-bit PNGs are supported")
     if img.ndim == 2:
@@ -424,7 +424,7 @@ def encode_raw(array: np.ndarray, encoding: str) -> tuple[int, memoryview]:
         bpp = 2 if wide else 1
     if out.size == 0:
         raise CodecError(f"cannot encode an empty {out.shape} array; check the model output")
-    return out.shape[1] * bpp, memoryview(out).cast("B")
+    return out.shape[1] * bpp, out.data.cast("B")
 
 
 def _to_labels(a: np.ndarray, dtype: np.dtype, enc: str) -> np.ndarray:

@@ -163,7 +163,7 @@ class Segmenter:
     # --- helpers ----------------------------------------------------------------------------
 
     def _grid(self, size: tuple[int, int], out: tuple[int, int]) -> pp.OutputGrid:
-        key = (tuple(size), tuple(out))
+        key = ((int(size[0]), int(size[1])), (int(out[0]), int(out[1])))
         grid = self._grids.get(key)
         if grid is None:
             if len(self._grids) > 8:  # a folder of mixed sizes must not grow this unbounded
@@ -226,6 +226,6 @@ def _group_lut(card: ModelCard, dtype: type) -> np.ndarray | None:
     if card.groups is None:
         return None
     size = 256 if card.num_classes <= 256 else 65536
-    lut = np.minimum(np.arange(size), np.iinfo(dtype).max).astype(dtype)
+    lut: np.ndarray = np.minimum(np.arange(size), np.iinfo(dtype).max).astype(dtype)
     lut[:card.num_classes] = card.groups.of_class
     return lut

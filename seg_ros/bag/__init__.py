@@ -179,6 +179,7 @@ def image_from_msg(msg: Any, msgtype: str, keep_ids: bool = False) -> np.ndarray
             return out
         return codec.decode_compressed(msg.format, msg.data)
     if keep_ids:
+        dt: np.dtype[Any]
         if msg.encoding in ("mono8", "8UC1"):
             dt = np.dtype(np.uint8)
         elif msg.encoding in ("mono16", "16UC1"):

@@ -60,7 +60,7 @@ def load_frames(bag: str | Path, image_topic: str | None = None,
     try:
         img_c = find_topic(reader, IMAGE_TYPES, source, image_topic,
                            exclude=(LABELS_SUFFIX, DEPTH_MARK))
-        lab_c = None
+        lab_c: Any = None
         if labels_topic is not None:
             lab_c = find_topic(reader, IMAGE_TYPES, source, labels_topic, what="labels")
         else:

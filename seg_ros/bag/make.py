@@ -108,7 +108,7 @@ def read_camera_yaml(path: Path) -> CameraModel:
     return CameraModel(
         width=int(y["image_width"]),
         height=int(y["image_height"]),
-        k=matrix("camera_matrix", 9),
+        k=matrix("camera_matrix", 9) or [],  # required: a list of 9 or a BagError
         d=matrix("distortion_coefficients", 0, required=False) or [0.0] * 5,
         r=matrix("rectification_matrix", 9, required=False) or [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
         p=matrix("projection_matrix", 12, required=False),
@@ -379,9 +379,9 @@ def _labels_msg(T: Any, header: Any, ids: np.ndarray, compressed: bool) -> Any:
     if compressed:
         fmt, data = codec.encode_compressed(ids, "png")
         return T[COMPRESSED](header=header, format=fmt, data=np.frombuffer(data, np.uint8))
-    step, data = codec.encode_raw(ids, enc)
+    step, raw = codec.encode_raw(ids, enc)
     return T[IMAGE](header=header, height=ids.shape[0], width=ids.shape[1], encoding=enc,
-                    is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+                    is_bigendian=0, step=step, data=np.frombuffer(raw, np.uint8))
 
 
 def _camera_info_msg(T: Any, header: Any, cam: CameraModel) -> Any:

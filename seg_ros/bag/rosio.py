@@ -40,7 +40,7 @@ def ros_node(name: str, domain_id: int | None = None) -> Iterator[tuple[Any, Any
     from rclpy.executors import SingleThreadedExecutor
 
     ctx = rclpy.Context()
-    kw = {} if domain_id is None else {"domain_id": int(domain_id)}
+    kw: dict[str, Any] = {} if domain_id is None else {"domain_id": int(domain_id)}
     rclpy.init(args=[], context=ctx, **kw)
     node = None
     try:

@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
+    command = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return int(module.run(args) or 0)
+        return int(command.run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # one clear line, not a traceback wall, for user errors

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def open_engine(
     device: str = "cpu",
     threads: int = 0,
     log: Callable[[str], None] | None = None,
-    **options: object,
+    **options: Any,
 ) -> Engine:
     """Open a model file with the chosen backend.
 

@@ -64,7 +64,7 @@ class CudaPythonRuntime:
         dev_ptr = int(self._check(self.rt.cudaMalloc(max(1, nbytes))))
         self._owned.append(("device", dev_ptr))
         raw = (ctypes.c_ubyte * max(1, nbytes)).from_address(host_ptr)
-        host = np.frombuffer(raw, np.uint8)[:nbytes]
+        host = np.ctypeslib.as_array(raw)[:nbytes]
         return Buffer(host.view(dtype).reshape(shape), dev_ptr)
 
     def upload(self, buf: Buffer) -> None:

@@ -49,7 +49,8 @@ def engine_from_onnx(onnx: Path, cache_dir: str | Path, precision: str, device_i
             precision=precision, out=out, cache_key=key, timing_cache=timing,
             device_index=device_index, calib_data=calib_data), log=log)
 
-    extra = {"calib": Path(calib_data).resolve().name} if calib_data else None
+    extra: dict[str, object] | None = (
+        {"calib": Path(calib_data).resolve().name} if calib_data else None)
     return ensure_engine(onnx, cache_dir, precision, gpu, trt_version, build, extra=extra,
                          log=log)
 

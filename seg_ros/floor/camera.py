@@ -159,7 +159,8 @@ class CameraModel:
     ) -> CameraModel:
         """From CameraInfo fields; ``roi`` = (x_offset, y_offset, width, height, do_rectify)."""
         if not isinstance(roi, Roi):
-            roi = Roi(*(int(v) for v in roi[:4]), bool(roi[4]) if len(roi) > 4 else False)
+            x, y, w, h = (int(v) for v in roi[:4])
+            roi = Roi(x, y, w, h, bool(roi[4]) if len(roi) > 4 else False)
         return cls(width, height, tuple(k), tuple(d), distortion_model, binning_x, binning_y, roi)
 
     @classmethod

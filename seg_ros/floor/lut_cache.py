@@ -93,6 +93,7 @@ class LutCache:
                 if self._closed:
                     return
                 key, self._wanted = self._wanted, None
+                assert key is not None  # the wait ends on a wanted key or on close
                 self._building = key
             self._build(key)
             with self._cond:

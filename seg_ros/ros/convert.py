@@ -77,6 +77,6 @@ def occupancy_grid_msg(cells: np.ndarray, resolution: float, origin_xy: tuple[fl
     msg.info.origin.position.x, msg.info.origin.position.y = map(float, origin_xy)
     msg.info.origin.orientation.w = 1.0
     data = array.array("b")
-    data.frombytes(memoryview(grid).cast("B"))
+    data.frombytes(grid.data.cast("B"))
     msg.data = data
     return msg

@@ -15,7 +15,7 @@ from std_msgs.msg import ColorRGBA
 try:  # the generated interface is optional: a source tree without it built still segments
     from seg_ros.msg import SegmentationInfo
 except ImportError:  # pragma: no cover - depends on the install
-    SegmentationInfo = None
+    SegmentationInfo = None  # type: ignore[misc, assignment]
 
 try:  # on robots with vision_msgs installed (not on PyPI)
     from vision_msgs.msg import LabelInfo, VisionClass

@@ -23,6 +23,6 @@ def cloud_msg(cloud: CloudBuffer, header: Header) -> Any:
     msg.is_bigendian = False
     msg.point_step = cloud.point_step
     msg.row_step = cloud.row_step
-    msg.data = byte_array(memoryview(cloud.data).cast("B"))
+    msg.data = byte_array(cloud.data.data.cast("B"))  # the array's own buffer, no copy
     msg.is_dense = False
     return msg
