@@ -109,6 +109,13 @@ class Harness:
         """Publish camera_info, the depth image (stamp + ``depth_offset_ns``; none if None)
         and the colour frame until ``outputs`` of the colour stamp arrive (in ``collector``,
         default the harness's)."""
+        publish = self.publisher(rgb, depth, depth_offset_ns, depth_info)
+        return (collector or self.collector).request(publish, self.header(), timeout, outputs,
+                                                     expect)
+
+    def publisher(self, rgb: np.ndarray, depth: np.ndarray | None, depth_offset_ns: int = 0,
+                  depth_info: Any = None) -> Any:
+        """publish(header): camera_info, the depth image (and its info) and the colour frame."""
         info = camera_info(W, H, F)
 
         def publish(header: Any) -> None:
@@ -124,8 +131,7 @@ class Harness:
                 self.depth_pub.publish(image_msg(depth, "16UC1", dh))
             self.image_pub.publish(image_msg(rgb, "rgb8", header))
 
-        return (collector or self.collector).request(publish, self.header(), timeout, outputs,
-                                                     expect)
+        return publish
 
     def diagnostics(self) -> dict[str, str]:
         return self.client.diagnostics(NODE, timeout=5.0)[2]
@@ -141,7 +147,8 @@ def node(harness: Harness, tmp_path_factory: Any) -> Iterator[Any]:
     proc = LAUNCH.start(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={CAM}/image_raw",
                          "-r", f"camera_info:={CAM}/camera_info",
                          "-r", f"depth/image:={CAM}/depth/image_raw",
-                         "-r", f"depth/camera_info:={CAM}/depth/camera_info"],
+                         "-r", f"depth/camera_info:={CAM}/depth/camera_info",
+                         "-r", f"odom:={CAM}/odom"],
                         tmp_path_factory.mktemp("depth_node") / "node.log")
     try:
         def ready() -> bool:
@@ -314,3 +321,53 @@ def test_inconsistent_depth_parameters_are_refused_with_the_reason(harness: Harn
     bad = client.set_params(NODE, **{"grid.source": "lidar"})[0]
     assert not bad.successful and "auto" in bad.reason
     assert client.set_params(NODE, **{"depth.max_skew_ms": 20.0})[0].successful
+
+
+def test_fused_map_takes_the_depth_grid(harness: Harness, node: Any, camvid_frame: Any) -> None:
+    """One frame with depth (grid.source depth) and odometry at its stamp: ~/floor_map equals
+    a FloorMap that fused the depth grid computed here, and holds the wall 8 m ahead."""
+    from nav_msgs.msg import OccupancyGrid, Odometry
+
+    from seg_ros.depth import depth_to_metres
+    from seg_ros.floor import FloorMap, GridSpec, Pose2D
+    from seg_ros.ros.floor_map import SPECS as MAP_SPECS
+    from seg_ros.ros.floor_map import map_config_from
+    from seg_ros.testing import stamp_of
+
+    rgb, _ = camvid_frame
+    assert harness.client.set_params(NODE, **{"grid.source": "depth"})[0].successful
+    odom = harness.client.publisher(Odometry, f"{CAM}/odom", depth=10)
+    maps = Collector(harness.client, NODE, ("labels", "floor_map"),
+                     types={"floor_map": OccupancyGrid})
+    try:
+        wait_for(lambda: odom.get_subscription_count() > 0 and all(
+            sub.get_publisher_count() > 0 for sub in maps.subs), 10, "odom and the map")
+        header = harness.header()
+        t = stamp_of(header)
+        for dt in (-20_000_000, 20_000_000):
+            msg = Odometry()
+            msg.header.frame_id, msg.child_frame_id = "odom", "base_footprint"
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t + dt, 10**9)
+            msg.pose.pose.orientation.w = 1.0
+            odom.publish(msg)
+        wait_for(lambda: int(harness.diagnostics()["floor_map_odom_received"]) >= 2, 10,
+                 "the odometry at the node")
+        mm = floor_scene_mm()
+        harness.publisher(rgb, mm)(header)  # once: a frame fused twice would count twice
+        assert maps.wait(t, 20.0) is not None, "no labels or map for the frame"
+        live, labels = maps.got["floor_map"][t], labels_of(maps.got["labels"][t])
+    finally:
+        maps.close()
+        harness.node.destroy_publisher(odom)
+    cfg = map_config_from({s.name: s.default for s in MAP_SPECS})
+    fused = FloorMap(cfg.spec, origin=(live.info.origin.position.x, live.info.origin.position.y))
+    spec = GridSpec(PARAMS["grid.resolution"], PARAMS["grid.width"], PARAMS["grid.height"],
+                    PARAMS["grid.origin_x"], PARAMS["grid.origin_y"], PARAMS["grid.max_range"],
+                    PARAMS["grid_frame"])
+    metres = depth_to_metres("16UC1", H, W, 2 * W, mm.tobytes())
+    fused.fuse(expected_grid(labels, metres, "depth"), spec, Pose2D(0.0, 0.0, 0.0), t / 1e9)
+    cells = np.asarray(live.data, np.int8).reshape(live.info.height, live.info.width)
+    np.testing.assert_array_equal(cells, fused.occupancy())
+    x0 = live.info.origin.position.x
+    wall = round((8.0 - x0) / live.info.resolution)
+    assert (cells[:, wall - 2:wall + 2] == 100).sum() > 10
