@@ -200,14 +200,18 @@ def test_floor_map_matches_offline_fusion(harness: Harness, node: Any, tmp_path:
     wait_for(lambda: "frame not fused into" in node.log() and "no odometry" in node.log(), 5,
              "the log line naming the missing odometry")
 
-    def warned() -> tuple[int, str] | None:  # /diagnostics names the cause while frames come
+    def status(level: int, text: str) -> str | None:
         stray.append((T0 - 100 + len(stray)) * 10**9)
         harness.frame(frames[0], stray[-1], once=False)
-        level, message, _ = harness.client.diagnostics(NODE)
-        return (level, message) if level >= 1 and "no odometry has arrived" in message else None
+        got, message, _ = harness.client.diagnostics(NODE)
+        return message if got == level and text in message else None
 
-    _level, message = wait_for(warned, 30, "a diagnostics status naming the missing odometry")
-    assert "floor" in message, message
+    # While frames arrive and none can be fused, /diagnostics names the cause: WARN, then
+    # ERROR once it lasts over 2 x diagnostics.stall_s.
+    message = wait_for(lambda: status(1, "no odometry has arrived"), 30, "a WARN naming it")
+    assert message.startswith("floor map: "), message
+    message = wait_for(lambda: status(2, "floor map: no frame fused for"), 30, "an ERROR")
+    assert "no odometry has arrived on /map_test/odom" in message, message
     missing = harness.diagnostics()["floor_map_pose_missing"]
     # Odometry 20 ms either side of each frame (the node interpolates), then the frames.
     for k, p in enumerate(POSES):

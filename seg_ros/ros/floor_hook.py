@@ -305,8 +305,8 @@ class FloorGrid:
         return self._cfg.min_confidence > 0
 
     def subscribed(self) -> bool:
-        """~/floor_grid or ~/floor_map has a subscriber (the watchdog's "floor_grid" output
-        stands for both: it is fed only when every subscribed one got the frame)."""
+        """~/floor_grid or ~/floor_map has a subscriber (the watchdog's "floor_grid" output: the
+        per-frame grid both need; the map's own failures are in health())."""
         return self.pub.get_subscription_count() > 0 or self.map.subscribed()
 
     def wanted(self) -> bool:
@@ -321,10 +321,15 @@ class FloorGrid:
                               "yaw] (or use_tf with tf2_ros installed)")
         return True
 
-    def _skip(self, why: str, warn: bool = True, what: str = "") -> bool:
-        """No grid for this frame: remember why (the watchdog names it) and log it, at most
-        once per LOG_THROTTLE_S for each kind of reason (its first three words)."""
+    def _skip(self, why: str, warn: bool = True) -> bool:
+        """No grid for this frame: remember why (the watchdog names it) and log it."""
         self._blocked = why
+        self._log(why, warn)
+        return False
+
+    def _log(self, why: str, warn: bool = True, what: str = "") -> None:
+        """Log why a floor output missed a frame, at most once per LOG_THROTTLE_S for each kind
+        of reason (its first three words)."""
         kind, now = " ".join(why.split()[:3]), time.monotonic()
         if now - self._logged.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
             self._logged[kind] = now
@@ -333,7 +338,6 @@ class FloorGrid:
                 self.log.warning(line)
             else:
                 self.log.info(line)
-        return False
 
     def stall_reason(self) -> str:
         """Why no grid came out lately ("" when the last frame made one)."""
@@ -346,7 +350,8 @@ class FloorGrid:
         errors = c.tf_failures + c.size_mismatches + c.camera_info_errors
         new, self._seen_errors = errors - self._seen_errors, errors
         missing = self.map.counters.pose_missing
-        map_health = self.map.health(missing - self._seen_missing)
+        stall_s = float(getattr(getattr(self.node, "live", None), "stall_s", 2.0))
+        map_health = self.map.health(missing - self._seen_missing, stall_s)
         self._seen_missing = missing
         if self.luts.status.last_error:
             return ERROR, f"floor grid lookup table failed: {self.luts.status.last_error}"
@@ -359,9 +364,7 @@ class FloorGrid:
             counts = ", ".join(f"{k}={v}" for k, v in bad.items())
             return WARN, f"floor grid skipped frames ({counts})" + (
                 f": {self._blocked}" if self._blocked else "")
-        if map_health[0] > 0:
-            return map_health[0], map_health[1] + (f": {self._blocked}" if self._blocked else "")
-        return 0, ""
+        return map_health
 
     def close(self) -> None:
         self.luts.close()
@@ -384,14 +387,13 @@ class FloorGrid:
             self.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
                                                         (s.origin_x, s.origin_y), out_header))
             self.counters.published += 1
+        self._blocked = ""
+        self.node.watchdog.published("floor_grid")  # the grid was made (map: see health())
         if self.map.subscribed():
             tf_pose = self._map_tf_pose if self._tf_active(cfg) else None
             why = self.map.fuse(cells, s, header, tf_pose)
             if why:
-                self._skip(why, what=f"frame not fused into {self.map.pub.topic_name}")
-                return
-        self._blocked = ""
-        self.node.watchdog.published("floor_grid")
+                self._log(why, what=f"frame not fused into {self.map.pub.topic_name}")
 
     def _grid(self, cfg: FloorConfig, labels: np.ndarray, header: Header, camera_info: Any,
               confidence: np.ndarray | None) -> np.ndarray | None:

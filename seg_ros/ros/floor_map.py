@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +137,8 @@ class FloorMapOutput:
         self._stamp: Any = None  # header stamp of the last fused frame
         self._sent = 0  # map.fused at the last publication
         self._odom_frame = ""  # frame_id of the last odometry message
+        self.last_error = ""  # why the last frame was not fused ("" = it was)
+        self._failing_since = 0.0  # monotonic time of the first unfused frame in a row, 0 = none
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub = node.create_publisher(OccupancyGrid, TOPIC, latched)
@@ -220,11 +223,14 @@ class FloorMapOutput:
             why = "" if pose is not None else self._why_no_odometry(t)
         if pose is None:
             self.counters.pose_missing += 1
+            self.last_error = why
+            self._failing_since = self._failing_since or time.monotonic()
             return why
         with self._lock:
             self.map.fuse(grid, spec, pose, t)
             self._stamp = header.stamp
         self.counters.fused += 1
+        self.last_error, self._failing_since = "", 0.0
         return ""
 
     def _why_no_odometry(self, t: float) -> str:
@@ -241,11 +247,19 @@ class FloorMapOutput:
                 f"image stamp (newest pose {gap:+.3f} s from it): check the clocks and rates "
                 "or raise map.max_pose_age")
 
-    def health(self, period_missing: int) -> tuple[int, str]:
-        """WARN when frames of this period were not fused (``period_missing`` of them)."""
-        if period_missing > 0 and self.subscribed():
+    def health(self, period_missing: int, stall_s: float) -> tuple[int, str]:
+        """The map's watchdog, while subscribed: ERROR when every frame for more than
+        2 x ``stall_s`` seconds went unfused, WARN when some of this period's did
+        (``period_missing``); the message names the reason."""
+        if not self.subscribed() or not self.last_error:
+            return 0, ""
+        failing = time.monotonic() - self._failing_since
+        if failing > 2 * stall_s:
+            return 2, f"floor map: no frame fused for {failing:.1f} s: {self.last_error}"
+        if period_missing > 0:
             return 1, (f"floor map: {period_missing} frame(s) not fused "
-                       f"(floor_map_pose_missing={self.counters.pose_missing})")
+                       f"(floor_map_pose_missing={self.counters.pose_missing}): "
+                       f"{self.last_error}")
         return 0, ""
 
     def diagnostics_values(self) -> dict[str, str]:
