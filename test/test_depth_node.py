@@ -371,3 +371,14 @@ def test_fused_map_takes_the_depth_grid(harness: Harness, node: Any, camvid_fram
     x0 = live.info.origin.position.x
     wall = round((8.0 - x0) / live.info.resolution)
     assert (cells[:, wall - 2:wall + 2] == 100).sum() > 10
+
+
+def test_inconsistent_depth_parameters_stop_the_start_with_one_line() -> None:
+    import subprocess
+
+    r = subprocess.run(LAUNCH.command("-p", "depth.min_obstacle_height:=0.01"), env=LAUNCH.env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "depth.min_obstacle_height" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr

@@ -105,7 +105,8 @@ def config_from(values: Mapping[str, Any]) -> DepthConfig:
                               int(values["depth.grid_stride"]))
     source = str(values["grid.source"])
     if source not in GRID_SOURCES:
-        raise ConfigError(f"grid.source {source!r} is not one of {', '.join(GRID_SOURCES)}")
+        raise ConfigError(f"grid.source {source!r} is not one of {', '.join(GRID_SOURCES)}: "
+                          "set it to auto, depth or flat")
     return DepthConfig(round(float(values["depth.max_skew_ms"]) * 1e6), marking,
                        bool(values["depth.points_rgb"]), source)
 
@@ -160,10 +161,7 @@ class DepthInput:
         self.node = node
         self.log = node.get_logger()
         self._values = _declare(node)
-        try:
-            self._cfg = config_from(self._values)
-        except ConfigError as e:
-            raise ConfigError(f"depth parameter {e}") from None
+        self._cfg = config_from(self._values)  # ConfigError naming the parameters and the fix
         self.counters = DepthCounters()
         self.buffer: StampBuffer[Any] = StampBuffer(BUFFER)
         self.depth_info: Any = None
@@ -191,10 +189,6 @@ class DepthInput:
                       f" when its size differs), ~/points on {self.pub.topic_name}")
 
     # --- parameters and inputs (executor thread) -----------------------------------------------
-
-    @property
-    def config(self) -> DepthConfig:
-        return self._cfg
 
     def _check_params(self, changed: list[Any]) -> SetParametersResult:
         mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
