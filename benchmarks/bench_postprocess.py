@@ -36,7 +36,8 @@ class _Spec:
     input_shape: tuple[int, int, int, int]
     backend: str = "none"
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, batch: np.ndarray, outputs: list[str] | None = None
+              ) -> dict[str, np.ndarray]:
         raise RuntimeError("post-processing bench: no inference")
 
     def describe(self) -> str:

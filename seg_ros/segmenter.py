@@ -107,13 +107,8 @@ class Segmenter:
 
     def _run(self, batch: np.ndarray, want_confidence: bool) -> dict[str, np.ndarray]:
         self._decoded = None  # an engine may hand back the same (reused) output buffers
-        if self.model_card.output_kind == "labels" and not want_confidence:
-            infer = self.engine.infer
-            try:
-                return infer(batch, outputs=[self.model_card.output])  # type: ignore[call-arg]
-            except TypeError:
-                return infer(batch)
-        return self.engine.infer(batch)
+        labels_only = self.model_card.output_kind == "labels" and not want_confidence
+        return self.engine.infer(batch, [self.model_card.output] if labels_only else None)
 
     def postprocess(self, outputs: dict[str, np.ndarray], size: tuple[int, int],
                     want_confidence: bool = True) -> Segmentation:

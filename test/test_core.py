@@ -138,9 +138,9 @@ def test_registered_backend_is_used(tiny_model):
             self.inner = open_engine(path, "onnxruntime")
             self.card, self.input_shape = self.inner.card, self.inner.input_shape
 
-        def infer(self, batch):
+        def infer(self, batch, outputs=None):
             calls.append(batch.shape)
-            return self.inner.infer(batch)
+            return self.inner.infer(batch, outputs)
 
         def describe(self):
             return "recording"
@@ -272,3 +272,43 @@ def test_plugin_backend_by_import_path(tiny_model):
     assert engine.card.name == "tiny"
     with pytest.raises(EngineError, match="cannot be imported"):
         open_engine(tiny_model, backend="no_such_module:Engine")
+
+
+def test_engine_without_outputs_argument_is_refused_and_type_errors_surface(tiny_model):
+    """infer(batch, outputs=None) is the protocol: an engine class without ``outputs`` is named
+    at registration, and a TypeError raised inside infer() reaches the caller after one run
+    (no silent second inference)."""
+    from seg_ros.errors import EngineError
+
+    class NoOutputs:
+        backend = "no_outputs"
+
+        def infer(self, batch):
+            return {}
+
+        def describe(self):
+            return "no outputs"
+
+    with pytest.raises(EngineError, match="takes no 'outputs' argument"):
+        register_backend("no_outputs", NoOutputs)
+    runs = []
+
+    class Broken:
+        backend = "broken"
+
+        def __init__(self, path, **kw):
+            inner = open_engine(path, "onnxruntime")
+            self.card, self.input_shape = inner.card, inner.input_shape
+
+        def infer(self, batch, outputs=None):
+            runs.append(outputs)
+            raise TypeError("a bug inside the engine")
+
+        def describe(self):
+            return "broken"
+
+    register_backend("broken", Broken)
+    seg = Segmenter(open_engine(tiny_model, backend="broken"))
+    with pytest.raises(TypeError, match="a bug inside the engine"):
+        seg(np.zeros((30, 40, 3), np.uint8), want_confidence=False)
+    assert runs == [["labels"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from inspect import Parameter, signature  # (the name 'inspect' is our submodule)
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,8 +31,10 @@ class Engine(Protocol):
     # optional ``max_batch``: frames one infer() call takes: 1 (absent: fixed at 1; batches run
     # as a loop), N (a fixed batch, padded when fewer frames wait) or 0 (dynamic: any number)
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one batch (float32, ``input_shape``); returns outputs by name."""
+    def infer(self, batch: np.ndarray, outputs: list[str] | None = None
+              ) -> dict[str, np.ndarray]:
+        """Run one batch (float32, ``input_shape``); returns outputs by name. ``outputs``: the
+        names wanted (None: all); a backend may compute and return more."""
         ...
 
     def describe(self) -> str:
@@ -55,6 +58,8 @@ SUFFIX_BACKEND = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tenso
 
 def register_backend(name: str, factory: EngineFactory) -> None:
     """Register an extra backend (a test double, a vendor runtime) under ``name``."""
+    if isinstance(factory, type):
+        _check_infer(name, factory)
     _REGISTERED[name] = factory
 
 
@@ -146,4 +151,18 @@ def _check_plugin(name: str, factory: object) -> None:
             f"backend {name!r} is not an engine class (a class with infer() and describe()): "
             "give 'package.module:EngineClass' of a plugin engine, or one of "
             f"{', '.join(backend_names())}")
+    _check_infer(name, factory)
+
+
+def _check_infer(name: str, engine_class: type) -> None:
+    """The engine's infer() takes the ``outputs`` the segmenter asks for."""
+    try:
+        params = signature(engine_class.infer).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # no signature to read (e.g. a C extension): trust it
+        return
+    takes_keywords = any(p.kind is Parameter.VAR_KEYWORD for p in params.values())
+    if "outputs" not in params and not takes_keywords:
+        raise EngineError(
+            f"backend {name!r}: {engine_class.__name__}.infer() takes no 'outputs' argument: "
+            "define infer(self, batch, outputs=None) (the output names wanted, None = all)")
 
