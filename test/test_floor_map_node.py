@@ -261,7 +261,14 @@ def test_floor_map_matches_offline_fusion(harness: Harness, node: Any, tmp_path:
 
 def test_map_parameters_are_live_and_checked(harness: Harness, node: Any) -> None:
     """A map too large for the cell limit, a threshold out of range and odometry in another
-    frame are refused with the reason; a valid change starts a new map and is applied."""
+    frame are refused with the reason; a valid change starts a new map and is applied. An
+    unstamped frame is counted, not fused."""
+    before = harness.diagnostics()
+    harness.frame(camvid_frames(1, (480, 360))[0], 0, once=False)
+    after = wait_for(lambda: (d := harness.diagnostics())["floor_map_pose_missing"]
+                     != before["floor_map_pose_missing"] and d, 10, "the unstamped frame")
+    assert after["floor_map_frames_fused"] == before["floor_map_frames_fused"]
+    wait_for(lambda: "the image has no stamp (0)" in node.log(), 5, "its log line")
     res = harness.client.set_params(NODE, **{"map.resolution": 0.001})[0]
     assert not res.successful and "exceeds 4,000,000" in res.reason, res.reason
     res = harness.client.set_params(NODE, **{"map.free_threshold": 0.6})[0]

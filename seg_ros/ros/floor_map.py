@@ -211,11 +211,14 @@ class FloorMapOutput:
              tf_pose: Any = None) -> str:
         """Fuse one frame's grid at the robot's pose at its stamp; "" or why it was not.
 
-        ``tf_pose``: a callable giving the robot's Pose2D in map.frame at the header's stamp
-        (tf2), or None to take it from odometry."""
+        ``tf_pose(frame, header) -> (Pose2D or None, why)``: the robot's pose in map.frame at
+        the header's stamp (tf2); None: take it from odometry. A frame stamped 0 is not fused."""
         t = stamp_seconds(header.stamp)
         cfg = self.cfg
-        if tf_pose is not None:
+        if t <= 0:
+            pose, why = None, ("the image has no stamp (0): the pose at it is unknown; stamp "
+                               "the images (the camera driver's clock)")
+        elif tf_pose is not None:
             pose, why = tf_pose(cfg.spec.frame_id, header)
         else:
             with self._lock:
