@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from seg_ros.ros.depth_hook import TOPIC as POINTS_TOPIC
 from seg_ros.ros.floor_hook import TOPIC as FLOOR_TOPIC
 from seg_ros.ros.floor_map import TOPIC as MAP_TOPIC
 from seg_ros.ros.node import OUTPUTS
@@ -28,7 +29,8 @@ def topics_named(display: dict) -> list[str]:
 
 def test_every_display_topic_is_one_the_node_publishes() -> None:
     published = {f"{NODE}/{name}" for name in OUTPUTS}
-    published |= {f"{NODE}/{t.removeprefix('~/')}" for t in (FLOOR_TOPIC, MAP_TOPIC)}
+    published |= {f"{NODE}/{t.removeprefix('~/')}" for t in (FLOOR_TOPIC, MAP_TOPIC,
+                                                               POINTS_TOPIC)}
     published.add(f"{NODE}/label_info")
     shown = [t for d in displays() for t in topics_named(d)]
     assert shown and set(shown) <= published, sorted(set(shown) - published)
@@ -48,3 +50,10 @@ def test_floor_grid_and_map_displays() -> None:
     fused = maps[f"{NODE}/floor_map"]["Topic"]
     assert fused["Durability Policy"] == "Transient Local"
     assert fused["Reliability Policy"] == "Reliable"
+
+
+def test_semantic_cloud_display_is_off_and_coloured_by_label() -> None:
+    """Off by default: subscribing ~/points makes the node build the cloud every frame."""
+    (cloud,) = [d for d in displays() if d["Class"] == "rviz_default_plugins/PointCloud2"]
+    assert cloud["Topic"]["Value"] == f"{NODE}/points" and not cloud["Enabled"]
+    assert (cloud["Color Transformer"], cloud["Channel Name"]) == ("Intensity", "label")
