@@ -85,7 +85,8 @@ def workspace(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_colcon_build_installs_node_and_interface(workspace: Path) -> None:
     probe = (
-        "import json, seg_ros, seg_ros.msg, seg_ros.ros.node as node\n"
+        "import json, seg_ros, seg_ros.msg, seg_ros.ros.node, seg_ros.ros.lifecycle\n"
+        "import seg_ros.ros.label_info as node\n"
         "from ament_index_python.packages import get_package_share_directory as share\n"
         "print(json.dumps({'pkg': seg_ros.__file__, 'msg': seg_ros.msg.__file__,\n"
         "  'node_info': repr(node.SegmentationInfo), 'share': share('seg_ros'),\n"
@@ -101,7 +102,8 @@ def test_colcon_build_installs_node_and_interface(workspace: Path) -> None:
     for shipped in ("package.xml", "launch/segmentation.launch.py", "config/camvid.yaml",
                     "config/seg_ros.rviz", "models/camvid.onnx", "msg/SegmentationInfo.msg"):
         assert (share / shipped).is_file(), shipped
-    for exe in ("lib/seg_ros/segmentation_node", "bin/seg-ros"):
+    for exe in ("lib/seg_ros/segmentation_node", "lib/seg_ros/segmentation_lifecycle_node",
+                "bin/seg-ros"):
         assert os.access(Path(install) / exe, os.X_OK), exe
 
 

@@ -7,7 +7,6 @@ is one rclpy node spun by a background thread in its own context and ROS domain.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -31,13 +30,20 @@ from seg_ros.pipeline import Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
-from seg_ros.testing import Collector, LiveClient, NodeLauncher, in_domain, wait_for  # noqa: E402
+from seg_ros.testing import (  # noqa: E402
+    Collector,
+    LiveClient,
+    NodeLauncher,
+    in_domain,
+    pick_domain,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "config" / "camvid.yaml"
-DOMAIN = 1 + os.getpid() % 100
+DOMAIN = pick_domain()
 RAW, CMP = "/segmentation_node", "/seg_compressed"
 IMAGE_TOPIC = "/cam/image_raw"
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
@@ -492,5 +498,5 @@ def test_launch_file_declares_its_arguments() -> None:
                for n in tree.body)
     for needed in ('"model"', '"camera"', '"image"', '"camera_info"', '"params_file"',
                    '"input_transport"', '"FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"',
-                   'executable="segmentation_node"'):
+                   '"segmentation_node"', '"segmentation_lifecycle_node"'):
         assert needed in text, needed

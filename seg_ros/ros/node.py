@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,6 +57,7 @@ from seg_ros.pipeline import (
 )
 from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, params
+from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
 from seg_ros.ros.depth_hook import DepthInput
 from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.ros.health import STALE_INPUT_S, HealthReport
@@ -100,7 +101,7 @@ class FloorHook(Protocol):
     def close(self) -> None: ...
 
 
-class SegmentationCore(HealthReport):
+class SegmentationCore(HealthReport, BatchServing):
     """The segmentation node's work, for a plain or a managed (lifecycle) rclpy node.
 
     Raises a :class:`~seg_ros.errors.SegRosError` (one clear line, see :func:`main`) when a
@@ -138,7 +139,7 @@ class SegmentationCore(HealthReport):
         self._stop = threading.Event()
         self._active = False
         self.fatal = ""  # why the node must exit (a worker died); main() returns non-zero
-        self.outputs = OutputPublishers(self, self.order, self.stats, self.watchdog.published)
+        self._build_cameras()
         self.label_info = LabelInfoPublishers(self)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
@@ -148,6 +149,22 @@ class SegmentationCore(HealthReport):
         self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.depth = DepthInput(self)  # depth/image in, ~/points out (seg_ros.ros.depth_hook)
+
+    def _build_cameras(self) -> None:
+        """The single camera's outputs (~/labels, ...), or with ``cameras`` (read-only, so read
+        here) each camera's (~/c/labels, ...); ``self.outputs`` answers the watchdog's
+        ``wanted()`` for all of them."""
+        names = params.camera_names(params.value_of(self, "cameras"))
+        self.cameraset: CameraSet | None = None
+        self._single: Camera | None = None
+        if names:
+            self.cameraset = CameraSet(self, names, self.stats, self.watchdog.published)
+            self.outputs: Any = self.cameraset
+        else:
+            self.outputs = OutputPublishers(self, self.order, self.stats,
+                                            self.watchdog.published)
+            self._single = Camera("", self.outputs, self.order, self.stats)
+        self._receive_lock = threading.Lock()
 
     def _configure(self) -> None:
         """Parameters read and checked, the model loaded (one engine per worker) and warmed
@@ -185,26 +202,47 @@ class SegmentationCore(HealthReport):
         compressed = s.input_transport == "compressed"
         self._decode: Callable[[Any, int], np.ndarray] = (
             convert.compressed_to_rgb if compressed else convert.image_to_rgb)
+        self._stop.clear()
+        if self.cameraset is not None:
+            self._activate_cameras(compressed, in_qos)
+            return
         self.image_sub = self.create_subscription(
             CompressedImage if compressed else Image, "image/compressed" if compressed else
             "image", self._on_image, in_qos, callback_group=group)
         self.intake = None if group is None else intake.Intake(
             self.image_sub, self.context, self._on_image, self._on_intake_error)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, in_qos)
-        self._stop.clear()
         self.mailbox = Mailbox()
+        self._start_workers()
+        if self.intake is not None:
+            self.intake.start()
+        self.get_logger().info(
+            f"segmenting {self.image_sub.topic_name} ({s.input_transport}) with "
+            f"{self.card.name} [{self.engine.describe()}], {self.card.num_classes} classes, "
+            f"{s.workers} worker{'s' if s.workers > 1 else ''}")
+
+    def _activate_cameras(self, compressed: bool, in_qos: Any) -> None:
+        """Each camera's subscriptions, one mailbox per camera, the workers."""
+        s, cams = self.startup, self.cameraset
+        assert s is not None and cams is not None
+        cams.subscribe(self, compressed, in_qos, self._on_camera_image, self._on_intake_error)
+        self.mailbox = new_mailboxes(cams)
+        self.batch_size = s.max_batch or len(cams.cameras)
+        self._start_workers()
+        cams.start()
+        self.get_logger().info(
+            f"segmenting {len(cams.cameras)} cameras ({cams.topics()}, {s.input_transport}) "
+            f"with {self.card.name} [{self.engine.describe()}], batches of up to "
+            f"{self.batch_size} (engine batch {self.segmenters[0].max_batch or 'dynamic'}), "
+            f"{s.workers} worker{'s' if s.workers > 1 else ''}")
+
+    def _start_workers(self) -> None:
         self.workers = [threading.Thread(target=self._work, args=(seg,), daemon=True,
                                          name=f"seg_ros_worker{k}")
                         for k, seg in enumerate(self.segmenters)]
         for w in self.workers:
             w.start()
-        if self.intake is not None:
-            self.intake.start()
         self._active = True
-        self.get_logger().info(
-            f"segmenting {self.image_sub.topic_name} ({s.input_transport}) with "
-            f"{self.card.name} [{self.engine.describe()}], {self.card.num_classes} classes, "
-            f"{s.workers} worker{'s' if s.workers > 1 else ''}")
 
     def _deactivate(self, timeout: float = 5.0) -> bool:
         """No more frames taken, workers joined (within ``timeout`` s), subscriptions gone;
@@ -214,6 +252,8 @@ class SegmentationCore(HealthReport):
         self._stop.set()
         if self.intake is not None:
             self.intake.close(timeout)
+        if self.cameraset is not None:
+            self.cameraset.stop_intake(timeout)
         self.mailbox.close()
         me = threading.current_thread()
         for w in self.workers:
@@ -223,6 +263,8 @@ class SegmentationCore(HealthReport):
         for sub in (self.image_sub, self.info_sub):
             if sub is not None and joined:
                 self.destroy_subscription(sub)
+        if self.cameraset is not None and joined:
+            self.cameraset.unsubscribe(self)
         self.image_sub = self.info_sub = self.intake = None
         return joined
 
@@ -242,16 +284,32 @@ class SegmentationCore(HealthReport):
     # --- executor thread: callbacks only hand over ------------------------------------------
 
     def _on_image(self, msg: Any) -> None:
-        st = self.stats  # one intake thread (or the executor) writes these
+        frame = self._receive(msg)  # one intake thread (or the executor) calls this
+        if frame is not None:
+            self.mailbox.put(frame)
+
+    def _on_camera_image(self, cam: Camera, msg: Any) -> None:
+        """An image of camera ``cam`` (one intake thread per camera: counted under a lock)."""
+        with self._receive_lock:
+            frame = self._receive(msg, cam.name)
+            if frame is not None:
+                cam.stats.received += 1
+                cam.stats.last_receive = frame.t_receive
+        if frame is not None:
+            self.mailbox.put(cam.name, frame)
+
+    def _receive(self, msg: Any, camera: str = "") -> Frame | None:
+        """The counted frame of an arriving image; None while paused."""
+        st = self.stats
         if not self.live.enabled:
             st.paused += 1  # paused: not taken, not a drop
-            return
+            return None
         now = time.monotonic()
         if self._input_since is None or now - st.last_receive > STALE_INPUT_S:
             self._input_since = now  # input (re)starts: silence is measured from here
         st.received += 1
         st.last_receive = now
-        self.mailbox.put(Frame(msg, st.last_receive, st.received))
+        return Frame(msg, st.last_receive, st.received, camera)
 
     def _on_intake_error(self, e: Exception) -> None:
         self.stats.bump("rejected")
@@ -301,9 +359,11 @@ class SegmentationCore(HealthReport):
         return SetParametersResult(successful=True)
 
     def _apply_params(self, changed: list[rclpy.parameter.Parameter]) -> None:
-        self.live = params.live_from({p.name: p.value for p in changed}, self.live)
-        self.get_logger().info(
-            "set " + ", ".join(f"{p.name}={p.value!r}" for p in changed))
+        mine = [p for p in changed if p.name in params.SPEC_BY_NAME]  # hooks log their own
+        if not mine:
+            return
+        self.live = params.live_from({p.name: p.value for p in mine}, self.live)
+        self.get_logger().info("set " + ", ".join(f"{p.name}={p.value!r}" for p in mine))
         if self.card is not None and any(p.name == "unknown_below" for p in changed):
             self.label_info.publish(self.card, self.engine.describe(), self.labels_encoding,
                                     self.live.unknown_below)  # the threshold is in LabelInfo
@@ -317,11 +377,14 @@ class SegmentationCore(HealthReport):
         name = threading.current_thread().name
         try:
             while not self._stop.is_set():
-                frame = self._next_frame()
-                if frame is not None:
+                frames = self._next_frames()
+                if frames:
                     self._busy_since[name] = time.monotonic()
                     try:
-                        self._serve(frame, segmenter)
+                        if self.cameraset is None:
+                            self._serve(frames[0], segmenter)
+                        else:
+                            self._serve_batch(frames, segmenter)
                     finally:
                         self._busy_since.pop(name, None)
         except BaseException as e:
@@ -332,73 +395,110 @@ class SegmentationCore(HealthReport):
                                     "the launch file's respawn restarts the node")
             self.context.try_shutdown()  # the executor returns; main() exits non-zero
 
-    def _next_frame(self) -> Frame | None:
-        """The newest frame once max_rate_hz allows one; None after at most 0.1 s of waiting
-        (the rate is read again on every pass, so a change takes effect at once)."""
+    def _next_frames(self) -> list[Frame]:
+        """The newest frame (with several cameras: a batch of them) once max_rate_hz allows;
+        [] after at most 0.1 s of waiting (the rate is read again on every pass, so a change
+        takes effect at once)."""
         with self._take_lock:  # one worker at a time waits for the next frame
             rate = self.live.max_rate_hz
             wait = self._last_start + 1.0 / rate - time.monotonic() if rate > 0 else 0.0
             if wait > 0:
                 self._stop.wait(min(wait, 0.1))  # frames arriving meanwhile overwrite each other
-                return None
-            frame = self.mailbox.take(timeout=0.1)
-            if frame is not None:
+                return []
+            if self.cameraset is None:
+                frame = self.mailbox.take(timeout=0.1)
+                frames = [] if frame is None else [frame]
+            else:
+                frames = self.mailbox.take_batch(self.batch_size, self.live.batch_wait_ms / 1e3,
+                                                 timeout=0.1)
+            if frames:
                 self._last_start = time.monotonic()
-                self.order.begin(frame.seq)  # under the take lock: in flight in arrival order
-            return frame
+            for frame in frames:  # under the take lock: in flight in arrival order
+                self._camera(frame).order.begin(frame.seq)
+            return frames
+
+    def _camera(self, frame: Frame) -> Camera:
+        return self._single if self.cameraset is None else self.cameraset.cameras[frame.camera]
 
     def _serve(self, frame: Frame, segmenter: Segmenter) -> None:
         """One frame: bad input is rejected and counted, engine errors counted; both logged."""
         try:
-            self._process(frame, segmenter)
+            with self._guarded(self._single):
+                self._process(frame, segmenter)
+        finally:
+            self.order.end(frame.seq)
+
+    @contextlib.contextmanager
+    def _guarded(self, *cams: Camera) -> Iterator[None]:
+        """Count and log what goes wrong inside, for the frames of ``cams`` (one each), and
+        carry on: bad input is rejected, any other error fails the frames."""
+        try:
+            yield
         except CodecError as e:
-            self.stats.bump("rejected")
-            self.stats.note_error(str(e))
+            self._count("rejected", cams, str(e))
             self.get_logger().error(
                 f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
                 f"/diagnostics): {e}", throttle_duration_sec=5.0)
         except Exception as e:  # keep serving: one bad engine call must not kill the node
             if self._stop.is_set() or not self.context.ok():
                 return
-            self.stats.bump("failed")
-            self.stats.note_error(f"{type(e).__name__}: {e}")
+            self._count("failed", cams, f"{type(e).__name__}: {e}")
             self.get_logger().error(
                 f"frame failed ({self.stats.failed} so far): {self.stats.last_error}",
                 throttle_duration_sec=5.0)
-        finally:
-            self.order.end(frame.seq)
+
+    def _count(self, counter: str, cams: tuple[Camera, ...], error: str) -> None:
+        self.stats.bump(counter, len(cams))
+        self.stats.note_error(error)
+        for cam in cams:
+            if cam.stats is not self.stats:
+                cam.stats.bump(counter)
 
     def _process(self, frame: Frame, seg: Segmenter) -> None:
         """Decode, segment, publish what is wanted, most-needed first; then the accounting."""
-        timer, live, msg = StageTimer(), self.live, frame.msg
+        job = self._plan(frame, self._single, hooks=True)
+        if job is not None:
+            self._publish(job, seg, self._infer(seg, job.rgb, job.need_conf, job.timer))
+
+    def _plan(self, frame: Frame, cam: Camera, hooks: bool) -> Job | None:
+        """Decode (CodecError -> rejected) and decide what the frame is for; None (counted
+        idle) when nobody wants anything of it. ``hooks``: the floor grid and the depth cloud
+        may take it (the single camera)."""
+        timer, live = StageTimer(), self.live
         with timer("decode"):
-            rgb = self._decode(msg, live.max_input_pixels)  # CodecError -> rejected
-        want = self.outputs.wanted(live)
-        floor = self.floor is not None and self.floor.wanted()
-        points = self.depth.wanted()
+            rgb = self._decode(frame.msg, live.max_input_pixels)
+        want = cam.outputs.wanted(live)
+        floor = hooks and self.floor is not None and self.floor.wanted()
+        points = hooks and self.depth.wanted()
         if not (any(want.values()) or floor or points):
             self.stats.bump("idle")
-            return
+            return None
         in_hw = rgb.shape[:2]
-        out_hw = self.outputs.output_size(live, in_hw, tuple(self.card.input_size))
+        out_hw = cam.outputs.output_size(live, in_hw, tuple(self.card.input_size))
         floor_conf = (floor and self.floor.needs_confidence()) or points
         need_conf = (want["confidence"] or floor_conf
                      or (live.unknown_below > 0 and (want["labels"] or want["labels/compressed"])))
-        outputs = self._infer(seg, rgb, need_conf, timer)
+        return Job(frame, cam, timer, live, rgb, want, floor, points, in_hw, out_hw, need_conf)
+
+    def _publish(self, job: Job, seg: Segmenter, outputs: dict[str, np.ndarray]) -> None:
+        """One frame's outputs from its engine outputs, most-needed first; the accounting."""
+        timer, live, cam, header = job.timer, job.live, job.camera, job.frame.msg.header
         with timer("postprocess"):
-            labels = seg.labels(outputs, out_hw)
-            conf = seg.confidence(outputs, out_hw) if need_conf else None
-        result = FrameResult(resize_rgb(rgb, out_hw), labels, conf, msg.header, frame.seq)
-        self.outputs.publish_labels(want, result, self.labels_encoding, live, timer)
-        if floor:
-            self._floor_grid(seg, outputs, labels, conf, in_hw, out_hw, result, timer)
-        if points:
+            labels = seg.labels(outputs, job.out_hw)
+            conf = seg.confidence(outputs, job.out_hw) if job.need_conf else None
+        result = FrameResult(resize_rgb(job.rgb, job.out_hw), labels, conf, header,
+                             job.frame.seq)
+        cam.outputs.publish_labels(job.want, result, self.labels_encoding, live, timer)
+        if job.floor:
+            self._floor_grid(seg, outputs, labels, conf, job.in_hw, job.out_hw, result, timer)
+        if job.points:
             with timer("publish"), self.order.turn("points", result.seq):
                 self.depth(labels, result.header, conf, result.rgb)
-        self.outputs.publish_pictures(want, result, self.card, self.palette, live, timer)
-        self.outputs.publish_camera_info(self.camera_info, out_hw, msg.header)
+        cam.outputs.publish_pictures(job.want, result, self.card, self.palette, live, timer)
+        info = self.camera_info if cam is self._single else cam.camera_info
+        cam.outputs.publish_camera_info(info, job.out_hw, header)
         timer.record(self.stats.stage_ms)
-        self._account(frame, msg.header)
+        self._account(job.frame, header, cam)
 
     def _floor_grid(self, seg: Segmenter, outputs: dict[str, np.ndarray], labels: np.ndarray,
                     conf: np.ndarray | None, in_hw: tuple[int, int], out_hw: tuple[int, int],
@@ -421,15 +521,19 @@ class SegmentationCore(HealthReport):
         self.stats.engine_ms.append((time.perf_counter() - t0) * 1e3)
         return outputs
 
-    def _account(self, frame: Frame, header: Header) -> None:
+    def _account(self, frame: Frame, header: Header, cam: Camera) -> None:
         stats = self.stats
-        stats.lat_receive_ms.append((time.monotonic() - frame.t_receive) * 1e3)
+        latency_ms = (time.monotonic() - frame.t_receive) * 1e3
+        stats.lat_receive_ms.append(latency_ms)
         stamp = convert.stamp_ns(header)
         if stamp == 0:  # unset by the driver: latency unknown, not a 56-year delay
             stats.bump("unstamped")
         else:
             stats.lat_stamp_ms.append((self.get_clock().now().nanoseconds - stamp) / 1e6)
         stats.bump("processed")
+        if cam.stats is not stats:  # one camera of several: its own counters too
+            cam.stats.lat_receive_ms.append(latency_ms)
+            cam.stats.bump("processed")
 
     # --- start-up checks and shutdown ---------------------------------------------------------
 
