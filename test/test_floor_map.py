@@ -300,3 +300,16 @@ def test_cli_floor_map_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     csv_path.write_text(csv_text)
     assert cli_main(cli_args(tmp_path, csv_path)) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+def test_origin_off_the_cell_lattice_and_a_robot_outside_a_fixed_window() -> None:
+    grid = np.full((LOCAL.rows, LOCAL.cols), OCCUPIED, np.int8)
+    m = FloorMap(MapSpec(0.05, 4.0, 4.0, rolling=False), origin=(0.012, -2.013))
+    assert m.origin == (0.012, -2.013)
+    m.fuse(grid, LOCAL, Pose2D(0.0, 0.0, 0.0), 0.0)
+    occ = m.occupancy()
+    cols = np.flatnonzero(occ.any(axis=0))
+    # the grid reaches x = 6.5 and y = +-4: every map cell from x = 0.012 on, all rows
+    assert cols[0] == 0 and cols[-1] == 79 and occ.all()
+    m.fuse(grid, LOCAL, Pose2D(50.0, 0.0, 0.0), 1.0)  # far outside: nothing to lay, no move
+    assert m.origin == (0.012, -2.013) and m.fused == 1 and m.recentres == 0
