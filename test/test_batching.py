@@ -122,3 +122,52 @@ def test_batched_graphs_load_with_their_batch_size(models: dict[str, Path]) -> N
             for k, p in models.items()}
     assert dims["fixed1"].dim_value == 1 and dims["fixed4"].dim_value == 4
     assert dims["dynamic"].dim_param == "batch"
+
+
+# ------------------------------------------------------------------ shipped example set-up
+
+
+def test_cameras_params_file_names_three_cameras_and_only_real_parameters() -> None:
+    import yaml
+
+    from seg_ros.ros import floor_hook, params
+
+    repo = Path(__file__).resolve().parents[1]
+    values = yaml.safe_load((repo / "config" / "cameras.yaml").read_text())["/**"][
+        "ros__parameters"]
+    known = {s.name for s in params.SPECS} | {s.name for s in floor_hook.SPECS}
+    assert set(values) <= known, set(values) - known
+    assert params.camera_names(values["cameras"]) == ("front", "left", "rear")
+    assert params.startup_from({**{s.name: s.default for s in params.SPECS}, **values}).cameras \
+        == ("front", "left", "rear")
+
+
+def test_cameras_launch_file_remaps_each_camera_to_its_driver() -> None:
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("cameras_launch",
+                                                  repo / "launch" / "cameras.launch.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # imports neither launch nor launch_ros
+    assert mod.remappings({"front": "/front_camera/", "rear": "/rear_camera"}) == [
+        ("front/image", "/front_camera/image_raw"),
+        ("front/camera_info", "/front_camera/camera_info"),
+        ("rear/image", "/rear_camera/image_raw"), ("rear/camera_info", "/rear_camera/camera_info")]
+    assert mod.remappings({"left": "/l"}, compressed=True)[0] == (
+        "left/image/compressed", "/l/image_raw/compressed")
+
+
+@pytest.mark.parametrize("value, error", [
+    (["front", "front"], "lists a camera twice"),
+    (["front", "2nd"], "'2nd' is not a valid camera name"),
+    (["front/left"], "not a valid camera name"),
+])
+def test_bad_camera_names_are_refused_with_the_fix(value: list[str], error: str) -> None:
+    from seg_ros.errors import ConfigError
+    from seg_ros.ros import params
+
+    with pytest.raises(ConfigError, match=error):
+        params.camera_names(value)
+    assert params.camera_names([""]) == () and params.camera_names(None) == ()

@@ -12,6 +12,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from seg_ros.pipeline import ERROR, OK, WARN, Silence, percentiles
+from seg_ros.ros.cameras import batch_values
 
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
 
@@ -48,6 +49,7 @@ class HealthReport:
             **(self.floor.diagnostics_values() if self.floor is not None else {}),
             **(self.depth.diagnostics_values() if hasattr(self, "depth") else {}),
             **self._model_values(),
+            **self._camera_values(),
         }
         name = self.get_fully_qualified_name()  # type: ignore[attr-defined]
         return DiagnosticStatus(level=bytes([level]), name=f"{name}: segmentation",
@@ -72,11 +74,22 @@ class HealthReport:
         }
 
     def _model_values(self) -> dict[str, str]:
-        sub = self.image_sub
         return {"engine": self.engine.describe() if self.engine is not None else "(none)",
                 "model": self.card.name if self.card is not None else "(none)",
                 "model_path": str(self.startup.model_path) if self.startup else "",
-                "input_topic": sub.topic_name if sub is not None else "(not subscribed)"}
+                "input_topic": self._input_topics()}
+
+    def _input_topics(self) -> str:
+        if self.cameraset is not None:
+            return self.cameraset.topics()
+        sub = self.image_sub
+        return sub.topic_name if sub is not None else "(not subscribed)"
+
+    def _camera_values(self) -> dict[str, str]:
+        """With several cameras: each camera's counters and the batch sizes of the engine."""
+        if self.cameraset is None:
+            return {}
+        return {**self.cameraset.diagnostics_values(self.mailbox), **batch_values(self.stats)}
 
     def _latency_values(self) -> dict[str, str]:
         st = self.stats
@@ -106,7 +119,7 @@ class HealthReport:
         if self.serving() and self.floor is not None and (floor := self.floor.health())[0]:
             found.append(floor)
         if self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
-            found.append((WARN, f"no images on {self.image_sub.topic_name}"))
+            found.append((WARN, f"no images on {self._input_topics()}"))
         if failed + rejected > 0:
             found.append((WARN, f"bad frames: {st.last_error}"))
         if refused > 0:
@@ -120,7 +133,7 @@ class HealthReport:
         """Outputs somebody subscribes to that have been silent too long while images arrive
         (none while the node is not serving: inactive, or paused by ~/enable)."""
         expected = [k for k, on in self.outputs.wanted(self.live).items() if on]
-        if self.floor is not None and self.floor.subscribed():
+        if self.floor is not None and self.cameraset is None and self.floor.subscribed():
             expected.append("floor_grid")
         arriving = self.serving() and now - self.stats.last_receive <= STALE_INPUT_S
         return self.watchdog.check(expected if self.serving() else [],
@@ -156,6 +169,7 @@ class HealthReport:
     card: Any
     startup: Any
     image_sub: Any
+    cameraset: Any
     param_refusals: int
     last_param_error: str
 

@@ -9,6 +9,7 @@ parameter (``ros2 param set`` prints them): each names the problem and the fix.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,20 @@ SPECS: tuple[ParamSpec, ...] = (
               "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.",
               choices=TRANSPORTS),
+    ParamSpec("cameras", "string_array", None,
+              "Camera names, e.g. [front, left, rear]: camera c subscribes c/image (or "
+              "c/image/compressed) and c/camera_info and publishes ~/c/labels, ~/c/confidence, "
+              "... with its own header; one engine segments them all, frames waiting together "
+              "in one batch. Unset or empty: one camera on image and camera_info.",
+              read_only=True),
+    ParamSpec("max_batch", "integer", 0,
+              "Most frames (one per camera) stacked into one engine call; 0 = the number of "
+              "cameras. An engine fixed at batch 1 runs the batch as a loop.",
+              read_only=True, int_range=(0, 64)),
+    ParamSpec("batch_wait_ms", "double", 0.0,
+              "With several cameras: how long (ms) a waiting frame may wait for the other "
+              "cameras' frames to fill the batch; 0 = take what is there, never wait for a "
+              "slow camera.", live=True, float_range=(0.0, 1000.0)),
     ParamSpec("overlay_alpha", "double", 0.5,
               "Opacity of the class colours in ~/overlay: 0 = camera only, 1 = colours only.",
               live=True, float_range=(0.0, 1.0)),
@@ -146,6 +161,8 @@ class StartupSettings:
     threads: int
     workers: int
     input_transport: str
+    cameras: tuple[str, ...]
+    max_batch: int
     qos_reliability: str
     qos_depth: int
     qos_durability: str
@@ -170,6 +187,7 @@ class LiveSettings:
     mask_classes: tuple[str, ...] = ()
     mask_value: int = 1
     jpeg_quality: int = 80
+    batch_wait_ms: float = 0.0
 
 
 # ----------------------------------------------------------------------------------- checks
@@ -282,7 +300,8 @@ def resolve_model_path(value: str) -> Path:
 
 def startup_from(values: Mapping[str, Any]) -> StartupSettings:
     """Validate the start-up parameters; ConfigError names the parameter and the fix."""
-    for name in (*RESTART_PARAMS, "qos.reliability", "qos.depth", "qos.durability"):
+    for name in (*RESTART_PARAMS, "qos.reliability", "qos.depth", "qos.durability",
+                 "max_batch"):
         reason = check_value(name, values[name])
         if reason:
             raise ConfigError(f"parameter {reason}")
@@ -290,9 +309,27 @@ def startup_from(values: Mapping[str, Any]) -> StartupSettings:
         model_path=resolve_model_path(values["model_path"]),
         backend=values["backend"], device=values["device"], threads=int(values["threads"]),
         workers=int(values["workers"]), input_transport=values["input_transport"],
+        cameras=camera_names(values.get("cameras")), max_batch=int(values["max_batch"]),
         qos_reliability=values["qos.reliability"], qos_depth=int(values["qos.depth"]),
         qos_durability=values["qos.durability"],
     )
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def camera_names(value: Sequence[str] | None) -> tuple[str, ...]:
+    """The ``cameras`` parameter checked: distinct names that are one ROS name token each
+    (blank entries ignored, so [''] means none); ConfigError names the bad entry."""
+    names = tuple(str(v).strip() for v in (value or ()) if str(v).strip())
+    for name in names:
+        if not CAMERA_NAME.fullmatch(name):
+            raise ConfigError(f"parameter cameras: {name!r} is not a valid camera name: use "
+                              "letters, digits and _ starting with a letter, e.g. front_left")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"parameter cameras lists a camera twice ({list(names)}): give each "
+                          "camera once")
+    return names
 
 
 def live_from(values: Mapping[str, Any], base: LiveSettings | None = None) -> LiveSettings:
@@ -376,6 +413,11 @@ def read(node: Any) -> tuple[StartupSettings, LiveSettings]:
         if reason:
             raise ConfigError(f"parameter {reason}")
     return startup_from(values), live_from(values)
+
+
+def value_of(node: Any, name: str) -> Any:
+    """A declared parameter's value; None while it has none (an unset string array)."""
+    return _value(node, name)
 
 
 def _value(node: Any, name: str) -> Any:

@@ -49,14 +49,20 @@ class FrameResult:
 
 
 class OutputPublishers:
-    """Publishers of every image output; ``wanted()`` says which have subscribers and are on."""
+    """Publishers of every image output of one camera; ``wanted()`` says which have
+    subscribers and are on.
+
+    ``camera``: the camera's name in a node with several (outputs ~/<camera>/labels, ...; the
+    watchdog hears of them as "<camera>/labels"), "" for the single camera (~/labels).
+    """
 
     def __init__(self, node: Any, order: OutputOrder, stats: Stats,
-                 on_published: Callable[[str], None]) -> None:
+                 on_published: Callable[[str], None], camera: str = "") -> None:
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.prefix = f"{camera}/" if camera else ""
         self.pubs = {n: node.create_publisher(CompressedImage if n in COMPRESSED else Image,
-                                              f"~/{n}", qos) for n in IMAGE_OUTPUTS}
-        self.info_pub = node.create_publisher(CameraInfo, "~/camera_info", qos)
+                                              f"~/{self.prefix}{n}", qos) for n in IMAGE_OUTPUTS}
+        self.info_pub = node.create_publisher(CameraInfo, f"~/{self.prefix}camera_info", qos)
         self.order, self.stats, self.on_published = order, stats, on_published
         self._mask: ClassMask | None = None
         self._filter_src: tuple[str, ...] | None = None
@@ -148,7 +154,7 @@ class OutputPublishers:
         with timer("publish"), self.order.turn(name, seq):
             self.pubs[name].publish(msg)
         self.stats.computed[name] = self.stats.computed.get(name, 0) + 1
-        self.on_published(name)
+        self.on_published(self.prefix + name)
 
     @staticmethod
     def image(array: np.ndarray, encoding: str, header: Header) -> Image:
