@@ -190,10 +190,11 @@ def test_params_file_names_every_parameter() -> None:
     doc = yaml.safe_load((repo / "config" / "camvid.yaml").read_text())
     values = doc["/**"]["ros__parameters"]
     from seg_ros.model_card import CAMVID_CLASSES
-    from seg_ros.ros import floor_hook
+    from seg_ros.ros import depth_hook, floor_hook, floor_map
 
     floor = {s.name for s in floor_hook.SPECS}
-    assert set(values) == set(DEFAULTS) | floor
+    others = {s.name for m in (floor_map, depth_hook) for s in m.SPECS}
+    assert set(values) == set(DEFAULTS) | floor | others
     for name, value in values.items():
         assert params.check_value(name, value) is None, name
     floor_hook.config_from({n: values[n] for n in floor}, CAMVID_CLASSES, (3, 4))  # no raise
