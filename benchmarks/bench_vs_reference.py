@@ -35,9 +35,10 @@ from seg_ros.testing import (
     OUTPUTS,
     LiveClient,
     NodeProcess,
+    ask,
     param_args,
     pick_domain,
-    stamp_now,
+    stream,
     wait_for,
 )
 from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
@@ -57,18 +58,10 @@ SETUP = {  # node -> (parameters, is the reference)
 }
 
 
-def _flood(pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float
-           ) -> float:
+def _flood(pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float) -> float:
     """Outputs per second while flooding (complete output sets of frames sent in the window)."""
-    sent: set[int] = set()
-    t0, k = time.monotonic(), 0
-    while time.monotonic() - t0 < secs:
-        msg = msgs[k % len(msgs)]
-        ns = stamp_now(msg, "bench")
-        pub.publish(msg)
-        sent.add(ns)
-        k += 1
-        time.sleep(max(0.0, t0 + k / hz - time.monotonic()))
+    t0 = time.monotonic()
+    sent = stream(pub, msgs, hz, secs, "bench")
     t_end = time.monotonic()
     time.sleep(0.05)
     done = [t for s, t in counter.complete() if s in sent and t <= t_end]
@@ -76,12 +69,7 @@ def _flood(pub: Any, msgs: list[Any], counter: Any, hz: float, secs: float
 
 
 def _latency(pub: Any, msgs: list[Any], counter: Any) -> float | None:
-    msg = msgs[time.monotonic_ns() % len(msgs)]
-    ns = stamp_now(msg, "bench")
-    t0 = time.monotonic()
-    pub.publish(msg)
-    t = counter.wait(ns, 5.0)
-    return None if t is None else (t - t0) * 1e3
+    return ask(pub, msgs[time.monotonic_ns() % len(msgs)], counter, 5.0, "bench")
 
 
 def run() -> dict[str, float]:
@@ -107,9 +95,7 @@ def run() -> dict[str, float]:
                 "1280x720": [to_image_msg(cv2.resize(f, (1280, 720)), "rgb8", Header())
                              for f in frames]}
         for n, proc in nodes.items():
-            wait_for(lambda n=n, proc=proc: proc.alive() and pubs[n].get_subscription_count()
-                     and all(client.node.count_publishers(f"{n}/{o}") for o in OUTPUTS),
-                     60, f"{n} to start:\n{proc.log()[-1500:]}")
+            client.wait_ready(proc, pubs[n], n, OUTPUTS)
         for n in nodes:  # matched both ways and warm
             wait_for(lambda n=n: _latency(pubs[n], msgs["640x480"], counters[n]), 30,
                      f"{n} to answer")

@@ -218,14 +218,7 @@ def node_end_to_end(params: dict[str, str], frames: list[np.ndarray], n: int = 5
     from std_msgs.msg import Header
 
     from seg_ros.ros.convert import to_image_msg
-    from seg_ros.testing import (
-        LiveClient,
-        NodeProcess,
-        param_args,
-        pick_domain,
-        stamp_now,
-        wait_for,
-    )
+    from seg_ros.testing import LiveClient, NodeProcess, ask, param_args, pick_domain
 
     domain = pick_domain()
     node = NodeProcess([*param_args({"model_path": str(MODEL), **params}),
@@ -235,22 +228,14 @@ def node_end_to_end(params: dict[str, str], frames: list[np.ndarray], n: int = 5
     try:
         pub = client.publisher(Image, "/gpu_check/image", depth=1)
         counter = client.count_outputs(NODE, ("labels",))
-
-        def ready() -> bool:
-            if not node.alive():
-                raise RuntimeError(f"the node exited: {node.tail(3)}")
-            return pub.get_subscription_count() > 0 and \
-                client.node.count_publishers(f"{NODE}/labels") > 0
-        wait_for(ready, 300, "the node (an engine build on first start takes minutes)")
+        # an engine build on first start takes minutes
+        client.wait_ready(node, pub, NODE, ("labels",), timeout=300)
         msgs = [to_image_msg(f, "rgb8", Header()) for f in frames[:8]]
         lat = []
         for k in range(n):
-            stamp = stamp_now(msgs[k % len(msgs)], "camera")
             t0 = time.monotonic()
-            pub.publish(msgs[k % len(msgs)])
-            done = counter.wait(stamp, 2.0)
-            if done is not None:
-                lat.append((done - t0) * 1e3)
+            if (ms := ask(pub, msgs[k % len(msgs)], counter, 2.0)) is not None:
+                lat.append(ms)
             time.sleep(max(0.0, 1.0 / hz - (time.monotonic() - t0)))
         _level, _msg, values = client.diagnostics(NODE, timeout=10)
         return (float(np.median(lat)) if lat else None), len(lat), values.get("engine", "?")

@@ -35,8 +35,7 @@ from seg_ros.testing import (
     param_args,
     pick_domain,
     rss_mb,
-    stamp_now,
-    wait_for,
+    stream,
 )
 from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 
@@ -48,23 +47,6 @@ SETUP = {"threads": 1, "workers": 2}
 # ... and as set up for the lowest single-frame latency (both cores on one frame): overload only.
 LATENCY_SETUP = {"threads": 2, "workers": 1}
 NODE = "/segmentation_node"
-
-
-def _drive(pub: Any, msgs: list[Any], rate_hz: float, seconds: float,
-           on_tick: Any = None) -> dict[int, float]:
-    """Publish ``msgs`` round-robin at ``rate_hz`` for ``seconds``; stamp -> publish time."""
-    sent: dict[int, float] = {}
-    period, t0, k = 1.0 / rate_hz, time.monotonic(), 0
-    while (now := time.monotonic()) - t0 < seconds:
-        msg = msgs[k % len(msgs)]
-        ns = stamp_now(msg, "soak_camera")
-        sent[ns] = time.monotonic()
-        pub.publish(msg)
-        k += 1
-        if on_tick is not None:
-            on_tick(now - t0)
-        time.sleep(max(0.0, t0 + k * period - time.monotonic()))
-    return sent
 
 
 def _latencies(sent: dict[int, float], counter: Any) -> list[float]:
@@ -87,13 +69,12 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
         pub = client.publisher(Image, "/soak/image", depth=1)
         msgs = [to_image_msg(f, "rgb8", Header()) for f in camvid_frames(8)]
         counter = client.count_outputs(NODE, OUTPUTS)
-        wait_for(lambda: node.alive() and pub.get_subscription_count() > 0 and all(
-            client.node.count_publishers(f"{NODE}/{o}") for o in OUTPUTS), 60, "the node")
+        client.wait_ready(node, pub, NODE, OUTPUTS)
         time.sleep(1.0)
         # 1. sustainable rate
-        _drive(pub, msgs, 200.0, 3.0)  # warm-up
+        stream(pub, msgs, 200.0, 3.0, "soak_camera")  # warm-up
         n0, t0 = len(counter.complete()), time.monotonic()
-        _drive(pub, msgs, 200.0, 8.0)
+        stream(pub, msgs, 200.0, 8.0, "soak_camera")
         time.sleep(0.5)
         rate = (len(counter.complete()) - n0) / (time.monotonic() - t0)
         out["sustainable_rate_hz"] = rate
@@ -101,7 +82,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
         # 2. overload: 4x for 60 s
         _l, _m, before = client.diagnostics(NODE)
         rss0 = rss_mb(node.pid)
-        sent = _drive(pub, msgs, 4 * rate, 60.0)
+        sent = stream(pub, msgs, 4 * rate, 60.0, "soak_camera")
         time.sleep(1.0)
         _l, _m, after = client.diagnostics(NODE)
         lat = _latencies(sent, counter)
@@ -134,7 +115,7 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
                 next_sample[0] += 10.0
 
         seconds = minutes * 60.0
-        sent = _drive(pub, msgs, 0.9 * rate, seconds, tick)
+        sent = stream(pub, msgs, 0.9 * rate, seconds, "soak_camera", tick)
         time.sleep(1.0)
         _l, _m, end = client.diagnostics(NODE)
         first = [r for t, r in samples if 30.0 <= t < 90.0] or [samples[0][1]]

@@ -182,6 +182,35 @@ def decode_raw(
     return cv2.cvtColor(plane, _CV_CODE[enc])
 
 
+def decode_labels(encoding: str, height: int, width: int, step: int, data: Any,
+                  is_bigendian: bool = False) -> np.ndarray:
+    """Class ids of a label image (mono8 / 8UC1 -> uint8, mono16 / 16UC1 -> uint16 in native
+    byte order) as a new (H, W) array: ids are kept, never converted to grey or RGB."""
+    dt: np.dtype[Any]
+    if encoding in ("mono8", "8UC1"):
+        dt = np.dtype(np.uint8)
+    elif encoding in ("mono16", "16UC1"):
+        dt = np.dtype(">u2" if is_bigendian else "<u2")
+    else:
+        raise CodecError(f"label image has encoding {encoding!r}: label images must be mono8 or "
+                         "mono16 class ids")
+    height, width, step = _check_dims(encoding, height, width, step, dt.itemsize)
+    buf, need = _as_bytes_array(data), height * step
+    if buf.size < need:
+        raise CodecError(f"label image holds {buf.size} bytes, expected height*step = {need}")
+    rows = buf[:need].reshape(height, step)[:, : width * dt.itemsize]
+    return rows.copy().view(dt).astype(dt.newbyteorder("="))
+
+
+def decode_compressed_labels(fmt: str, data: Any) -> np.ndarray:
+    """Class ids of a compressed label image: a single-channel (8 or 16 bit) PNG, kept as is."""
+    ids = cv2.imdecode(_as_bytes_array(data), cv2.IMREAD_UNCHANGED)
+    if ids is None or ids.ndim != 2:
+        raise CodecError(f"label image ({fmt!r}) is not a single-channel PNG: write labels as "
+                         "mono8 Image or 'mono8; png compressed mono8'")
+    return ids
+
+
 def mono16_to_mono8(image: np.ndarray) -> np.ndarray:
     """16-bit image (any byte order) -> uint8 by keeping the high byte (``>> 8``), for display."""
     if image.dtype.kind != "u" or image.dtype.itemsize != 2:

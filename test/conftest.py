@@ -18,6 +18,7 @@ from seg_ros.ros.dds import use_local_env  # noqa: E402  (no rclpy import)
 
 use_local_env()
 
+from seg_ros.frames import read_rgb  # noqa: E402
 from seg_ros.testing import make_tiny_model  # noqa: E402  (torch only when called)
 
 
@@ -26,10 +27,6 @@ def camvid_dir() -> Path:
     if not (CAMVID / "val").is_dir():
         pytest.skip(f"CamVid not found at {CAMVID} (set SEG_ROS_CAMVID to its folder)")
     return CAMVID
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="session")

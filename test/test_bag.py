@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -19,23 +18,16 @@ import pytest
 
 from seg_ros.bag import IMAGE, BagError, image_from_msg, open_reader, typestore
 from seg_ros.bag.make import default_camera, make_bag
+from seg_ros.frames import read_rgb
+from seg_ros.testing import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 START_NS = 1_700_000_000_000_000_000
 N_FRAMES = 6
 
 
-def _domain() -> int:
-    """A private DDS domain per test so parallel test runs never cross-talk."""
-    return random.Random(os.getpid() * 1000 + time.monotonic_ns()).randint(20, 99)
-
-
 def _frames(camvid_dir: Path, n: int = N_FRAMES) -> list[Path]:
     return sorted((camvid_dir / "val").iterdir())[:n]
-
-
-def _read_rgb(p: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _read_all(bag: Path) -> dict[str, list[tuple[int, object, str]]]:
@@ -98,7 +90,7 @@ def test_make_reads_back(camvid_dir: Path, tmp_path: Path, storage: str) -> None
             assert msg.header.frame_id == "camera"
         _, img, _ = msgs["/camera/image_raw"][i]
         assert (img.encoding, img.height, img.width, img.step) == ("rgb8", 360, 480, 1440)
-        assert img.data.tobytes() == _read_rgb(path).tobytes()
+        assert img.data.tobytes() == read_rgb(path).tobytes()
         _, lab, _ = msgs["/camera/labels_gt"][i]
         truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
         assert lab.encoding == "mono8"
@@ -119,7 +111,7 @@ def test_make_compressed(camvid_dir: Path, tmp_path: Path) -> None:
         _, img, ty = msgs["/camera/image_raw/compressed"][i]
         assert img.format.startswith("rgb8; jpeg")
         rgb = image_from_msg(img, ty)
-        assert np.abs(rgb.astype(int) - _read_rgb(path)).mean() < 4  # JPEG q90
+        assert np.abs(rgb.astype(int) - read_rgb(path)).mean() < 4  # JPEG q90
         _, lab, ty = msgs["/camera/labels_gt/compressed"][i]
         truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(image_from_msg(lab, ty, keep_ids=True), truth)
@@ -186,7 +178,7 @@ def test_play_then_record_roundtrip(raw_bag: Path, tmp_path: Path) -> None:
     from seg_ros.bag.play import play_bag
     from seg_ros.bag.record import record_bag
 
-    domain = _domain()
+    domain = pick_domain()
     result: dict = {}
     topics = ["/camera/image_raw", "/camera/labels_gt", "/clock"]
     rec = threading.Thread(target=lambda: result.update(res=record_bag(
@@ -287,7 +279,7 @@ def _direct_summary(camvid_dir: Path, model: Path, frames: list[Path]) -> dict:
     cm = np.zeros((card.num_classes, card.num_classes), np.int64)
     for p in frames:
         truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
-        pred = seg(_read_rgb(p), want_confidence=False).labels
+        pred = seg(read_rgb(p), want_confidence=False).labels
         cm += metrics.confusion_matrix(pred, truth, card.num_classes, card.ignore_index)
     return metrics.summary(cm, list(card.class_names))
 
@@ -448,7 +440,7 @@ def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Pa
     from seg_ros.model_card import CAMVID_CLASSES
     from seg_ros.testing import NodeProcess
 
-    domain = _domain()
+    domain = pick_domain()
     node = NodeProcess(["-p", f"model_path:={tiny_model}"], domain)
     try:
         with ros_node("label_info_probe", domain) as (probe, executor):
@@ -474,7 +466,7 @@ def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Pa
     assert tuple(info.class_names) == CAMVID_CLASSES and info.model_name == "tiny"
     diags_before = sum(t < t_info for t, _, _ in bag["/diagnostics"])
     assert len(bag["/diagnostics"]) - diags_before >= 2, "too short a recording to replay"
-    _assert_replayed_latched(tmp_path / "rec", _domain(), diags_before, info_mod)
+    _assert_replayed_latched(tmp_path / "rec", pick_domain(), diags_before, info_mod)
 
 
 def _assert_replayed_latched(bag: Path, domain: int, diags_before: int, info_mod) -> None:

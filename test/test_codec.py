@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from seg_ros import codec
 from seg_ros.codec import (
     ENCODINGS,
     decode_compressed,
@@ -510,3 +511,26 @@ def test_jpeg_size_cap_corrupt_data_and_exif_orientation() -> None:
     rotated_tag = decode_compressed("jpeg", jpeg(rgb, exif_orientation=6))
     assert rotated_tag.shape == (48, 64, 3)  # as the sensor sent it, not rotated
     assert np.abs(rotated_tag.astype(int) - decode_compressed("jpeg", jpeg(rgb))).max() == 0
+
+
+def test_label_images_keep_their_class_ids() -> None:
+    """mono8 / mono16 (either byte order, padded rows) and single-channel PNG labels come back
+    as ids, never as grey or RGB; anything else is refused naming the fix."""
+    ids = np.arange(12 * 7, dtype=np.uint16).reshape(7, 12) * 300
+    big = np.zeros((7, 26), np.uint8)  # 2 bytes of row padding
+    big[:, :24] = ids.astype(">u2").view(np.uint8)
+    np.testing.assert_array_equal(codec.decode_labels("mono16", 7, 12, 26, big.tobytes(), True),
+                                  ids)
+    small = (ids % 256).astype(np.uint8)
+    out = codec.decode_labels("mono8", 7, 12, 12, small.tobytes())
+    assert out.dtype == np.uint8 and out.shape == (7, 12)
+    np.testing.assert_array_equal(out, small)
+    fmt, png = codec.encode_compressed(ids, "png")
+    np.testing.assert_array_equal(codec.decode_compressed_labels(fmt, png), ids)
+    with pytest.raises(codec.CodecError, match="mono8 or mono16"):
+        codec.decode_labels("rgb8", 7, 12, 36, bytes(7 * 36))
+    with pytest.raises(codec.CodecError, match="expected height\\*step"):
+        codec.decode_labels("mono8", 7, 12, 12, bytes(10))
+    _fmt, jpeg = codec.encode_compressed(np.zeros((8, 8, 3), np.uint8), "jpeg")
+    with pytest.raises(codec.CodecError, match="single-channel PNG"):
+        codec.decode_compressed_labels("jpeg", jpeg)

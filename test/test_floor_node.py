@@ -9,7 +9,6 @@ camvid.yaml's (camera 1.2 m up, pitched 0.03 rad down; 20 x 16 m at 0.1 m, x 0..
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +26,21 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
 from seg_ros.model_card import read_card  # noqa: E402
 from seg_ros.ros.convert import to_image_msg  # noqa: E402
-from seg_ros.testing import LiveClient, NodeLauncher, in_domain, stamp_of, wait_for  # noqa: E402
+from seg_ros.testing import (  # noqa: E402
+    LiveClient,
+    NodeLauncher,
+    in_domain,
+    pick_domain,
+    stamp_of,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "config" / "camvid.yaml"
 PARAMS = yaml.safe_load(PARAMS_FILE.read_text())["/**"]["ros__parameters"]
-DOMAIN = 1 + (os.getpid() + 37) % 100  # never test_node.py's 1 + pid % 100
+DOMAIN = pick_domain()
 NODE = "/floor_test_node"
 IMAGE_TOPIC, INFO_TOPIC = "/floor_cam/image_raw", "/floor_cam/camera_info"
 FX_PER_WIDTH = 0.9

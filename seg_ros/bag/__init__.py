@@ -156,44 +156,21 @@ def deserialize(raw: bytes | memoryview, msgtype: str, source: str = "message") 
         ) from None
 
 
-def stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def image_from_msg(msg: Any, msgtype: str, keep_ids: bool = False) -> np.ndarray:
     """Decode a rosbags Image/CompressedImage to RGB uint8; ``keep_ids`` keeps mono label ids
     (mono8/mono16 raw, PNG compressed) as a 2-D array instead of converting to RGB."""
     from seg_ros import codec
 
-    if msgtype == COMPRESSED:
+    try:
+        if msgtype == COMPRESSED:
+            if keep_ids:
+                return codec.decode_compressed_labels(msg.format, msg.data)
+            return codec.decode_compressed(msg.format, msg.data)
         if keep_ids:
-            import cv2
-
-            buf = np.frombuffer(memoryview(msg.data), np.uint8)
-            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-            if out is None or out.ndim != 2:
-                raise BagError(
-                    f"labels message ({msg.format!r}) is not a single-channel PNG: write labels "
-                    "as mono8 Image or 'mono8; png compressed mono8'"
-                )
-            return out
-        return codec.decode_compressed(msg.format, msg.data)
-    if keep_ids:
-        dt: np.dtype[Any]
-        if msg.encoding in ("mono8", "8UC1"):
-            dt = np.dtype(np.uint8)
-        elif msg.encoding in ("mono16", "16UC1"):
-            dt = np.dtype(">u2" if msg.is_bigendian else "<u2")
-        else:
-            raise BagError(
-                f"labels message has encoding {msg.encoding!r}: label images must be mono8 or "
-                "mono16 class ids"
-            )
-        need = msg.height * msg.step
-        if len(msg.data) < need:
-            raise BagError(f"labels message holds {len(msg.data)} bytes, expected {need}")
-        rows = np.frombuffer(memoryview(msg.data)[:need], np.uint8).reshape(msg.height, msg.step)
-        return rows[:, : msg.width * dt.itemsize].copy().view(dt).astype(dt.newbyteorder("="))
+            return codec.decode_labels(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                                       bool(msg.is_bigendian))
+    except codec.CodecError as e:
+        raise BagError(str(e)) from None
     return codec.decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                             bool(msg.is_bigendian))
 

@@ -27,8 +27,8 @@ from seg_ros.bag import (
     deserialize,
     header_stamp_ns,
     image_from_msg,
-    stamp_ns,
 )
+from seg_ros.stamps import stamp_ns
 from seg_ros.testing import LiveClient, NodeProcess, pick_domain
 
 NODE_NAME = "segmentation_node"

@@ -47,9 +47,9 @@ from seg_ros.bag import (
     image_from_msg,
     iter_raw,
     open_reader,
-    stamp_ns,
 )
 from seg_ros.bag.driver import BagFrames, Frame, Run, drive, start_node
+from seg_ros.stamps import stamp_ns
 
 
 def load_frames(bag: str | Path, image_topic: str | None = None,

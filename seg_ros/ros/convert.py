@@ -16,6 +16,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_ros import codec
+from seg_ros.stamps import stamp_ns as stamp_ns  # the node's key for frames
 
 
 def image_to_rgb(msg: Image, max_pixels: int = codec.DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -51,11 +52,6 @@ def to_image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
     msg.step = step
     msg.data = byte_array(data)
     return msg
-
-
-def stamp_ns(header: Header) -> int:
-    """Header stamp in integer nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def occupancy_grid_msg(cells: np.ndarray, resolution: float, origin_xy: tuple[float, float],

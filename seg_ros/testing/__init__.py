@@ -11,10 +11,12 @@ from seg_ros.testing.client import (
     Collector,
     LiveClient,
     RawCounter,
+    ask,
     in_domain,
     param_args,
     stamp_now,
     stamp_of,
+    stream,
 )
 from seg_ros.testing.domains import pick_domain
 from seg_ros.testing.models import camvid_frames, make_tiny_model, shipped_or_tiny_model
@@ -22,5 +24,6 @@ from seg_ros.testing.process import NodeLauncher, NodeProcess, node_module, rss_
 from seg_ros.testing.wait import wait_for
 
 __all__ = ["OUTPUTS", "Collector", "LiveClient", "NodeLauncher", "NodeProcess", "RawCounter",
-           "camvid_frames", "in_domain", "make_tiny_model", "node_module", "param_args",
-           "pick_domain", "rss_mb", "shipped_or_tiny_model", "stamp_now", "stamp_of", "wait_for"]
+           "ask", "camvid_frames", "in_domain", "make_tiny_model", "node_module", "param_args",
+           "pick_domain", "rss_mb", "shipped_or_tiny_model", "stamp_now", "stamp_of", "stream",
+           "wait_for"]

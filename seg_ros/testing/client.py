@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from seg_ros.ros.dds import use_local_env
 from seg_ros.ros.memory import keep_large_buffers
+from seg_ros.stamps import stamp_ns
 from seg_ros.testing.process import NodeProcess
 from seg_ros.testing.wait import wait_for
 
@@ -37,6 +38,34 @@ def stamp_now(msg: Any, frame_id: str) -> int:
     msg.header = Header(frame_id=frame_id)
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
     return ns
+
+
+def ask(pub: Any, msg: Any, counter: Any, timeout: float, frame_id: str = "camera"
+        ) -> float | None:
+    """Stamp ``msg`` now, publish it and wait for its outputs on ``counter`` (a RawCounter or
+    Collector); ms from publishing to the last output, None when not within ``timeout`` s."""
+    stamp = stamp_now(msg, frame_id)
+    t0 = time.monotonic()
+    pub.publish(msg)
+    done = counter.wait(stamp, timeout)
+    return None if done is None else (done - t0) * 1e3
+
+
+def stream(pub: Any, msgs: Sequence[Any], hz: float, seconds: float, frame_id: str = "camera",
+           on_tick: Callable[[float], None] | None = None) -> dict[int, float]:
+    """Publish ``msgs`` round-robin at ``hz`` for ``seconds``, each stamped as it goes out
+    (``on_tick(elapsed s)`` after each); stamp (ns) -> publish time (monotonic)."""
+    sent: dict[int, float] = {}
+    t0, k = time.monotonic(), 0
+    while (now := time.monotonic()) - t0 < seconds:
+        msg = msgs[k % len(msgs)]
+        sent[stamp_now(msg, frame_id)] = time.monotonic()
+        pub.publish(msg)
+        k += 1
+        if on_tick is not None:
+            on_tick(now - t0)
+        time.sleep(max(0.0, t0 + k / hz - time.monotonic()))
+    return sent
 
 
 class LiveClient:
@@ -237,10 +266,8 @@ class RawCounter:
 
 
 def stamp_of(msg: Any) -> int:
-    """The stamp in ns of a message's header, or of a Header (the key outputs are matched to
-    frames by)."""
-    stamp = getattr(msg, "header", msg).stamp
-    return int(stamp.sec) * 10**9 + int(stamp.nanosec)
+    """:func:`seg_ros.stamps.stamp_ns` of a message's header, or of a Header itself."""
+    return stamp_ns(getattr(msg, "header", msg))
 
 
 class Collector:
@@ -277,7 +304,7 @@ class Collector:
         return sub
 
     def _on(self, output: str, msg: Any) -> None:
-        s, now = stamp_of(msg), time.monotonic()
+        s, now = stamp_ns(msg.header), time.monotonic()
         with self.client.lock:
             if s in self.got[output]:
                 return
@@ -307,7 +334,7 @@ class Collector:
         """``publish(header)`` every 0.5 s (until discovery settles) until every output in
         ``outputs`` (default all) has ``header``'s stamp; the messages by output name. With
         ``expect=False`` it publishes for ``timeout`` s and returns whatever came."""
-        s, wanted = stamp_of(header), tuple(outputs or self.outputs)
+        s, wanted = stamp_ns(header), tuple(outputs or self.outputs)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             publish(header)

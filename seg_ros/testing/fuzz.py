@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from seg_ros import codec
-from seg_ros.testing.client import LiveClient, stamp_of
+from seg_ros.stamps import stamp_ns
+from seg_ros.testing.client import LiveClient
 from seg_ros.testing.domains import pick_domain
 from seg_ros.testing.process import NodeProcess
 from seg_ros.testing.wait import wait_for
@@ -272,7 +273,7 @@ class _FuzzRig:
             for _ in range(3):  # re-sent: the mailbox keeps the newest, a bad one may win
                 h = self.header()
                 pub.publish(make(h))
-                if self.counters[name].wait(stamp_of(h), 10.0) is not None:
+                if self.counters[name].wait(stamp_ns(h), 10.0) is not None:
                     ok = True
                     break
             self.report.good_frames += 1
@@ -315,7 +316,7 @@ def _sender(rig: _FuzzRig, kind: str, strategy: Any, pub: Any, make: Any, exampl
         if kind == "camera_info":  # a frame makes the floor hook convert this info
             h = rig.header()
             rig.raw_pub.publish(rig.good_image(h))
-            rig.counters[RAW].wait(stamp_of(h), 2.0)  # None after 2 s: go on regardless
+            rig.counters[RAW].wait(stamp_ns(h), 2.0)  # None after 2 s: go on regardless
         rig.report.by_kind[kind] = rig.report.by_kind.get(kind, 0) + 1
         if pace_s:
             time.sleep(pace_s)
