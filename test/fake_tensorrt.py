@@ -185,7 +185,10 @@ class Context:
         return True
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-        return tuple(1 if d < 0 else d for d in self.shapes[name])
+        """Dynamic dims: the input's batch for dim 0 (outputs follow the input), else 1."""
+        batch = max(1, next(self.shapes[n][0] for n, v in self.engine.io.items() if v[0]))
+        return tuple((batch if i == 0 else 1) if d < 0 else d
+                     for i, d in enumerate(self.shapes[name]))
 
     def set_tensor_address(self, name: str, ptr: int) -> bool:
         self.addresses[name] = ptr

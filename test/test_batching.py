@@ -171,3 +171,13 @@ def test_bad_camera_names_are_refused_with_the_fix(value: list[str], error: str)
     with pytest.raises(ConfigError, match=error):
         params.camera_names(value)
     assert params.camera_names([""]) == () and params.camera_names(None) == ()
+
+
+def test_export_batch_argument() -> None:
+    from seg_ros.cli.export import parse_batch
+    from seg_ros.errors import ConfigError
+
+    assert (parse_batch("dynamic"), parse_batch("1"), parse_batch("3")) == (0, 1, 3)
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(ConfigError, match="give a batch size N >= 1 or 'dynamic'"):
+            parse_batch(bad)

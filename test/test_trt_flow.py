@@ -148,3 +148,39 @@ def test_dynamic_batch_gets_a_profile(fake_trt, tmp_path: Path) -> None:
     engine = open_engine(path, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
                          log=lambda s: None)
     assert fake_trt["profiles"] == 1 and engine.input_shape[0] == 1
+
+
+def test_batch_engine_runs_several_cameras_in_one_call(fake_trt, tmp_path: Path) -> None:
+    """build-engine --batch 3 on a dynamic-batch export: a profile of 1..3 frames, recorded in
+    the sidecar; the engine then takes 1, 2 or 3 frames per call and each frame's labels equal
+    a single call's."""
+    from seg_ros.testing import camvid_frames, make_tiny_model
+
+    model = make_tiny_model(tmp_path / "dyn.onnx", batch=0)
+    out = trt_build.build_engine(model, BuildOptions(out=tmp_path / "dyn.engine", max_batch=3))
+    assert read_sidecar(out).provenance[PROVENANCE_KEY]["max_batch"] == 3
+    engine = open_engine(out, "tensorrt", "cuda")
+    assert engine.max_batch == 3
+    seg = Segmenter(engine)
+    frames = camvid_frames(3, (320, 240))
+    single = [seg(f).labels for f in frames]
+    for n in (3, 2, 3, 1):
+        per_frame = seg.infer_batch(seg.preprocess_batch(frames[:n]), want_confidence=False)
+        for f, outputs, ref in zip(frames[:n], per_frame, single):
+            np.testing.assert_array_equal(seg.labels(outputs, f.shape[:2]), ref)
+
+
+def test_batch_profile_spans_one_to_n_frames() -> None:
+    from seg_ros.engines.trt_plan import profile_shapes
+
+    assert profile_shapes((-1, 3, 288, 384), (288, 384), 4) == (
+        (1, 3, 288, 384), (4, 3, 288, 384), (4, 3, 288, 384))
+    assert profile_shapes((-1, 3, 288, 384), (288, 384)) == ((1, 3, 288, 384),) * 3
+    assert profile_shapes((1, 3, 288, 384), (288, 384), 4) is None
+
+
+def test_batch_build_of_a_fixed_batch_export_names_the_fix(fake_trt, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="export --batch dynamic"):
+        trt_build.build_engine(SHIPPED, BuildOptions(out=tmp_path / "b.engine", max_batch=3))
+    with pytest.raises(ConfigError, match="--batch 0 must be >= 1"):
+        trt_options.validate_build_options(SHIPPED, BuildOptions(max_batch=0))

@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="engine file (default MODEL.<precision>.engine)")
     p.add_argument("--timing-cache", type=Path, default=None,
                    help="timing cache file loaded before and saved after the build")
+    p.add_argument("--batch", type=int, default=1,
+                   help="most frames per call (one per camera of a node with `cameras`): an "
+                        "optimisation profile of 1..N; needs an ONNX exported with "
+                        "`seg-ros export --batch dynamic`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision, out=args.out, calib_data=args.calib_data,
         calib_frames=args.calib_frames, calib_cache=args.calib_cache,
         workspace_mb=args.workspace_mb, dla_core=args.dla_core,
-        timing_cache=args.timing_cache, device_index=args.device,
+        timing_cache=args.timing_cache, device_index=args.device, max_batch=args.batch,
     ))
     out = build_engine(args.model, options)
     print(f"engine  {out}\ncard    {sidecar_path(out)}")

@@ -73,6 +73,8 @@ class TensorRTEngine:
     """
 
     backend = "tensorrt"
+    max_batch = 1  # frames per call (built with --batch N: N)
+    _batch = 1     # the batch size the context's input shape is set to
 
     def __init__(self, path: Path, device: str = "cuda", threads: int = 0,
                  engine_cache_dir: str | None = None, precision: str = "fp16",
@@ -106,8 +108,11 @@ class TensorRTEngine:
         h, w = self.card.input_size
         self.input_shape: tuple[int, int, int, int] = (1, 3, h, w)
         self.input_name = inp.name
-        checked(self.context.set_input_shape(inp.name, self.input_shape), "set_input_shape",
-                str(path))
+        # built with --batch N: buffers for N frames, the input shape set per call
+        self.max_batch = int(self.built.get("max_batch", 1)) if inp.shape[0] < 0 else 1
+        self._batch = self.max_batch
+        checked(self.context.set_input_shape(inp.name, (self.max_batch, 3, h, w)),
+                "set_input_shape", str(path))
         self._buf = self._bind(inp, outputs)
         self.output_names = [s.name for s in outputs]
 
@@ -126,7 +131,7 @@ class TensorRTEngine:
         """One buffer per I/O tensor, allocated once and bound to the context."""
         buffers = {}
         for spec in [inp, *outputs]:
-            shape = self.input_shape if spec.is_input else concrete_shape(
+            shape = (self.max_batch, *self.input_shape[1:]) if spec.is_input else concrete_shape(
                 spec.name, tuple(self.context.get_tensor_shape(spec.name)), str(self.path))
             buffers[spec.name] = self.cuda.alloc(shape, spec.dtype)
             checked(self.context.set_tensor_address(spec.name, buffers[spec.name].ptr),
@@ -139,10 +144,15 @@ class TensorRTEngine:
 
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None
               ) -> dict[str, np.ndarray]:
-        """Run one (1, 3, H, W) float32 batch; returns copies of the asked outputs."""
+        """Run one (N, 3, H, W) float32 batch, N up to ``max_batch``; returns copies of the
+        asked outputs (N frames each)."""
         self.cuda.activate()  # the calling worker thread's current device = the engine's
-        inp = self._buf[self.input_name]
-        np.copyto(inp.host, batch, casting="same_kind")
+        inp, n = self._buf[self.input_name], len(batch)
+        if n != self._batch:
+            checked(self.context.set_input_shape(self.input_name, (n, *self.input_shape[1:])),
+                    "set_input_shape", str(self.path))
+            self._batch = n
+        np.copyto(inp.host[:n], batch, casting="same_kind")
         self.cuda.upload(inp)
         if not self.context.execute_async_v3(self.cuda.stream):
             raise EngineError(f"TensorRT execution of {self.path} failed: see the log above")
@@ -151,7 +161,7 @@ class TensorRTEngine:
             self.cuda.download(self._buf[name])
         self.cuda.synchronize()
         # copies: the pinned buffers are overwritten by the next frame
-        return {name: self._buf[name].host.copy() for name in names}
+        return {name: self._buf[name].host[:n].copy() for name in names}
 
     def describe(self) -> str:
         where = f"DLA {self.built['dla_core']} + " if self.built.get("dla_core") is not None \

@@ -112,13 +112,19 @@ def parse_network(trt: Any, builder: Any, logger: Any, onnx: Path,
     return network, parser
 
 
-def add_profile(builder: Any, network: Any, config: Any, card: ModelCard) -> Any:
+def add_profile(builder: Any, network: Any, config: Any, card: ModelCard,
+                max_batch: int = 1) -> Any:
     """An optimisation profile for the network's dynamic inputs (None when all are static);
-    without one a dynamic-shape build fails."""
+    without one a dynamic-shape build fails. ``max_batch`` > 1 needs a dynamic batch."""
     profile = None
     for i in range(network.num_inputs):
         inp = network.get_input(i)
-        shapes = profile_shapes(tuple(inp.shape), card.input_size)
+        batch = int(next(iter(inp.shape)))
+        if max_batch > 1 and batch >= 0:
+            raise EngineError(f"--batch {max_batch}: the ONNX input {inp.name!r} has a fixed "
+                              f"batch of {batch}: re-export it with `seg-ros "
+                              "export --batch dynamic`")
+        shapes = profile_shapes(tuple(inp.shape), card.input_size, max_batch)
         if shapes is None:
             continue
         profile = profile or builder.create_optimization_profile()
@@ -155,7 +161,7 @@ def configure(trt: Any, builder: Any, network: Any, opts: BuildOptions, card: Mo
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = opts.dla_core
     load_timing_cache(config, opts.timing_cache, log)
-    return config, add_profile(builder, network, config, card)
+    return config, add_profile(builder, network, config, card, opts.max_batch)
 
 
 def attach_calibrator(trt: Any, config: Any, profile: Any, opts: BuildOptions, card: ModelCard,
@@ -186,6 +192,8 @@ def _provenance(onnx: Path, opts: BuildOptions, gpu: GpuInfo, trt_version: str,
         extra.update(calib_frames=feed.done, calib_data=Path(opts.calib_data or "").resolve().name)
     if opts.dla_core is not None:
         extra["dla_core"] = opts.dla_core
+    if opts.max_batch > 1:
+        extra["max_batch"] = opts.max_batch  # the engine's profile: 1..max_batch frames
     key = opts.cache_key or engine_cache_key(sha, opts.precision, gpu, trt_version)
     return build_provenance(gpu, trt_version, opts.precision, sha, key,
                             workspace_mb=opts.workspace_mb, source=onnx.name,

@@ -33,6 +33,7 @@ class BuildOptions:
     timing_cache: Path | None = None
     device_index: int = 0
     cache_key: str | None = None
+    max_batch: int = 1  # frames per call: > 1 needs an ONNX with a dynamic batch dimension
 
 
 def is_jetson(root: str | Path = "/") -> bool:
@@ -118,6 +119,9 @@ def validate_build_options(onnx: str | Path, options: BuildOptions,
         raise ConfigError(f"--workspace-mb {options.workspace_mb} must be > 0 (MiB of builder "
                           "scratch memory; 1024 is typical, 256 on small Jetsons)")
     _check_dla_args(options, jetson)
+    if options.max_batch < 1:
+        raise ConfigError(f"--batch {options.max_batch} must be >= 1 (frames per engine call; "
+                          "several cameras: their number)")
     out = Path(options.out) if options.out else default_engine_path(onnx, options.precision)
     if out.suffix not in (".engine", ".plan"):
         raise ConfigError(f"--out {out} must end in .engine or .plan (the sidecar "

@@ -75,15 +75,16 @@ def precision_plan(precision: str, caps: TrtCaps, qdq: bool, dla: bool = False
                          "TensorRT 10.1; a Q/DQ model avoids it)")
 
 
-def profile_shapes(shape: tuple[int, ...], input_size: tuple[int, int]
+def profile_shapes(shape: tuple[int, ...], input_size: tuple[int, int], max_batch: int = 1
                    ) -> tuple[tuple[int, ...], ...] | None:
-    """(min, opt, max) shapes for an input with dynamic dims: batch 1 and the card's H x W,
-    the only shape seg_ros feeds; None when ``shape`` is fully static (no profile needed)."""
+    """(min, opt, max) shapes for an input with dynamic dims: the card's H x W, and a dynamic
+    batch from 1 to ``max_batch`` (optimised for ``max_batch``: several cameras' frames in one
+    call); None when ``shape`` is fully static (no profile needed)."""
     if all(int(d) >= 0 for d in shape):
         return None
     if len(shape) != 4:
         raise EngineError(f"dynamic input of shape {tuple(shape)} is not (N, 3, H, W): "
                           "re-export the model with an NCHW image input")
-    fixed = (1, 3, *input_size)
-    concrete = tuple(int(d) if int(d) >= 0 else fixed[i] for i, d in enumerate(shape))
-    return concrete, concrete, concrete
+    fixed = (max_batch, 3, *input_size)
+    top = tuple(int(d) if int(d) >= 0 else fixed[i] for i, d in enumerate(shape))
+    return (1, *top[1:]) if int(shape[0]) < 0 else top, top, top

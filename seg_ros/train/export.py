@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,12 +89,26 @@ def export_onnx(
         )
     model = onnx.load(str(tmp))
     tmp.unlink()
+    if not batch:
+        _fix_output_dims(head, example, model)
     embed_in_onnx(card.with_provenance(export_opset=opset), model)
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
     if verify:
         verify_onnx(head, out, example)
     return out
+
+
+def _fix_output_dims(head: nn.Module, example: torch.Tensor, model: Any) -> None:
+    """With a dynamic batch the exporter leaves the outputs' other dims symbolic; they do not
+    depend on the batch, so they are written as the sizes PyTorch gives (TensorRT and the
+    output checks then see (N, h, w) with only N dynamic)."""
+    with torch.no_grad():
+        ref = head(example)
+    shapes = [ref.shape] if isinstance(ref, torch.Tensor) else [r.shape for r in ref]
+    for out, shape in zip(model.graph.output, shapes):
+        for dim, size in list(zip(out.type.tensor_type.shape.dim, shape))[1:]:
+            dim.dim_value = int(size)
 
 
 def export_torchscript(net: nn.Module, card: ModelCard, out: str | Path) -> Path:
