@@ -24,12 +24,13 @@ import pytest
 import yaml
 
 from seg_ros.ros.dds import local_env
+from seg_ros.testing import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = yaml.safe_load((REPO / "rosdep" / "keys.yaml").read_text())
 ROSDISTRO = REPO / "test" / "data" / "rosdistro"
 BIN = Path(sys.executable).parent
-DOMAIN = 150 + os.getpid() % 50  # clear of test_node.py (1..100) and test_floor_node.py
+DOMAIN = pick_domain()
 
 
 def underlay_env() -> dict[str, str]:

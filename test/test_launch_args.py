@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import threading
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from seg_ros.testing import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
@@ -119,7 +120,7 @@ def test_launch_keeps_params_file_values(tmp_path: Path, tiny_model: Path) -> No
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters:\n"
                       f"    model_path: '{tiny_model}'\n    input_transport: compressed\n")
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(100, 200))
+    os.environ["ROS_DOMAIN_ID"] = str(pick_domain())
     service = LaunchService()
     service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH_FILE)),

@@ -26,7 +26,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
-from seg_ros.pipeline import Frame, Mailbox, OutputOrder  # noqa: E402
+from seg_ros.pipeline import OUTPUTS, Frame, Mailbox, OutputOrder  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
@@ -46,7 +46,6 @@ PARAMS_FILE = REPO / "config" / "camvid.yaml"
 DOMAIN = pick_domain()
 RAW, CMP = "/segmentation_node", "/seg_compressed"
 IMAGE_TOPIC = "/cam/image_raw"
-OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
