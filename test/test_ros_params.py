@@ -48,7 +48,27 @@ def test_bad_values_are_refused_with_a_reason(name: str, value: object, words: l
 
 def test_plugin_backend_accepted() -> None:
     assert params.check_value("backend", "my_pkg.engines:Factory") is None
-    assert params.check_value("backend", "openvino") is not None
+    reason = params.check_value("backend", "openvino")
+    assert reason is not None and "onnxruntime" in reason and "module:Class" in reason, reason
+
+
+def test_registered_backend_is_a_valid_backend_parameter() -> None:
+    """The parameter takes the engines' own list: a registered backend is not refused."""
+    from seg_ros.engines import _REGISTERED, register_backend
+
+    class Vendor:
+        def infer(self, batch, outputs=None):
+            return {}
+
+        def describe(self):
+            return "vendor"
+
+    assert params.check_value("backend", "vendor_rt") is not None
+    register_backend("vendor_rt", Vendor)
+    try:
+        assert params.check_value("backend", "vendor_rt") is None
+    finally:
+        _REGISTERED.pop("vendor_rt")
 
 
 def test_start_up_parameters_need_a_restart() -> None:

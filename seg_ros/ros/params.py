@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seg_ros.engines import backend_names
 from seg_ros.errors import ConfigError
 from seg_ros.intrinsics import parse_output_size
 
@@ -25,7 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable", "system_default")
 DURABILITIES = ("volatile", "transient_local", "system_default")
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 MIN_RATE_HZ = 0.01  # one frame per 100 s: slower than that is a stopped node, not a rate
 
 
@@ -57,8 +57,8 @@ SPECS: tuple[ParamSpec, ...] = (
               "the repository's models/ folder). Restart the node to change it."),
     ParamSpec("backend", "string", "auto",
               "Inference backend: auto (by file type; TensorRT for ONNX when a GPU and "
-              "tensorrt are present), onnxruntime, tensorrt, torch, or 'module:Factory'.",
-              choices=BACKENDS),
+              "tensorrt are present), onnxruntime, tensorrt, torch, a registered backend, or "
+              "'module:Factory'."),
     ParamSpec("device", "string", "cpu",
               "Where the engine runs: cpu, cuda, cuda:N (onnxruntime also: tensorrt)."),
     ParamSpec("threads", "integer", 0,
@@ -209,9 +209,11 @@ def check_value(name: str, value: Any) -> str | None:
         lo, hi = spec.int_range
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             return f"{name} = {value!r} is outside {lo}..{hi}: give an integer in that range"
-    if spec.choices and value not in spec.choices and not (
-            name == "backend" and isinstance(value, str) and ":" in value):
+    if spec.choices and value not in spec.choices:
         return f"{name} = {value!r} is not one of {', '.join(spec.choices)}"
+    if name == "backend" and not (isinstance(value, str) and ":" in value) and (
+            value not in backend_names()):  # the engines' own list: registered ones included
+        return f"backend = {value!r} is not one of {', '.join(backend_names())} or 'module:Class'"
     if name == "output_size":
         try:
             parse_output_size(value)
