@@ -173,6 +173,7 @@ class DepthInput:
         self.last_skew_ms = float("nan")
         self.grid_source_last = "none"  # what marked the last floor grid
         self._unmatched_stamp = -1
+        self._seen_unmatched = 0  # unmatched count at the last health() call
         self._marker_cache: tuple[tuple[Any, ...], DepthGridMarker] | None = None
         self._trav_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
         s = getattr(node, "startup", None)
@@ -245,6 +246,7 @@ class DepthInput:
                    frame.pixel_map)
         self.pub.publish(cloud_msg(cloud, header))
         self.counters.points_published += 1
+        self.node.watchdog.published("points")
 
     def frame_for(self, header: Header, colour_size: tuple[int, int]) -> DepthFrame | None:
         """The depth frame matched to this colour frame (computed once per stamp), or None:
@@ -378,6 +380,26 @@ class DepthInput:
         return self._trav_cache[1]
 
     # --- diagnostics -----------------------------------------------------------------------------
+
+    def stall_reason(self) -> str:
+        """Why ~/points stays silent (the node's watchdog names it)."""
+        c = self.counters
+        if self.buffer.received == 0:
+            return f"no depth image has arrived on {self.depth_sub.topic_name}"
+        if c.no_camera_info:
+            return ("no camera_info describes the depth image (publish depth/camera_info when "
+                    "its size differs from the colour image)")
+        return (f"no depth image within depth.max_skew_ms of the colour frames ({c.unmatched} "
+                f"unmatched; last skew {self.last_skew_ms:.1f} ms)")
+
+    def health(self) -> tuple[int, str]:
+        """WARN for the period in which colour frames found no depth twin while a depth stream
+        or ~/points exists (the colour outputs still went out)."""
+        c = self.counters
+        new, self._seen_unmatched = c.unmatched - self._seen_unmatched, c.unmatched
+        if new > 0:
+            return 1, f"depth: {new} colour frames without a depth image: {self.stall_reason()}"
+        return 0, ""
 
     def diagnostics_values(self) -> dict[str, str]:
         """Key/values the node merges into its /diagnostics status."""
