@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 
+from seg_ros.pipeline import NODE_NAME
 from seg_ros.testing import OUTPUTS, LiveClient, NodeProcess, param_args, pick_domain, stamp_now
 from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 
 THREADS = 1
 FRAMES = 90
 ROUNDS = 9
-NODE = "/segmentation_node"
+NODE = f"/{NODE_NAME}"
 
 
 def _engine(model: Any, frames: list[np.ndarray]) -> Callable[[int], list[float]]:

@@ -27,13 +27,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from seg_ros.pipeline import NODE_NAME
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "camvid.onnx"
 CAMVID = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" / "camvid"))
 SIZES = {"480x360": (480, 360), "640x480": (640, 480)}  # name -> (width, height) of a frame
 AGREEMENT_MIN = 0.995  # labels equal to onnxruntime CPU, fp32 / fp16
 INT8_MIOU_DROP_MAX = 0.015  # int8 moves boundary pixels: its mIoU may drop this much, no more
-NODE = "/segmentation_node"
+NODE = f"/{NODE_NAME}"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from seg_ros.pipeline import NODE_NAME
 from seg_ros.testing import (
     OUTPUTS,
     LiveClient,
@@ -46,7 +47,7 @@ OUT = HERE / "soak.json"
 SETUP = {"threads": 1, "workers": 2}
 # ... and as set up for the lowest single-frame latency (both cores on one frame): overload only.
 LATENCY_SETUP = {"threads": 2, "workers": 1}
-NODE = "/segmentation_node"
+NODE = f"/{NODE_NAME}"
 
 
 def _latencies(sent: dict[int, float], counter: Any) -> list[float]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+NODE_NAME = "segmentation_node"  # the node's default name: its topics are /NODE_NAME/<output>
 OUTPUTS = ("labels", "confidence", "color_mask", "overlay")
 LATENCY_WINDOW = 300  # frames kept for the latency percentiles in /diagnostics
 STAGES = ("decode", "preprocess", "engine", "postprocess", "render", "publish", "worker")

@@ -28,10 +28,10 @@ from seg_ros.bag import (
     header_stamp_ns,
     image_from_msg,
 )
+from seg_ros.pipeline import NODE_NAME
 from seg_ros.stamps import stamp_ns
 from seg_ros.testing import LiveClient, NodeProcess, pick_domain
 
-NODE_NAME = "segmentation_node"
 LABELS_TOPIC = f"/{NODE_NAME}/labels"
 GRID_TOPIC = f"/{NODE_NAME}/floor_grid"
 DIAGNOSTICS = "/diagnostics"

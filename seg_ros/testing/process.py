@@ -14,9 +14,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from seg_ros.pipeline import NODE_NAME
 from seg_ros.ros.dds import local_env
 
-DEFAULT_NAME = "segmentation_node"
+DEFAULT_NAME = NODE_NAME
 
 
 class NodeProcess:
