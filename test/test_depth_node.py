@@ -222,8 +222,14 @@ def test_a_depth_frame_that_never_arrives_is_counted_and_labels_still_flow(
     before = int(harness.diagnostics()["depth_unmatched"])
     got = harness.request(rgb, None, ("labels", "points"), expect=False, timeout=2.0)
     assert "labels" in got and "points" not in got
-    wait_for(lambda: int(harness.diagnostics()["depth_unmatched"]) > before, 10,
-             "depth_unmatched to count the frame")
+
+    def counted() -> tuple[int, str] | None:
+        level, message, values = harness.client.diagnostics(NODE, timeout=5.0)
+        return (level, message) if int(values["depth_unmatched"]) > before else None
+
+    # counted, and said: the period in which it was counted is WARN, naming the depth
+    level, message = wait_for(counted, 10, "depth_unmatched to count the frame")
+    assert level == 1 and "depth image" in message, (level, message)
     # beyond depth.max_skew_ms (10 ms): also unmatched
     got = harness.request(rgb, depth_mm(), ("labels", "points"), depth_offset_ns=30_000_000,
                           expect=False, timeout=2.0)
