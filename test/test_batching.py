@@ -131,13 +131,18 @@ def test_cameras_params_file_names_three_cameras_and_only_real_parameters() -> N
     import yaml
 
     from seg_ros.ros import floor_hook, params
+    from seg_ros.ros.camera_floor import camera_pose_from
 
     repo = Path(__file__).resolve().parents[1]
     values = yaml.safe_load((repo / "config" / "cameras.yaml").read_text())["/**"][
         "ros__parameters"]
-    known = {s.name for s in params.SPECS} | {s.name for s in floor_hook.SPECS}
+    cams = params.camera_names(values["cameras"])
+    assert cams == ("front", "left", "rear")
+    known = {s.name for s in params.SPECS} | {s.name for s in floor_hook.SPECS} | {
+        "grid.merge", *(f"{c}.camera_pose" for c in cams)}
     assert set(values) <= known, set(values) - known
-    assert params.camera_names(values["cameras"]) == ("front", "left", "rear")
+    for c in cams:
+        assert camera_pose_from(values[f"{c}.camera_pose"], c) is not None
     assert params.startup_from({**{s.name: s.default for s in params.SPECS}, **values}).cameras \
         == ("front", "left", "rear")
 
@@ -181,3 +186,23 @@ def test_export_batch_argument() -> None:
     for bad in ("0", "-2", "two"):
         with pytest.raises(ConfigError, match="give a batch size N >= 1 or 'dynamic'"):
             parse_batch(bad)
+
+
+def test_merged_grid_occupied_wins_then_free_then_unknown() -> None:
+    from seg_ros.ros.camera_floor import merge_grids
+
+    a = np.array([[-1, 0, 100, -1, 0]], np.int8)
+    b = np.array([[-1, -1, 0, 100, 0]], np.int8)
+    c = np.array([[-1, -1, -1, -1, 100]], np.int8)
+    np.testing.assert_array_equal(merge_grids([a, b, c]), [[-1, 0, 100, 100, 100]])
+    np.testing.assert_array_equal(merge_grids([a]), a)
+
+
+def test_camera_pose_parameter_is_checked() -> None:
+    from seg_ros.errors import ConfigError
+    from seg_ros.ros.camera_floor import camera_pose_from
+
+    assert camera_pose_from(None, "front.camera_pose") is None
+    assert camera_pose_from([], "front.camera_pose") is None
+    with pytest.raises(ConfigError, match=r"front.camera_pose \[1.0, 2.0\] must be 6 finite"):
+        camera_pose_from([1.0, 2.0], "front.camera_pose")

@@ -48,6 +48,8 @@ class Cam:
     msg: Any = None
 
 
+FRONT_POSE = "[0.0, 0.0, 1.2, 0.0, 0.3, 0.0]"  # x y z roll pitch yaw: 1.2 m up, pitched down
+REAR_POSE = "[-0.5, 0.0, 1.2, 0.0, 0.3, 3.14159]"  # looking backwards
 CAMS = (Cam("front", "rgb8", (640, 480)), Cam("left", "bgr8", (320, 240)),
         Cam("rear", "rgba8", (800, 600)))
 
@@ -67,10 +69,14 @@ class Rig:
 
     def __init__(self, model: Path, tmp: Path) -> None:
         self.domain = pick_domain()
-        common = ["-p", f"model_path:={model}", "-p", "threads:=1"]
-        self.multi = NodeProcess([*common, "-p", "cameras:=[front, left, rear]"], self.domain,
+        common = ["-p", f"model_path:={model}", "-p", "threads:=1", "-p", "use_tf:=false",
+                  "-p", "grid.origin_x:=-5.0"]  # the grid around the robot: the rear sees it too
+        self.multi = NodeProcess([*common, "-p", "cameras:=[front, left, rear]",
+                                  "-p", f"front.camera_pose:={FRONT_POSE}",
+                                  "-p", f"rear.camera_pose:={REAR_POSE}"], self.domain,
                                  name=MULTI[1:], log_path=tmp / "multi.log")
-        self.single = NodeProcess([*common, "-r", "image:=/single_in/image", "-r",
+        self.single = NodeProcess([*common, "-p", f"camera_pose:={FRONT_POSE}",
+                                   "-r", "image:=/single_in/image", "-r",
                                    "camera_info:=/single_in/camera_info"], self.domain,
                                   name=SINGLE[1:], log_path=tmp / "single.log")
         self.client = LiveClient(self.domain, name="cameras_test")
@@ -79,6 +85,7 @@ class Rig:
         self.info_pubs = {c.name: self.client.publisher(CameraInfo, f"/{c.name}/camera_info")
                           for c in CAMS}
         self.single_pub = self.client.publisher(Image, "/single_in/image", depth=1)
+        self.single_info = self.client.publisher(CameraInfo, "/single_in/camera_info")
         frames = camvid_frames(3)
         for cam, rgb in zip(CAMS, frames):
             import cv2
@@ -133,6 +140,7 @@ def test_each_camera_equals_the_single_camera_node_pixel_for_pixel(rig: Rig) -> 
             complete = 0
         if complete == 2:
             break
+    assert complete == 2, f"labels of the three cameras did not come:\n{rig.multi.tail()}"
     got = {c.name: multi.got[f"{c.name}/labels"][stamps[c.name]] for c in CAMS}
     for cam in CAMS:
         msg = got[cam.name]
@@ -211,3 +219,66 @@ def test_a_camera_named_twice_is_refused_with_the_fix(tmp_path: Path) -> None:
     proc.stop()
     lines = [ln for ln in proc.log().splitlines() if "error" in ln]
     assert lines and "lists a camera twice" in lines[-1] and "give each camera once" in lines[-1]
+
+
+def camera_info(cam: Cam) -> CameraInfo:
+    """A plumb_bob pinhole of the camera's size, focal length 0.8 x its width."""
+    w, h = cam.size
+    f = 0.8 * w
+    return CameraInfo(width=w, height=h, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0],
+                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=[f, 0.0, w / 2, 0.0, 0.0, f, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def test_floor_grid_per_camera_and_merged(rig: Rig) -> None:
+    """~/front/floor_grid equals the single-camera node's ~/floor_grid for the same frame,
+    camera_info and pose; with grid.merge the merged ~/floor_grid is the cell-wise merge of the
+    front and rear grids (occupied wins, then free), in grid_frame with the frame's stamp."""
+    from nav_msgs.msg import OccupancyGrid
+
+    from seg_ros.ros.camera_floor import merge_grids
+
+    assert rig.client.set_params(MULTI, **{"grid.merge": True})[0].successful
+    front, rear = CAMS[0], CAMS[2]
+    for cam in (front, rear):
+        rig.info_pubs[cam.name].publish(camera_info(cam))
+    rig.single_info.publish(camera_info(front))
+    types = {o: OccupancyGrid for o in ("front/floor_grid", "rear/floor_grid", "floor_grid")}
+    multi = rig.client.collect(MULTI, list(types), types=types)
+    single = rig.client.collect(SINGLE, ["floor_grid"], types={"floor_grid": OccupancyGrid})
+    grids: dict[str, Any] = {}
+    for _ in range(20):  # lookup tables are built beside the worker: the first frames wait
+        for cam in (front, rear):
+            rig.info_pubs[cam.name].publish(camera_info(cam))
+            stamp_now(cam.msg, f"{cam.name}_optical")
+            rig.pubs[cam.name].publish(cam.msg)
+            time.sleep(0.1)
+        time.sleep(0.3)
+        s_front, s_rear = (stamp_of_msg(front.msg), stamp_of_msg(rear.msg))
+        with rig.client.lock:
+            f = multi.got["front/floor_grid"].get(s_front)
+            r = multi.got["rear/floor_grid"].get(s_rear)
+            m = multi.got["floor_grid"].get(s_rear)
+        if f is not None and r is not None and m is not None:
+            grids = {"front": f, "rear": r, "merged": m}
+            break
+    assert grids, f"no per-camera and merged grids:\n{rig.multi.tail()}"
+    cells = {k: np.asarray(v.data, np.int8).reshape(v.info.height, v.info.width)
+             for k, v in grids.items()}
+    assert grids["front"].header.frame_id == grids["merged"].header.frame_id == "base_footprint"
+    assert (cells["front"] != -1).any() and (cells["rear"] != -1).any()
+    np.testing.assert_array_equal(cells["merged"], merge_grids([cells["front"],
+                                                                cells["rear"]]))
+    ref = single.request(lambda h: (setattr(front.msg, "header", h),
+                                    rig.single_pub.publish(front.msg),
+                                    rig.single_info.publish(camera_info(front))),
+                         grids["front"].header, outputs=["floor_grid"], timeout=20)["floor_grid"]
+    np.testing.assert_array_equal(np.asarray(ref.data, np.int8), np.asarray(grids["front"].data,
+                                                                              np.int8))
+    _, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
+    assert int(values["front.floor_grids_published"]) >= 1, values
+
+
+def stamp_of_msg(msg: Any) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec

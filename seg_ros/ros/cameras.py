@@ -165,7 +165,7 @@ class BatchServing:
             jobs: list[Job] = []
             for frame in frames:
                 with self._guarded(cams[frame.camera]):
-                    job = self._plan(frame, cams[frame.camera], hooks=False)
+                    job = self._plan(frame, cams[frame.camera])
                     if job is not None:
                         jobs.append(job)
             if jobs:

@@ -493,6 +493,18 @@ class FloorGrid:
 
     # --- diagnostics -------------------------------------------------------------------------
 
+    # --- for the cameras of a node with several (seg_ros.ros.camera_floor) -------------------
+
+    def config(self) -> FloorConfig:
+        """The floor configuration in force (one for every camera)."""
+        return self._cfg
+
+    def tf_pose(self, header: Header) -> CameraPose | None:
+        """The camera's pose from tf at the image stamp (grid_frame <- header.frame_id); None
+        when tf is off or the lookup failed (counted)."""
+        cfg = self._cfg
+        return self._tf_pose(cfg, header) if self._tf_active(cfg) else None
+
     def diagnostics_values(self) -> dict[str, str]:
         """Key/values the node merges into its /diagnostics status."""
         c = self.counters

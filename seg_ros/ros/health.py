@@ -89,7 +89,9 @@ class HealthReport:
         """With several cameras: each camera's counters and the batch sizes of the engine."""
         if self.cameraset is None:
             return {}
-        return {**self.cameraset.diagnostics_values(self.mailbox), **batch_values(self.stats)}
+        floors = self.camera_floors.diagnostics_values() if self.camera_floors else {}
+        return {**self.cameraset.diagnostics_values(self.mailbox), **batch_values(self.stats),
+                **floors}
 
     def _latency_values(self) -> dict[str, str]:
         st = self.stats
@@ -118,6 +120,9 @@ class HealthReport:
         found += [(x.level, x.describe()) for x in silent]
         if self.serving() and self.floor is not None and (floor := self.floor.health())[0]:
             found.append(floor)
+        if self.serving() and getattr(self, "depth", None) is not None and (
+                depth := self.depth.health())[0]:
+            found.append(depth)
         if self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
             found.append((WARN, f"no images on {self._input_topics()}"))
         if failed + rejected > 0:
@@ -135,6 +140,8 @@ class HealthReport:
         expected = [k for k, on in self.outputs.wanted(self.live).items() if on]
         if self.floor is not None and self.cameraset is None and self.floor.subscribed():
             expected.append("floor_grid")
+        if getattr(self, "depth", None) is not None and self.depth.wanted():
+            expected.append("points")
         arriving = self.serving() and now - self.stats.last_receive <= STALE_INPUT_S
         return self.watchdog.check(expected if self.serving() else [],
                                    self._input_since if arriving else None,
@@ -148,6 +155,8 @@ class HealthReport:
         if busy > self.live.stall_s:
             return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
         if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
+            return why
+        if output == "points" and (why := self.depth.stall_reason()):
             return why
         if now - st.last_error_at < 2 * self.live.stall_s + 1.0:
             return f"frames rejected or failing: {st.last_error}"
@@ -170,6 +179,7 @@ class HealthReport:
     startup: Any
     image_sub: Any
     cameraset: Any
+    camera_floors: Any
     param_refusals: int
     last_param_error: str
 

@@ -57,6 +57,7 @@ from seg_ros.pipeline import (
 )
 from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, params
+from seg_ros.ros.camera_floor import CameraFloorGrids
 from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
 from seg_ros.ros.depth_hook import DepthInput
 from seg_ros.ros.floor_hook import FloorGrid
@@ -131,6 +132,7 @@ class SegmentationCore(HealthReport, BatchServing):
         self.info_sub: Any = None
         self.intake: intake.Intake | None = None
         self.floor: FloorHook | None = None
+        self.camera_floors: CameraFloorGrids | None = None  # with several cameras
         self.camera_info: CameraInfo | None = None
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
         self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
@@ -186,6 +188,9 @@ class SegmentationCore(HealthReport, BatchServing):
         self.labels_encoding = "mono8" if self.card.num_classes <= 255 else "mono16"
         if self.floor is None:
             self.floor = FloorGrid(self)  # declares its parameters, publishes ~/floor_grid
+            if self.cameraset is not None:  # ~/c/floor_grid, c.camera_pose, grid.merge
+                self.camera_floors = CameraFloorGrids(self, tuple(self.cameraset.cameras),
+                                                      self.floor)
             self._warn_undeclared_overrides()
         else:
             self.floor.set_card(self.card)
@@ -456,20 +461,19 @@ class SegmentationCore(HealthReport, BatchServing):
 
     def _process(self, frame: Frame, seg: Segmenter) -> None:
         """Decode, segment, publish what is wanted, most-needed first; then the accounting."""
-        job = self._plan(frame, self._single, hooks=True)
+        job = self._plan(frame, self._single)
         if job is not None:
             self._publish(job, seg, self._infer(seg, job.rgb, job.need_conf, job.timer))
 
-    def _plan(self, frame: Frame, cam: Camera, hooks: bool) -> Job | None:
+    def _plan(self, frame: Frame, cam: Camera) -> Job | None:
         """Decode (CodecError -> rejected) and decide what the frame is for; None (counted
-        idle) when nobody wants anything of it. ``hooks``: the floor grid and the depth cloud
-        may take it (the single camera)."""
+        idle) when nobody wants anything of it. The depth cloud is the single camera's."""
         timer, live = StageTimer(), self.live
         with timer("decode"):
             rgb = self._decode(frame.msg, live.max_input_pixels)
         want = cam.outputs.wanted(live)
-        floor = hooks and self.floor is not None and self.floor.wanted()
-        points = hooks and self.depth.wanted()
+        floor = self._floor_wanted(cam)
+        points = cam is self._single and self.depth.wanted()
         if not (any(want.values()) or floor or points):
             self.stats.bump("idle")
             return None
@@ -490,7 +494,7 @@ class SegmentationCore(HealthReport, BatchServing):
                              job.frame.seq)
         cam.outputs.publish_labels(job.want, result, self.labels_encoding, live, timer)
         if job.floor:
-            self._floor_grid(seg, outputs, labels, conf, job.in_hw, job.out_hw, result, timer)
+            self._floor_grid(seg, outputs, labels, conf, job, result)
         if job.points:
             with timer("publish"), self.order.turn("points", result.seq):
                 self.depth(labels, result.header, conf, result.rgb)
@@ -500,16 +504,25 @@ class SegmentationCore(HealthReport, BatchServing):
         timer.record(self.stats.stage_ms)
         self._account(job.frame, header, cam)
 
+    def _floor_wanted(self, cam: Camera) -> bool:
+        if cam is self._single:
+            return self.floor is not None and self.floor.wanted()
+        return self.camera_floors is not None and self.camera_floors.wanted(cam.name,
+                                                                             cam.camera_info)
+
     def _floor_grid(self, seg: Segmenter, outputs: dict[str, np.ndarray], labels: np.ndarray,
-                    conf: np.ndarray | None, in_hw: tuple[int, int], out_hw: tuple[int, int],
-                    result: FrameResult, timer: StageTimer) -> None:
+                    conf: np.ndarray | None, job: Job, result: FrameResult) -> None:
         """The floor grid needs the labels at the camera's size (its camera_info's)."""
-        if out_hw != in_hw:
+        timer, cam = job.timer, job.camera
+        if job.out_hw != job.in_hw:
             with timer("postprocess"):
-                labels = seg.labels(outputs, in_hw)
-                conf = seg.confidence(outputs, in_hw) if conf is not None else None
-        with timer("publish"), self.order.turn("floor_grid", result.seq):
-            self.floor(labels, result.header, self.camera_info, conf)
+                labels = seg.labels(outputs, job.in_hw)
+                conf = seg.confidence(outputs, job.in_hw) if conf is not None else None
+        with timer("publish"), cam.order.turn("floor_grid", result.seq):
+            if cam is self._single:
+                self.floor(labels, result.header, self.camera_info, conf)
+            elif self.camera_floors is not None:
+                self.camera_floors(cam.name, labels, result.header, cam.camera_info, conf)
 
     def _infer(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool,
                timer: StageTimer) -> dict[str, np.ndarray]:
@@ -543,6 +556,8 @@ class SegmentationCore(HealthReport, BatchServing):
         joined = self._deactivate(timeout)
         if self.floor is not None:
             self.floor.close()
+        if self.camera_floors is not None:
+            self.camera_floors.close()
         return joined
 
     def _warn_oversubscribed(self, threads: int, workers: int) -> None:
