@@ -95,7 +95,11 @@ class _Bench:
         self.proc = NodeProcess([*args, "-r", "image:=/bench/image"], domain, module=module)
         self.client = LiveClient(domain, "bench_node_client")
         self.pub = self.client.publisher(Image, "/bench/image", depth=2)
-        self.client.wait_ready(self.proc, self.pub, NODE, OUTPUTS)
+        try:
+            self.client.wait_ready(self.proc, self.pub, NODE, OUTPUTS)
+        except BaseException:
+            self.close()
+            raise
         self.msgs = [to_image_msg(f, "rgb8", Header()) for f in frames]  # built before stamping
 
     def once(self, collector: Any, k: int, timeout: float) -> tuple[float, float] | None:

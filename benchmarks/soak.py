@@ -50,45 +50,59 @@ LATENCY_SETUP = {"threads": 2, "workers": 1}
 NODE = f"/{NODE_NAME}"
 
 
-def _latencies(sent: dict[int, float], counter: Any) -> list[float]:
-    return [(t - sent[s]) * 1e3 for s, t in counter.complete() if s in sent]
+class _Load:
+    """One node process under a camera stream: its publisher, output counter and client."""
 
+    def __init__(self, model: Path, setup: dict[str, int]) -> None:
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Header
 
-def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, Any]:
-    """Sustainable rate and 4x overload; then, when ``minutes`` > 0, the endurance run."""
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
+        from seg_ros.ros.convert import to_image_msg
 
-    from seg_ros.ros.convert import to_image_msg
-
-    domain = pick_domain()
-    node = NodeProcess([*param_args({"model_path": model, **setup}), "-r", "image:=/soak/image"],
-                       domain)
-    client = LiveClient(domain)
-    out: dict[str, Any] = {}
-    try:
-        pub = client.publisher(Image, "/soak/image", depth=1)
-        msgs = [to_image_msg(f, "rgb8", Header()) for f in camvid_frames(8)]
-        counter = client.count_outputs(NODE, OUTPUTS)
-        client.wait_ready(node, pub, NODE, OUTPUTS)
+        domain = pick_domain()
+        self.node = NodeProcess([*param_args({"model_path": model, **setup}),
+                                 "-r", "image:=/soak/image"], domain)
+        self.client = LiveClient(domain)
+        self.pub = self.client.publisher(Image, "/soak/image", depth=1)
+        self.msgs = [to_image_msg(f, "rgb8", Header()) for f in camvid_frames(8)]
+        self.counter = self.client.count_outputs(NODE, OUTPUTS)
+        try:
+            self.client.wait_ready(self.node, self.pub, NODE, OUTPUTS)
+        except BaseException:
+            self.close()
+            raise
         time.sleep(1.0)
-        # 1. sustainable rate
-        stream(pub, msgs, 200.0, 3.0, "soak_camera")  # warm-up
-        n0, t0 = len(counter.complete()), time.monotonic()
-        stream(pub, msgs, 200.0, 8.0, "soak_camera")
+
+    def close(self) -> int | None:
+        """Client closed, node stopped; the node's exit code."""
+        self.client.close()
+        return self.node.stop()
+
+    def stream(self, hz: float, seconds: float, tick: Any = None) -> dict[int, float]:
+        return stream(self.pub, self.msgs, hz, seconds, "soak_camera", tick)
+
+    def latencies(self, sent: dict[int, float]) -> list[float]:
+        """ms from publishing to the last output, of the frames in ``sent`` that came back."""
+        return [(t - sent[s]) * 1e3 for s, t in self.counter.complete() if s in sent]
+
+    def sustainable_rate(self) -> float:
+        """Frames per second with every output, flooding at 200 Hz (after a warm-up)."""
+        self.stream(200.0, 3.0)
+        n0, t0 = len(self.counter.complete()), time.monotonic()
+        self.stream(200.0, 8.0)
         time.sleep(0.5)
-        rate = (len(counter.complete()) - n0) / (time.monotonic() - t0)
-        out["sustainable_rate_hz"] = rate
-        print(f"  sustainable rate {rate:.1f} Hz", flush=True)
-        # 2. overload: 4x for 60 s
-        _l, _m, before = client.diagnostics(NODE)
-        rss0 = rss_mb(node.pid)
-        sent = stream(pub, msgs, 4 * rate, 60.0, "soak_camera")
+        return (len(self.counter.complete()) - n0) / (time.monotonic() - t0)
+
+    def overload(self, rate: float) -> dict[str, Any]:
+        """4x the sustainable rate for 60 s: drops, latency tail against the engine's, RSS."""
+        _l, _m, before = self.client.diagnostics(NODE)
+        rss0 = rss_mb(self.node.pid)
+        sent = self.stream(4 * rate, 60.0)
         time.sleep(1.0)
-        _l, _m, after = client.diagnostics(NODE)
-        lat = _latencies(sent, counter)
+        _l, _m, after = self.client.diagnostics(NODE)
+        lat = self.latencies(sent)
         engine = float(after["engine_median_ms"])
-        out.update({
+        return {
             "overload_rate_hz": 4 * rate,
             "overload_frames_sent": len(sent),
             "overload_frames_out": len(lat),
@@ -100,29 +114,27 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
             # the engine's own tail under that load: how much of the latency p99 it explains
             "overload_engine_p99_ms": float(after["engine_p99_ms"]),
             "overload_p99_over_engine": float(np.percentile(lat, 99)) / engine,
-            "overload_rss_growth_mb": rss_mb(node.pid) - rss0,
-        })
-        print(f"  overload: {json.dumps({k: v for k, v in out.items() if 'overload' in k})}",
-              flush=True)
-        if minutes <= 0:
-            return out
-        # 3. endurance at 0.9 R
+            "overload_rss_growth_mb": rss_mb(self.node.pid) - rss0,
+        }
+
+    def endurance(self, rate: float, minutes: float) -> dict[str, Any]:
+        """0.9 x the sustainable rate for ``minutes``: latency, failures, RSS every 10 s."""
         samples: list[tuple[float, float]] = []
         next_sample = [0.0]
 
         def tick(elapsed: float) -> None:
             if elapsed >= next_sample[0]:
-                samples.append((elapsed, rss_mb(node.pid)))
+                samples.append((elapsed, rss_mb(self.node.pid)))
                 next_sample[0] += 10.0
 
         seconds = minutes * 60.0
-        sent = stream(pub, msgs, 0.9 * rate, seconds, "soak_camera", tick)
+        sent = self.stream(0.9 * rate, seconds, tick)
         time.sleep(1.0)
-        _l, _m, end = client.diagnostics(NODE)
+        _l, _m, end = self.client.diagnostics(NODE)
         first = [r for t, r in samples if 30.0 <= t < 90.0] or [samples[0][1]]
         last = [r for t, r in samples if t >= seconds - 60.0] or [samples[-1][1]]
-        lat = _latencies(sent, counter)
-        out.update({
+        lat = self.latencies(sent)
+        return {
             "endurance_minutes": minutes,
             "endurance_rate_hz": 0.9 * rate,
             "endurance_frames_sent": len(sent),
@@ -134,11 +146,24 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
             f"rss_growth_mb_{minutes:g}min": statistics.median(last) - statistics.median(first),
             "rss_samples_mb": [round(r, 1) for _t, r in samples],
             "endurance_frames_failed": int(end["frames_failed"]),
-            "node_alive": node.alive(),
-        })
+            "node_alive": self.node.alive(),
+        }
+
+
+def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, Any]:
+    """Sustainable rate and 4x overload; then, when ``minutes`` > 0, the endurance run."""
+    load = _Load(model, setup)
+    out: dict[str, Any] = {}
+    try:
+        rate = out["sustainable_rate_hz"] = load.sustainable_rate()
+        print(f"  sustainable rate {rate:.1f} Hz", flush=True)
+        out.update(load.overload(rate))
+        print(f"  overload: {json.dumps({k: v for k, v in out.items() if 'overload' in k})}",
+              flush=True)
+        if minutes > 0:
+            out.update(load.endurance(rate, minutes))
     finally:
-        client.close()
-        out["node_exit_code"] = node.stop()
+        out["node_exit_code"] = load.close()
     return out
 
 

@@ -35,7 +35,7 @@ NEVER = {
 NEVER["engines"] = DOWNSTREAM | {"segmenter"}  # engines do not know the segmenter
 # third-party packages only some rooms may import (module name -> rooms or files allowed)
 GUARDED = {
-    "rclpy": ("seg_ros.ros", "seg_ros.bag", "seg_ros.testing", "seg_ros.cli"),
+    "rclpy": ("seg_ros.ros", "seg_ros.bag", "seg_ros.testing"),
     "torch": ("seg_ros.train", "seg_ros.engines.torch", "seg_ros.testing.models"),
 }
 
