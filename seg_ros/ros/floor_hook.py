@@ -491,8 +491,6 @@ class FloorGrid:
         t, q = tf.transform.translation, tf.transform.rotation
         return Pose2D.from_quaternion(t.x, t.y, (q.x, q.y, q.z, q.w)), ""
 
-    # --- diagnostics -------------------------------------------------------------------------
-
     # --- for the cameras of a node with several (seg_ros.ros.camera_floor) -------------------
 
     def config(self) -> FloorConfig:
@@ -504,6 +502,8 @@ class FloorGrid:
         when tf is off or the lookup failed (counted)."""
         cfg = self._cfg
         return self._tf_pose(cfg, header) if self._tf_active(cfg) else None
+
+    # --- diagnostics -------------------------------------------------------------------------
 
     def diagnostics_values(self) -> dict[str, str]:
         """Key/values the node merges into its /diagnostics status."""
