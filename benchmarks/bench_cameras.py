@@ -11,8 +11,11 @@ Figures: ``cameras_throughput_hz_{one_node,three_nodes}`` (labels out per second
 ``cameras_latency_ms_{median,p99}_{camera}_{one_node,three_nodes}`` (publish -> labels received),
 ``cameras_rss_mb_{one_node,three_nodes}`` and ``cameras_rss_ratio`` (resident memory of the one
 process / of the three together, after the rounds), ``cameras_batch_size_mean`` (the one node's
-frames per engine call, from its /diagnostics). Set-up: each node as its user would run it on
-this 2-core machine: the one node ``threads:=2`` (one engine), each of the three ``threads:=1``.
+frames per engine call, from its /diagnostics). ``cameras_engine_ms_{three_calls,one_call}``:
+the engine alone on three frames, three batch-1 calls vs one call of a dynamic-batch copy of
+the same model (``cameras_one_call_ratio`` = one call / three calls). Set-up: each node as
+its user would run it on this 2-core machine: the one node ``threads:=2`` (one engine), each of
+the three ``threads:=1``.
 """
 
 from __future__ import annotations
@@ -129,7 +132,40 @@ def run() -> dict[str, float]:
         for s in sets:
             for p in s.procs:
                 p.stop()
-    return _figures(sets, rss, diag)
+    return {**_figures(sets, rss, diag), **_engine_batch(model)}
+
+
+def _engine_batch(model: Any, repeats: int = 15) -> dict[str, float]:
+    """Three frames through the engine: three calls of the model vs one call of its copy with
+    a dynamic batch dimension (the same weights; labels checked equal)."""
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+
+    from seg_ros.engines import open_engine
+    from seg_ros.segmenter import Segmenter
+
+    graph = onnx.load(str(model))
+    for v in [*graph.graph.input, *graph.graph.output]:
+        v.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del graph.graph.value_info[:]
+    dyn = Path(tempfile.mkdtemp(prefix="seg_ros_batch_")) / "dynamic.onnx"
+    onnx.save(graph, str(dyn))
+    one, many = (Segmenter(open_engine(p, "onnxruntime", threads=2)) for p in (model, dyn))
+    batch = one.preprocess_batch(camvid_frames(3, (640, 480))).copy()
+    timings: dict[str, list[float]] = {"three_calls": [], "one_call": []}
+    for _ in range(repeats):
+        for key, seg in (("three_calls", one), ("one_call", many)):
+            t0 = time.perf_counter()
+            outputs = seg.infer_batch(batch, want_confidence=True)
+            timings[key].append((time.perf_counter() - t0) * 1e3)
+        assert all(np.array_equal(a[one.model_card.output], b[one.model_card.output])
+                   for a, b in zip(one.infer_batch(batch), outputs))
+    out = {f"cameras_engine_ms_{k}": statistics.median(v) for k, v in timings.items()}
+    out["cameras_one_call_ratio"] = out["cameras_engine_ms_one_call"] / out[
+        "cameras_engine_ms_three_calls"]
+    return out
 
 
 def _figures(sets: tuple[_Set, _Set], rss: list[float], diag: dict[str, str]
