@@ -36,7 +36,7 @@ from seg_ros.floor.map import Pose2D
 from seg_ros.ros import convert, floor_map
 from seg_ros.ros.floor_map import FloorMapOutput
 from seg_ros.ros.floor_params import declare
-from seg_ros.ros.params import ParamSpec
+from seg_ros.ros.params import ParamSpec, parse_class_filter
 
 try:  # tf2 is optional: without it the pose comes from the camera_pose parameter
     import tf2_ros
@@ -117,23 +117,8 @@ class FloorConfig:
 def parse_classes(items: Sequence[str] | None, class_names: Sequence[str],
                   default: Sequence[int]) -> tuple[int, ...]:
     """grid.traversable (names, case-insensitive, or ids) -> sorted ids; empty -> ``default``."""
-    lower = {n.lower(): i for i, n in enumerate(class_names)}
-    ids: set[int] = set()
-    for raw in items or ():
-        item = str(raw).strip()
-        if not item:
-            continue
-        if item.lstrip("-").isdigit():
-            if not 0 <= int(item) < len(class_names):
-                raise ConfigError(f"grid.traversable id {item} is outside 0.."
-                                  f"{len(class_names) - 1}: use class ids of this model")
-            ids.add(int(item))
-        elif item.lower() in lower:
-            ids.add(lower[item.lower()])
-        else:
-            raise ConfigError(f"grid.traversable name {item!r} is not a class of this model: "
-                              f"choose from {', '.join(class_names)}")
-    return tuple(sorted(ids)) if ids else tuple(sorted(int(c) for c in default))
+    ids = parse_class_filter(items, class_names, "grid.traversable")
+    return ids or tuple(sorted(int(c) for c in default))
 
 
 def config_from(values: Mapping[str, Any], class_names: Sequence[str],
