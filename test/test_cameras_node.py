@@ -282,3 +282,74 @@ def test_floor_grid_per_camera_and_merged(rig: Rig) -> None:
 
 def stamp_of_msg(msg: Any) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def test_a_bad_frame_on_one_camera_is_rejected_for_that_camera_only(rig: Rig) -> None:
+    left, front = CAMS[1], CAMS[0]
+    bad = Image(height=240, width=320, encoding="bgr8", step=960,
+                data=byte_array(bytes(1000)))  # far shorter than step x height
+    multi = rig.client.collect(MULTI, ["front/labels"])
+    for _ in range(3):
+        stamp_now(bad, "left_optical")
+        rig.pubs[left.name].publish(bad)
+        time.sleep(0.1)
+    got = multi.request(lambda h: (setattr(front.msg, "header", h),
+                                   rig.pubs[front.name].publish(front.msg)),
+                        _header("front_optical"), outputs=["front/labels"])
+    assert got["front/labels"].header.frame_id == "front_optical"
+    _, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
+    assert int(values["left.frames_rejected"]) >= 1, values
+    assert values["front.frames_rejected"] == "0" and values["rear.frames_rejected"] == "0"
+    assert "data" in values["last_error"] or "step" in values["last_error"], values
+
+
+def _header(frame_id: str) -> Any:
+    from std_msgs.msg import Header
+
+    h = Header(frame_id=frame_id)
+    h.stamp.sec, h.stamp.nanosec = divmod(time.time_ns(), 10**9)
+    return h
+
+
+def test_managed_node_with_cameras_over_the_lifecycle_services(tmp_path: Path) -> None:
+    """configure, activate (frames of camera b come out), deactivate (none), activate again:
+    each camera's subscriptions and its intake thread follow the node's state."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    domain, name = pick_domain(), "managed_cams"
+    proc = NodeProcess(["-p", f"model_path:={make_tiny_model(tmp_path / 'm.onnx', batch=0)}",
+                        "-p", "threads:=1", "-p", "cameras:=[a, b]", "-r", f"__node:={name}"],
+                       domain, name=name, module=("-m", "seg_ros.cli", "node", "--lifecycle"),
+                       log_path=tmp_path / "managed.log")
+    client = LiveClient(domain)
+    try:
+        pub = client.publisher(Image, "/b/image", depth=1)
+        col = client.collect(f"/{name}", ["b/labels"])
+        cam = Cam("b", "rgb8", (320, 240), image_msg(camvid_frames(1, (320, 240))[0], "rgb8"))
+
+        def change(tid: int) -> bool:
+            req = ChangeState.Request(transition=Transition(id=tid))
+            return bool(client.call(f"/{name}/change_state", ChangeState, req, timeout=60).success)
+
+        def labels_for(seconds: float) -> int:
+            n0, end = len(col.got["b/labels"]), time.monotonic() + seconds
+            while time.monotonic() < end:
+                stamp_now(cam.msg, "b_optical")
+                pub.publish(cam.msg)
+                time.sleep(0.1)
+            time.sleep(0.3)
+            return len(col.got["b/labels"]) - n0
+
+        wait_for(lambda: proc.alive() and f"/{name}/change_state" in {
+            n for n, _ in client.node.get_service_names_and_types()}, 60, "the managed node")
+        assert change(Transition.TRANSITION_CONFIGURE) and labels_for(1.0) == 0
+        assert change(Transition.TRANSITION_ACTIVATE) and labels_for(2.0) > 0
+        assert change(Transition.TRANSITION_DEACTIVATE)
+        time.sleep(0.5)
+        assert labels_for(1.0) == 0
+        assert change(Transition.TRANSITION_ACTIVATE) and labels_for(2.0) > 0
+    finally:
+        client.close()
+        rc = proc.stop()
+    assert rc == 0 and "Traceback" not in proc.log(), proc.tail(30)
