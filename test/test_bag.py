@@ -389,13 +389,6 @@ def test_shipped_demo_bag() -> None:
 INFO_TOPIC = "/segmentation_node/label_info"
 
 
-def _wait(executor, cond, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        executor.spin_once(timeout_sec=0.05)
-
-
 def test_typestore_knows_the_shipped_interface() -> None:
     """msg/*.msg are registered: a SegmentationInfo round-trips through CDR in rosbags."""
     from seg_ros.bag import typestore
@@ -436,18 +429,18 @@ def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Pa
     import yaml
 
     from seg_ros.bag.record import record_bag
-    from seg_ros.bag.rosio import qos, ros_node
+    from seg_ros.bag.rosio import qos
     from seg_ros.model_card import CAMVID_CLASSES
-    from seg_ros.testing import NodeProcess
+    from seg_ros.testing import LiveClient, NodeProcess, wait_for
 
     domain = pick_domain()
     node = NodeProcess(["-p", f"model_path:={tiny_model}"], domain)
     try:
-        with ros_node("label_info_probe", domain) as (probe, executor):
+        with LiveClient(domain, "label_info_probe") as probe:
             got: list = []
-            probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, got.append,
-                                      qos(transient_local=True))
-            _wait(executor, lambda: got or not node.alive(), 90, "label_info from the node")
+            probe.node.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, got.append,
+                                           qos(transient_local=True))
+            wait_for(lambda: got or not node.alive(), 90, "label_info from the node")
             assert got, node.tail()
         rec = record_bag([INFO_TOPIC, "/diagnostics"], tmp_path / "rec", duration=5.0,
                          domain_id=domain, progress=False)
@@ -475,21 +468,23 @@ def _assert_replayed_latched(bag: Path, domain: int, diags_before: int, info_mod
     from diagnostic_msgs.msg import DiagnosticArray
 
     from seg_ros.bag.play import play_bag
-    from seg_ros.bag.rosio import qos, ros_node
+    from seg_ros.bag.rosio import qos
+    from seg_ros.testing import LiveClient, wait_for
 
     player = threading.Thread(target=play_bag, kwargs=dict(
         bag=bag, domain_id=domain, delay=1.5, progress=False), daemon=True)
-    with ros_node("replay_probe", domain) as (probe, executor):
+    with LiveClient(domain, "replay_probe") as probe:
         diags: list = []
-        probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append,
-                                  qos(depth=100))
+        probe.node.create_subscription(DiagnosticArray, "/diagnostics", diags.append,
+                                       qos(depth=100))
         player.start()
-        _wait(executor, lambda: len(diags) > diags_before, 30, "replayed /diagnostics")
-        latched, volatile = [], []
-        probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, latched.append,
-                                  qos(transient_local=True))
-        probe.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, volatile.append,
-                                  qos())
-        _wait(executor, lambda: latched, 10, "the replayed label_info (late, transient local)")
+        wait_for(lambda: len(diags) > diags_before, 30, "replayed /diagnostics")
+        latched: list = []
+        volatile: list = []
+        probe.node.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, latched.append,
+                                       qos(transient_local=True))
+        probe.node.create_subscription(info_mod.SegmentationInfo, INFO_TOPIC, volatile.append,
+                                       qos())
+        wait_for(lambda: latched, 10, "the replayed label_info (late, transient local)")
         assert latched[0].model_name == "tiny" and not volatile
     player.join(30)
