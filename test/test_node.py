@@ -8,7 +8,6 @@ is one rclpy node spun by a background thread in its own context and ROS domain.
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
 from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
-from seg_ros.pipeline import OUTPUTS, Frame, Mailbox, OutputOrder  # noqa: E402
+from seg_ros.pipeline import OUTPUTS  # noqa: E402
 from seg_ros.render import Palette  # noqa: E402
 from seg_ros.ros.convert import byte_array  # noqa: E402
 from seg_ros.segmenter import Segmenter  # noqa: E402
@@ -184,54 +183,6 @@ def check_outputs(out: dict[str, Any], rgb: np.ndarray, header: Any,
 
 
 # --------------------------------------------------------------------------------- tests
-
-
-def test_mailbox_latest_frame_wins() -> None:
-    box = Mailbox()
-    assert box.take(timeout=0.01) is None
-    assert not box.put(Frame("a", 1.0))
-    assert box.put(Frame("b", 2.0))  # overwrote "a"
-    assert box.dropped == 1 and box.take(0.01).msg == "b" and box.take(0.01) is None
-    got: list[Any] = []
-    t = threading.Thread(target=lambda: got.append(box.take(timeout=5)))
-    t.start()
-    box.put(Frame("c", 3.0))
-    t.join(2)
-    assert got[0].msg == "c"
-    box.close()
-    assert box.take(timeout=5) is None  # closed: returns at once
-
-
-def test_output_order_newer_frame_waits_for_older() -> None:
-    """Frame 2 finishes first; it publishes labels only after frame 1 did, nothing is lost."""
-    order = OutputOrder()
-    published: list[tuple[str, int]] = []
-    order.begin(1)
-    order.begin(2)
-
-    def frame2() -> None:
-        with order.turn("labels", 2):
-            published.append(("labels", 2))
-        order.end(2)
-
-    t = threading.Thread(target=frame2)
-    t.start()
-    time.sleep(0.2)
-    assert published == [], "frame 2 went out before frame 1"
-    with order.turn("overlay", 1):  # other outputs of frame 1 do not hold frame 2's labels
-        published.append(("overlay", 1))
-    time.sleep(0.05)
-    assert published == [("overlay", 1)]
-    with order.turn("labels", 1):
-        published.append(("labels", 1))
-    t.join(2)
-    order.end(1)
-    assert published == [("overlay", 1), ("labels", 1), ("labels", 2)]
-    order.begin(3)  # an older frame that ends without publishing releases the newer one
-    order.begin(4)
-    order.end(3)
-    with order.turn("labels", 4):
-        pass
 
 
 def test_label_info_latched(harness: Harness, nodes: dict) -> None:

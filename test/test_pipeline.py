@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
 import pytest
 
 from seg_ros.floor import CameraModel, CameraPose, GridSpec, build_lut
 from seg_ros.floor.lut_cache import LutCache
-from seg_ros.pipeline import ERROR, WARN, OutputWatchdog
+from seg_ros.pipeline import (
+    ERROR,
+    WARN,
+    Frame,
+    Mailbox,
+    OutputOrder,
+    OutputWatchdog,
+    StageTimer,
+    Stats,
+)
 
 K = (400.0, 0.0, 240.0, 0.0, 400.0, 180.0, 0.0, 0.0, 1.0)
 POSE = CameraPose.from_xyz_rpy(0.0, 0.0, 1.2, 0.0, 0.3, 0.0)
@@ -90,3 +101,84 @@ def test_lut_cache_latest_request_wins() -> None:
     last = cache.wait(cam, CameraPose.from_xyz_rpy(0.3, 0, 1.2, 0, 0.3, 0), SMALL)
     assert last is not None and cache.status.builds == 2  # the big one and only the newest
     cache.close()
+
+
+def test_mailbox_latest_frame_wins() -> None:
+    box = Mailbox()
+    assert box.take(timeout=0.01) is None
+    assert not box.put(Frame("a", 1.0))
+    assert box.put(Frame("b", 2.0))  # overwrote "a"
+    assert box.dropped == 1 and box.take(0.01).msg == "b" and box.take(0.01) is None
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(box.take(timeout=5)))
+    t.start()
+    box.put(Frame("c", 3.0))
+    t.join(2)
+    assert got[0].msg == "c"
+    box.close()
+    assert box.take(timeout=5) is None  # closed: returns at once
+
+
+def test_output_order_newer_frame_waits_for_older() -> None:
+    """Frame 2 finishes first; it publishes labels only after frame 1 did, nothing is lost."""
+    order = OutputOrder()
+    published: list[tuple[str, int]] = []
+    order.begin(1)
+    order.begin(2)
+
+    def frame2() -> None:
+        with order.turn("labels", 2):
+            published.append(("labels", 2))
+        order.end(2)
+
+    t = threading.Thread(target=frame2)
+    t.start()
+    time.sleep(0.2)
+    assert published == [], "frame 2 went out before frame 1"
+    with order.turn("overlay", 1):  # other outputs of frame 1 do not hold frame 2's labels
+        published.append(("overlay", 1))
+    time.sleep(0.05)
+    assert published == [("overlay", 1)]
+    with order.turn("labels", 1):
+        published.append(("labels", 1))
+    t.join(2)
+    order.end(1)
+    assert published == [("overlay", 1), ("labels", 1), ("labels", 2)]
+    order.begin(3)  # an older frame that ends without publishing releases the newer one
+    order.begin(4)
+    order.end(3)
+    with order.turn("labels", 4):
+        pass
+
+
+def test_stage_timer_adds_up_a_stage_and_records_the_whole_frame() -> None:
+    """A stage entered twice adds up; ``worker`` is the whole frame; unknown stages are not
+    recorded (ms)."""
+    stats = Stats()
+    timer = StageTimer()
+    for _ in range(2):
+        with timer("render"):
+            time.sleep(0.01)
+    with timer("not_a_stage"):
+        pass
+    timer.record(stats.stage_ms)
+    (render,), (worker,) = stats.stage_ms["render"], stats.stage_ms["worker"]
+    assert 20.0 <= render <= worker
+    assert "not_a_stage" not in stats.stage_ms and not stats.stage_ms["engine"]
+
+
+def test_stats_bump_keeps_every_count_from_concurrent_workers() -> None:
+    stats = Stats()
+
+    def work() -> None:
+        for _ in range(10_000):
+            stats.bump("processed")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert stats.processed == 40_000
+    stats.note_error("boom")
+    assert stats.last_error == "boom" and stats.last_error_at > 0
