@@ -12,7 +12,6 @@ and publishes each camera's outputs.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,8 +67,6 @@ class CameraSet:
             order = OutputOrder()
             self.cameras[name] = Camera(name, OutputPublishers(node, order, stats, on_published,
                                                                camera=name), order, Stats())
-        self.seq = 0  # arrival number over all cameras (under the node's receive lock)
-        self.lock = threading.Lock()
 
     def wanted(self, live: Any) -> dict[str, bool]:
         """"<camera>/<output>" -> wanted (for the watchdog)."""

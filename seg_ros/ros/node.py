@@ -20,6 +20,8 @@ Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
          ~/label_info/vision (vision_msgs/LabelInfo, where installed), both transient-local;
          /diagnostics; ~/floor_grid (nav_msgs/OccupancyGrid, seg_ros.ros.floor_hook)
     srv: ~/enable (std_srvs/SetBool): pause and resume without tearing down
+With ``cameras`` (several cameras, one engine, frames batched): c/image, c/camera_info in,
+~/c/labels, ... out; see seg_ros.ros.cameras and seg_ros.ros.camera_floor.
 """
 
 from __future__ import annotations
