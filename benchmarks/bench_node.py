@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.timing import samples_ms
 from seg_ros.pipeline import NODE_NAME
 from seg_ros.testing import OUTPUTS, LiveClient, NodeProcess, param_args, pick_domain, stamp_now
 from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
@@ -57,15 +58,7 @@ def _engine(model: Any, frames: list[np.ndarray]) -> Callable[[int], list[float]
     for b in batches[:3]:
         seg.infer(b, True)
 
-    def samples(n: int) -> list[float]:
-        out = []
-        for k in range(n):
-            t0 = time.perf_counter()
-            seg.infer(batches[k % len(batches)], True)
-            out.append((time.perf_counter() - t0) * 1e3)
-        return out
-
-    return samples
+    return lambda n: samples_ms(lambda k: seg.infer(batches[k % len(batches)], True), n)
 
 
 @dataclass

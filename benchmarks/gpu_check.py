@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks.timing import samples_ms
 from seg_ros.pipeline import NODE_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,12 +203,7 @@ def latency_ms(engine: Any, frame: np.ndarray, runs: int = 200
     warm = runs // 10
     for name, (w, h) in SIZES.items():
         rgb = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-        times = []
-        for i in range(warm + runs):
-            t0 = time.perf_counter()
-            seg(rgb)
-            if i >= warm:
-                times.append((time.perf_counter() - t0) * 1e3)
+        times = samples_ms(lambda _k, rgb=rgb: seg(rgb), runs, warm)
         out[name] = (float(np.median(times)), float(np.percentile(times, 99)))
     return out
 
