@@ -353,3 +353,25 @@ def test_managed_node_with_cameras_over_the_lifecycle_services(tmp_path: Path) -
         client.close()
         rc = proc.stop()
     assert rc == 0 and "Traceback" not in proc.log(), proc.tail(30)
+
+
+def test_a_camera_grid_that_cannot_be_made_is_named_in_diagnostics(rig: Rig) -> None:
+    """left has no left.camera_pose (and no tf): while ~/left/floor_grid is subscribed and
+    images arrive, the watchdog names the silent output and why."""
+    from nav_msgs.msg import OccupancyGrid
+
+    left = CAMS[1]
+    col = rig.client.collect(MULTI, ["left/floor_grid"], types={"left/floor_grid": OccupancyGrid})
+    try:
+        end = time.monotonic() + 6.0
+        while time.monotonic() < end:
+            rig.info_pubs[left.name].publish(camera_info(left))
+            stamp_now(left.msg, "left_optical")
+            rig.pubs[left.name].publish(left.msg)
+            time.sleep(0.1)
+        level, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
+    finally:
+        col.close()
+    assert level >= 1 and "left/floor_grid silent" in values["stalled_outputs"], values
+    assert "set left.camera_pose" in values["stalled_outputs"], values["stalled_outputs"]
+    assert not col.got["left/floor_grid"]

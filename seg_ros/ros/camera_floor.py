@@ -81,7 +81,8 @@ class CameraFloorGrids:
         self.floor, self.lock = floor, threading.Lock()
         specs = [ParamSpec(f"{c}.camera_pose", "double_array", None,
                            f"Pose of camera {c} in grid_frame: [x, y, z, roll, pitch, yaw] "
-                           "(m, rad); unset: tf at the image stamp.") for c in cameras]
+                           "(m, rad); unset: tf at the image stamp. Read at start.",
+                           read_only=True) for c in cameras]
         specs.append(ParamSpec("grid.merge", "bool", False,
                                "Merge the cameras' grids into ~/floor_grid (occupied wins).",
                                live=True))
@@ -126,6 +127,7 @@ class CameraFloorGrids:
             g.pub.publish(convert.occupancy_grid_msg(cells, s.resolution,
                                                      (s.origin_x, s.origin_y), out))
             g.published += 1
+        self.node.watchdog.published(f"{camera}/floor_grid")  # made (published if listened)
         self._merge(camera, cells, out)
         if self.floor.map.subscribed():
             self.floor.map.fuse(cells, s, header, None)
@@ -169,6 +171,21 @@ class CameraFloorGrids:
         pub.publish(convert.occupancy_grid_msg(merge_grids(recent), s.resolution,
                                                (s.origin_x, s.origin_y), header))
         self.node.watchdog.published("floor_grid")
+
+    def subscribed_outputs(self) -> list[str]:
+        """The floor outputs somebody listens to, as the watchdog names them."""
+        out = [f"{c}/floor_grid" for c, g in self.grids.items()
+               if g.pub.get_subscription_count() > 0]
+        if self.merging() and self.floor.pub.get_subscription_count() > 0:
+            out.append("floor_grid")
+        return out
+
+    def stall_reason(self, output: str) -> str:
+        """Why ``output`` ("c/floor_grid" or the merged "floor_grid") made no grid lately."""
+        camera = output.partition("/")[0] if "/" in output else ""
+        if camera in self.grids:
+            return self.grids[camera].skipped
+        return "; ".join(f"{c}: {g.skipped}" for c, g in self.grids.items() if g.skipped)
 
     def close(self) -> None:
         for g in self.grids.values():

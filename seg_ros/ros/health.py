@@ -140,6 +140,8 @@ class HealthReport:
         expected = [k for k, on in self.outputs.wanted(self.live).items() if on]
         if self.floor is not None and self.cameraset is None and self.floor.subscribed():
             expected.append("floor_grid")
+        if self.camera_floors is not None:  # several cameras: theirs and the merged grid
+            expected += self.camera_floors.subscribed_outputs()
         if getattr(self, "depth", None) is not None and self.depth.wanted():
             expected.append("points")
         arriving = self.serving() and now - self.stats.last_receive <= STALE_INPUT_S
@@ -155,6 +157,9 @@ class HealthReport:
         if busy > self.live.stall_s:
             return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
         if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
+            return why
+        if output.endswith("floor_grid") and self.camera_floors is not None and (
+                why := self.camera_floors.stall_reason(output)):
             return why
         if output == "points" and (why := self.depth.stall_reason()):
             return why
