@@ -375,3 +375,45 @@ def test_a_camera_grid_that_cannot_be_made_is_named_in_diagnostics(rig: Rig) -> 
     assert level >= 1 and "left/floor_grid silent" in values["stalled_outputs"], values
     assert "set left.camera_pose" in values["stalled_outputs"], values["stalled_outputs"]
     assert not col.got["left/floor_grid"]
+
+
+def test_compressed_cameras_with_two_workers(tmp_path: Path) -> None:
+    """input_transport compressed: each camera reads c/image/compressed (JPEG and PNG here);
+    two workers share the cameras' batches and each camera's labels stay in arrival order."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    domain, name = pick_domain(), "compressed_cams"
+    proc = NodeProcess(["-p", f"model_path:={make_tiny_model(tmp_path / 'm.onnx', batch=0)}",
+                        "-p", "threads:=1", "-p", "workers:=2", "-p", "cameras:=[a, b]",
+                        "-p", "input_transport:=compressed"], domain, name=name,
+                       log_path=tmp_path / "compressed.log")
+    client = LiveClient(domain)
+    try:
+        pubs = {c: client.publisher(CompressedImage, f"/{c}/image/compressed", depth=1)
+                for c in "ab"}
+        counter = client.count_outputs(f"/{name}", ["a/labels", "b/labels"])
+        client.wait_ready(proc, pubs["b"], f"/{name}", ["a/labels", "b/labels"], timeout=90)
+        frames = camvid_frames(2, (480, 360))
+        msgs = {"a": CompressedImage(format="jpeg", data=byte_array(
+                    cv2.imencode(".jpg", frames[0][..., ::-1])[1].tobytes())),
+                "b": CompressedImage(format="png", data=byte_array(
+                    cv2.imencode(".png", frames[1][..., ::-1])[1].tobytes()))}
+        sent: dict[str, list[int]] = {"a": [], "b": []}
+        for _ in range(40):
+            for c, msg in msgs.items():
+                sent[c].append(stamp_now(msg, f"{c}_optical"))
+                pubs[c].publish(msg)
+            time.sleep(0.05)
+        time.sleep(1.0)
+        for c in "ab":
+            got = counter.got[f"{c}/labels"]
+            arrived = [s for s in sent[c] if s in got]
+            assert len(arrived) > 10, (c, len(arrived), proc.tail())
+            times = [got[s] for s in arrived]
+            assert times == sorted(times), f"{c}: labels out of arrival order"
+        counter.close()
+    finally:
+        client.close()
+        rc = proc.stop()
+    assert rc == 0 and "Traceback" not in proc.log(), proc.tail(30)
