@@ -184,6 +184,7 @@ class HealthReport:
     startup: Any
     image_sub: Any
     cameraset: Any
+    depth: Any  # seg_ros.ros.depth_hook.DepthInput (absent in a bare test double)
     camera_floors: Any
     param_refusals: int
     last_param_error: str

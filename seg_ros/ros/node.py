@@ -103,6 +103,8 @@ class FloorHook(Protocol):
 
     def close(self) -> None: ...
 
+    def set_card(self, card: Any) -> None: ...
+
 
 class SegmentationCore(HealthReport, BatchServing):
     """The segmentation node's work, for a plain or a managed (lifecycle) rclpy node.
@@ -425,12 +427,15 @@ class SegmentationCore(HealthReport, BatchServing):
             return frames
 
     def _camera(self, frame: Frame) -> Camera:
-        return self._single if self.cameraset is None else self.cameraset.cameras[frame.camera]
+        if self.cameraset is not None:
+            return self.cameraset.cameras[frame.camera]
+        assert self._single is not None
+        return self._single
 
     def _serve(self, frame: Frame, segmenter: Segmenter) -> None:
         """One frame: bad input is rejected and counted, engine errors counted; both logged."""
         try:
-            with self._guarded(self._single):
+            with self._guarded(self._camera(frame)):
                 self._process(frame, segmenter)
         finally:
             self.order.end(frame.seq)
@@ -463,7 +468,7 @@ class SegmentationCore(HealthReport, BatchServing):
 
     def _process(self, frame: Frame, seg: Segmenter) -> None:
         """Decode, segment, publish what is wanted, most-needed first; then the accounting."""
-        job = self._plan(frame, self._single)
+        job = self._plan(frame, self._camera(frame))
         if job is not None:
             self._publish(job, seg, self._infer(seg, job.rgb, job.need_conf, job.timer))
 
@@ -481,7 +486,7 @@ class SegmentationCore(HealthReport, BatchServing):
             return None
         in_hw = rgb.shape[:2]
         out_hw = cam.outputs.output_size(live, in_hw, tuple(self.card.input_size))
-        floor_conf = (floor and self.floor.needs_confidence()) or points
+        floor_conf = (floor and self.floor is not None and self.floor.needs_confidence()) or points
         need_conf = (want["confidence"] or floor_conf
                      or (live.unknown_below > 0 and (want["labels"] or want["labels/compressed"])))
         return Job(frame, cam, timer, live, rgb, want, floor, points, in_hw, out_hw, need_conf)
@@ -521,7 +526,7 @@ class SegmentationCore(HealthReport, BatchServing):
                 labels = seg.labels(outputs, job.in_hw)
                 conf = seg.confidence(outputs, job.in_hw) if conf is not None else None
         with timer("publish"), cam.order.turn("floor_grid", result.seq):
-            if cam is self._single:
+            if cam is self._single and self.floor is not None:
                 self.floor(labels, result.header, self.camera_info, conf)
             elif self.camera_floors is not None:
                 self.camera_floors(cam.name, labels, result.header, cam.camera_info, conf)

@@ -78,10 +78,8 @@ class OutputPublishers:
                     model_hw: tuple[int, int]) -> tuple[int, int]:
         """(H, W) of the published images from the ``output_size`` parameter."""
         size = parse_output_size(live.output_size)
-        if size == "input":
-            return input_hw
-        if size == "model":
-            return model_hw
+        if isinstance(size, str):
+            return input_hw if size == "input" else model_hw
         return size[1], size[0]
 
     # --- one frame ---------------------------------------------------------------------------
