@@ -19,6 +19,7 @@ from seg_ros.floor.camera import CameraModel, CameraPose
 from seg_ros.floor.grid import GridSpec, GroundLut, build_lut
 
 LutKey = tuple[CameraModel, CameraPose, GridSpec]
+INLINE_CELLS = 100_000  # a first table this small (tens of ms) is built on the caller's thread
 
 
 @dataclass
@@ -51,16 +52,19 @@ class LutCache:
         """The table for this camera, pose and grid, or None while it is built (requested now).
 
         ``inline_s``: when the last build of a grid of this size took less than this many
-        seconds, build on the caller's thread instead (a pose from tf that moves every frame
-        needs a new table each frame; a small one costs milliseconds)."""
+        seconds (or, for the first grid of a size, it has at most INLINE_CELLS cells), build on
+        the caller's thread instead: a pose from tf that moves every frame needs a new table
+        each frame, and the first frame gets its grid; a small table costs milliseconds."""
         key = (camera, pose, spec)
         with self._cond:
             lut = self._done.get(key)
             if lut is not None:
                 self._done.move_to_end(key)
                 return lut
-            quick = (self._last_size == (spec.rows, spec.cols) and self.status.building_since == 0
-                     and 0 < self.status.last_build_s < inline_s)
+            quick = inline_s > 0 and self.status.building_since == 0 and (
+                0 < self.status.last_build_s < inline_s
+                if self._last_size == (spec.rows, spec.cols)
+                else spec.rows * spec.cols <= INLINE_CELLS)  # first of its size: by cell count
         if quick:
             self._build(key)
             return self._done.get(key)
