@@ -35,10 +35,7 @@ OCCUPIED_THRESH, FREE_THRESH = 0.65, 0.196
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("labels", help="single-channel class-id PNG (seg-ros segment *_labels.png)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="model file whose card lists the traversable classes")
-    which.add_argument("--traversable", help="comma-separated traversable class ids, e.g. 3,4")
-    p.add_argument("--camera-info", required=True, help="camera_calibration YAML of the camera")
+    add_classes_and_camera(p)
     p.add_argument("--pose", required=True, nargs=6, type=float,
                    metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
                    help="camera body pose in the grid frame (m, rad; REP 103, pitch>0 = down)")
@@ -53,6 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pixels below this confidence (0..255) leave their cell unknown")
     add_obstacle_mode(p)
     p.add_argument("--out", required=True, help="map YAML to write (the .pgm goes beside it)")
+
+
+def add_classes_and_camera(p: argparse.ArgumentParser) -> None:
+    """--model | --traversable (what is floor) and --camera-info, as floor and floor-map take
+    them (read back by :func:`traversable_ids`)."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model file whose card lists the traversable classes")
+    which.add_argument("--traversable", help="comma-separated traversable class ids, e.g. 3,4")
+    p.add_argument("--camera-info", required=True, help="camera_calibration YAML of the camera")
 
 
 def add_obstacle_mode(p: argparse.ArgumentParser) -> None:

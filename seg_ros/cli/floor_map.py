@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_ros.cli.floor import (
+    add_classes_and_camera,
     add_obstacle_mode,
     read_labels,
     summary,
@@ -46,10 +47,7 @@ COLUMNS = ("image", "x", "y", "z", "roll", "pitch", "yaw")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", required=True, help="folder of single-channel class-id PNGs")
     p.add_argument("--poses", required=True, help="CSV: image,x,y,z,roll,pitch,yaw per image")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="model file whose card lists the traversable classes")
-    which.add_argument("--traversable", help="comma-separated traversable class ids, e.g. 3,4")
-    p.add_argument("--camera-info", required=True, help="camera_calibration YAML of the camera")
+    add_classes_and_camera(p)
     p.add_argument("--camera-pose", required=True, nargs=6, type=float,
                    metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
                    help="camera body pose in the base frame (m, rad; REP 103, pitch>0 = down)")
