@@ -72,6 +72,18 @@ class _CameraGrid:
     skipped: str = ""                                    # why the last frame made no grid
 
 
+def camera_specs(cameras: Sequence[str]) -> list[ParamSpec]:
+    """The several-camera floor parameters: each camera's pose, and whether grids merge."""
+    specs = [ParamSpec(f"{c}.camera_pose", "double_array", None,
+                       f"Pose of camera {c} in grid_frame: [x, y, z, roll, pitch, yaw] "
+                       "(m, rad); unset: tf at the image stamp. Read at start.",
+                       read_only=True) for c in cameras]
+    specs.append(ParamSpec("grid.merge", "bool", False,
+                           "Merge the cameras' grids into ~/floor_grid (occupied wins).",
+                           live=True))
+    return specs
+
+
 class CameraFloorGrids:
     """~/c/floor_grid for each camera, the merged ~/floor_grid and the fused map's input."""
 
@@ -79,14 +91,7 @@ class CameraFloorGrids:
         from nav_msgs.msg import OccupancyGrid
 
         self.floor, self.lock = floor, threading.Lock()
-        specs = [ParamSpec(f"{c}.camera_pose", "double_array", None,
-                           f"Pose of camera {c} in grid_frame: [x, y, z, roll, pitch, yaw] "
-                           "(m, rad); unset: tf at the image stamp. Read at start.",
-                           read_only=True) for c in cameras]
-        specs.append(ParamSpec("grid.merge", "bool", False,
-                               "Merge the cameras' grids into ~/floor_grid (occupied wins).",
-                               live=True))
-        values = declare(node, specs, "floor grid")
+        values = declare(node, camera_specs(cameras), "floor grid")
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.grids = {c: _CameraGrid(node.create_publisher(OccupancyGrid, f"~/{c}/floor_grid",
                                                            qos),
