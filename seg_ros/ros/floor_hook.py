@@ -34,6 +34,7 @@ from seg_ros.floor.grid import check_obstacle_mode
 from seg_ros.floor.lut_cache import LutCache
 from seg_ros.floor.map import Pose2D
 from seg_ros.ros import convert, floor_map
+from seg_ros.ros.compat import add_parameter_callbacks
 from seg_ros.ros.floor_map import FloorMapOutput
 from seg_ros.ros.floor_params import declare
 from seg_ros.ros.params import ParamSpec, parse_class_filter
@@ -223,8 +224,7 @@ class FloorGrid:
             self._start_tf()
         self.pub = node.create_publisher(
             OccupancyGrid, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        node.add_on_set_parameters_callback(self._check_params)
-        node.add_post_set_parameters_callback(self._apply_params)
+        add_parameter_callbacks(node, self._check_params, self._apply_params)
         self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}; "
                       f"fused on {self.map.pub.topic_name}: {self.map.describe()}")
 
