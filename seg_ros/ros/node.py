@@ -61,6 +61,7 @@ from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, params
 from seg_ros.ros.camera_floor import CameraFloorGrids
 from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
+from seg_ros.ros.compat import add_parameter_callbacks
 from seg_ros.ros.depth_hook import DepthInput
 from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.ros.health import STALE_INPUT_S, HealthReport
@@ -149,8 +150,7 @@ class SegmentationCore(HealthReport, BatchServing):
         self.label_info = LabelInfoPublishers(self)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
-        self.add_on_set_parameters_callback(self._check_params)
-        self.add_post_set_parameters_callback(self._apply_params)
+        add_parameter_callbacks(self, self._check_params, self._apply_params)
         self._last_diag = (time.monotonic(), 0, 0)
         self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
