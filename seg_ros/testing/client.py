@@ -218,9 +218,11 @@ class RawCounter:
                 else:
                     self._partial[s] = k
 
-        self.subs = [client.node.create_subscription(Image, f"{node}/{o}",
-                                                     lambda m, o=o: on(o, m), qos, raw=True,
-                                                     callback_group=OwnThreadGroup())
+        def on_output(o: str) -> Callable[[Any], None]:  # typed: Jazzy's rclpy is generic
+            return lambda raw: on(o, raw)
+
+        self.subs = [client.node.create_subscription(Image, f"{node}/{o}", on_output(o), qos,
+                                                     raw=True, callback_group=OwnThreadGroup())
                      for o in outputs]
         self.intakes = [Intake(sub, client.ctx, cast(Any, sub.callback), self._error,
                                name=f"count_{o}")
