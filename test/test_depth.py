@@ -327,15 +327,36 @@ def test_marking_settings_refuse_inverted_heights() -> None:
 def test_stamp_buffer_takes_the_same_stamp_else_the_nearest_within_the_skew() -> None:
     from seg_ros.depth.stamps import StampBuffer
 
-    buf: StampBuffer[str] = StampBuffer(size=3)
+    buf: StampBuffer[str] = StampBuffer(span_ns=150)
     for stamp, name in ((100, "a"), (200, "b"), (205, "c"), (300, "d")):
         buf.put(stamp, name)
     assert buf.received == 4
     assert buf.nearest(200, 10) == ("b", 0)          # exact beats a nearer-looking newer one
     assert buf.nearest(203, 10) == ("c", 2)
     assert buf.nearest(290, 9) is None               # 10 ns away: beyond the skew
-    assert buf.nearest(100, 50) is None              # dropped: the buffer keeps the last 3
+    assert buf.nearest(290, None) == ("d", 10)       # the real gap, for the diagnostics
+    assert buf.nearest(100, 50) is None              # dropped: older than 300 - 150
 
+
+def test_stamp_buffer_keeps_a_time_span_whatever_the_rate() -> None:
+    """150 Hz depth keeps as much stamp time as 15 Hz (a count of 16 kept ~107 ms); a stamp
+    far in the past (a bag looping) restarts the buffer instead of being evicted at once."""
+    from seg_ros.depth.stamps import StampBuffer
+
+    ms = 1_000_000
+    for hz in (15, 150):
+        buf: StampBuffer[int] = StampBuffer(span_ns=400 * ms)
+        for k in range(3 * hz):
+            buf.put(k * 1000 * ms // hz, k)
+        newest = (3 * hz - 1) * 1000 * ms // hz
+        assert buf.nearest(newest - 300 * ms, 1000 * ms // hz) is not None, hz
+        assert len(buf) == 400 * hz // 1000 + 1, (hz, len(buf))
+    buf.put(5 * ms, -1)
+    assert buf.restarts == 1 and buf.nearest(5 * ms, 0) == (-1, 0) and len(buf) == 1
+    small: StampBuffer[int] = StampBuffer(span_ns=10**12, max_items=8)
+    for k in range(100):
+        small.put(k, k)
+    assert len(small) == 8
 
 
 def test_wide_labels_and_no_confidence_keep_the_layout() -> None:
@@ -352,3 +373,72 @@ def test_wide_labels_and_no_confidence_keep_the_layout() -> None:
     np.testing.assert_array_equal(cloud[:, :, 12:14].copy().view("<u2")[:, :, 0], labels)
     assert (cloud[:, :, 14] == 0).all()
     assert np.isnan(cloud[0, 0, :12].copy().view(np.float32)).all()
+
+
+@pytest.mark.parametrize("model, d", [
+    ("plumb_bob", (-0.3, 0.1, 0.001, -0.002, 0.01)),
+    ("rational_polynomial", (-0.3, 0.1, 0.001, -0.002, 0.01, 0.02, 0.01, 0.003)),
+    ("rational_polynomial", (-0.3, 0.1, 0.001, -0.002, 0.01, 0.02, 0.01, 0.003, 1e-3, 2e-3,
+                             3e-3, 4e-3)),
+    ("equidistant", (0.1, -0.02, 0.003, -0.001)),
+    ("plumb_bob", ()),
+])
+def test_jacobian_free_projection_equals_opencv(model: str, d: tuple[float, ...]) -> None:
+    """The depth -> colour map's own lens math lands where cv2.projectPoints does (1e-9 px),
+    NaN where CameraModel.project refuses (beyond the lens's max angle)."""
+    from seg_ros.depth.rays import project_normalised
+
+    cam = CameraModel(640, 480, (300.0, 0, 320, 0, 305.0, 240, 0, 0, 1), d, model,
+                      roi=Roi(8, 4, 600, 440))
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1.5, 1.5, 4000), rng.uniform(-1.5, 1.5, 4000)
+    ours = project_normalised(cam, x, y).T
+    cv = cam.project(np.stack([x, y, np.ones_like(x)], axis=1))
+    assert np.array_equal(np.isfinite(ours), np.isfinite(cv))
+    ok = np.isfinite(cv)
+    assert np.abs(ours[ok] - cv[ok]).max() < 1e-9
+
+
+def test_depth_to_colour_map_of_a_full_hd_depth_costs_under_50_mb() -> None:
+    """A 1920x1080 depth camera mapped onto a 640x480 colour one: built block by block without
+    a Jacobian (cv2.projectPoints needed ~1.1 GB), the result is the only large allocation."""
+    import tracemalloc
+
+    from seg_ros.depth.rays import _build, _pixel_map
+
+    depth = CameraModel(1920, 1080, (1500.0, 0, 960, 0, 1500.0, 540, 0, 0, 1),
+                        (0.05, -0.01, 0.0, 0.0, 0.0))
+    colour = CameraModel(640, 480, (500.0, 0, 320, 0, 500.0, 240, 0, 0, 1),
+                         (-0.1, 0.02, 0.0, 0.0, 0.0))
+    _build.cache_clear()
+    _pixel_map.cache_clear()
+    tracemalloc.start()
+    try:
+        index = colour_pixel_map(depth, colour)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert index is not None and index.shape == (1080, 1920)
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB to build one map"
+    centre = index[540, 960]  # the optical axis lands on the colour principal point
+    assert (centre // 640, centre % 640) == (240, 320)
+    _build.cache_clear()
+    _pixel_map.cache_clear()
+
+
+def test_map_cache_builds_beside_the_caller_and_keeps_six_calibrations() -> None:
+    """A big depth camera's maps are built on the cache's thread (None meanwhile); six
+    alternating calibrations stay cached: no rebuild per frame."""
+    from seg_ros.depth.maps import MapCache
+
+    cache = MapCache(keep=8)
+    colour = pinhole(160, 120, 100.0)
+    big = pinhole(800, 600, 500.0)
+    assert cache.get(big, colour) is None  # 480k pixels: requested, not built here
+    assert cache.wait(big, colour, timeout=60) is not None
+    cams = [pinhole(80, 60, 50.0 + k) for k in range(6)]
+    for _ in range(3):
+        for cam in cams:
+            assert cache.get(cam, colour) is not None  # small: built inline the first time
+    assert cache.status.builds == 1 + 6
+    cache.close()

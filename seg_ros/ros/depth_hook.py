@@ -2,15 +2,19 @@
 
 A registered depth image (REP 118: 16UC1 millimetres or 32FC1 metres, 0 / NaN = no return;
 e.g. a RealSense's ``aligned_depth_to_color/image_raw``) is paired with each colour frame by
-stamp: the same stamp, else the nearest within ``depth.max_skew_ms`` among the latest
-:data:`BUFFER` depth images. A colour frame without a twin is counted (``depth_unmatched``)
-and still segmented; its cloud is skipped and its floor grid uses the flat-floor rule.
+stamp: the same stamp, else the nearest within ``depth.max_skew_ms`` among the depth images of
+the last max(depth.max_skew_ms, the node's p99 latency) + :data:`KEEP_MARGIN_S` of stamp time
+(a span, not a count: 150 Hz depth matches as well as 15 Hz). A colour frame without a twin is
+counted (``depth_unmatched``) and still segmented; its cloud is skipped and its floor grid uses
+the flat-floor rule. /diagnostics names the latest cause (rejected image, missing camera_info,
+nearest depth image and its real gap, maps being built).
 
 ``~/points`` (sensor_msgs/PointCloud2, organised: the depth image's height x width, fields
 x y z label confidence [rgb], see :mod:`seg_ros.depth.cloud`) is in the camera optical frame
 with the colour frame's header, and is computed only while somebody subscribes. The depth
 camera_info is needed only when the depth image's size differs from the colour image's; each
-depth pixel then takes the label of the colour pixel its ray falls on.
+depth pixel then takes the label of the colour pixel its ray falls on (the rays and that map
+are built beside the worker, seg_ros.depth.maps; a camera_info that keeps changing is WARN).
 
 :meth:`DepthInput.frame_for` gives the floor grid the same matched frame (once per stamp), and
 :meth:`DepthInput.floor_cells` marks the floor grid from it (``grid.source``).
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +40,11 @@ from seg_ros.depth import (
     CloudBuffer,
     DepthGridMarker,
     MarkingSettings,
-    RayTable,
-    colour_pixel_map,
     fill_from_flat,
 )
 from seg_ros.depth import depth_to_metres as decode_depth
+from seg_ros.depth.maps import MapCache
+from seg_ros.depth.rays import RayTable
 from seg_ros.depth.stamps import StampBuffer
 from seg_ros.errors import CodecError, ConfigError
 from seg_ros.floor import UNKNOWN, CameraModel, GroundLut
@@ -52,7 +56,10 @@ from seg_ros.ros.points import cloud_msg
 
 TOPIC = "~/points"
 DEPTH_TOPIC, DEPTH_INFO_TOPIC = "depth/image", "depth/camera_info"
-BUFFER = 16  # depth images kept for matching (half a second at 30 Hz)
+KEEP_MARGIN_S = 0.25  # stamp time kept beyond max(skew, latency) for matching
+MAX_KEPT = 256  # depth images kept at most (memory bound, whatever the rate)
+RECENT_S = 10.0  # a fault this recent names the cause of a silent ~/points
+INFO_CHANGES_WARN = 3  # depth/colour camera pairs changing this often in RECENT_S: WARN
 LOG_THROTTLE_S = 10.0
 GRID_SOURCES = ("auto", "depth", "flat")
 
@@ -134,6 +141,7 @@ class DepthCounters:
     no_camera_info: int = 0   # matched depth images without a usable camera_info
     points_published: int = 0
     depth_grids: int = 0      # floor grids marked from depth
+    maps_pending: int = 0     # matched frames skipped while their rays / pixel map were built
 
 
 def _declare(node: Any) -> dict[str, Any]:
@@ -164,17 +172,21 @@ class DepthInput:
         self._values = _declare(node)
         self._cfg = config_from(self._values)  # ConfigError naming the parameters and the fix
         self.counters = DepthCounters()
-        self.buffer: StampBuffer[Any] = StampBuffer(BUFFER)
+        self.buffer: StampBuffer[Any] = StampBuffer(self._span_ns(), MAX_KEPT)
+        self.maps = MapCache(keep=8)
+        self._period: dict[str, int] = {}  # faults by kind since the last health()
+        self._fault: tuple[str, float] = ("", 0.0)  # latest fault line, monotonic time
+        self._pair: tuple[Any, ...] = ()  # the last (depth, colour) camera pair matched
+        self._pair_changes: deque[float] = deque(maxlen=64)  # when it changed (monotonic)
         self.depth_info: Any = None
         self._models: dict[int, tuple[Any, CameraModel | None]] = {}  # id(msg) -> model
         self._recent: OrderedDict[tuple[int, int, int], DepthFrame | None] = OrderedDict()
         self._lock = threading.Lock()
         self._clouds = threading.local()  # one buffer per worker thread
         self._logged: dict[str, float] = {}
-        self.last_skew_ms = float("nan")
+        self.last_skew_ms = float("nan")  # gap to the nearest depth image, matched or not
         self.grid_source_last = "none"  # what marked the last floor grid
         self._unmatched_stamp = -1
-        self._seen_unmatched = 0  # unmatched count at the last health() call
         self._marker_cache: tuple[tuple[Any, ...], DepthGridMarker] | None = None
         self._trav_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
         s = getattr(node, "startup", None)
@@ -208,16 +220,17 @@ class DepthInput:
 
     def _on_depth(self, msg: Image) -> None:
         self.buffer.put(stamp_ns(msg.header), msg)
-        self._warm_rays((int(msg.height), int(msg.width)))
+        colour = self._model(self.node.camera_info)
+        cameras = self._cameras((int(msg.height), int(msg.width)),
+                                (0, 0) if colour is None else _size(colour), quiet=True)
+        if cameras is not None:  # request the maps now, built beside the worker
+            self.maps.get(*cameras, inline=False)
 
-    def _warm_rays(self, shape: tuple[int, int]) -> None:
-        """Build the ray table of the camera that will describe this depth image here, beside
-        the worker (tens of ms once per camera_info); later lookups hit the cache."""
-        for info in (self.depth_info, self.node.camera_info):
-            model = self._model(info)
-            if model is not None and _size(model) == shape:
-                RayTable.for_camera(model)
-                return
+    def _span_ns(self) -> int:
+        """Stamp time of depth kept: max(skew, the node's p99 latency) + KEEP_MARGIN_S."""
+        lat = list(getattr(getattr(self.node, "stats", None), "lat_receive_ms", ()) or ())
+        p99_ns = int(np.percentile(lat, 99) * 1e6) if lat else 0
+        return max(self._cfg.max_skew_ns, p99_ns) + int(KEEP_MARGIN_S * 1e9)
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.depth_info = msg
@@ -265,35 +278,58 @@ class DepthInput:
         return frame
 
     def _match(self, stamp: int, colour_size: tuple[int, int]) -> DepthFrame | None:
-        hit = self.buffer.nearest(stamp, self._cfg.max_skew_ns)
-        if hit is None:
+        near = self.buffer.nearest(stamp, None)
+        self.last_skew_ms = float("nan") if near is None else near[1] / 1e6
+        if near is None or near[1] > self._cfg.max_skew_ns:
             if (self.buffer.received or self.wanted()) and stamp != self._unmatched_stamp:
                 self._unmatched_stamp = stamp  # once per frame, whoever asks first
                 self.counters.unmatched += 1
-                self._warn("unmatched", f"no depth image on {self.depth_sub.topic_name} within "
-                           f"depth.max_skew_ms = {self._cfg.max_skew_ns / 1e6:g} ms of a colour "
-                           "frame (counted as depth_unmatched): check that the depth stream "
-                           "runs and is stamped like the colour one, or raise the skew")
+                gap = ("none is kept" if near is None
+                       else f"the nearest is {near[1] / 1e6:.1f} ms away")
+                self._fault_line("unmatched", f"no depth image on {self.depth_sub.topic_name} "
+                                 f"within depth.max_skew_ms = {self._cfg.max_skew_ns / 1e6:g} ms "
+                                 f"of a colour frame ({gap}): check that the depth stream runs "
+                                 "and is stamped like the colour one")
             return None
-        msg, skew = hit
+        msg, skew = near
         try:
             metres = decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                                   bool(msg.is_bigendian))
         except CodecError as e:
             self.counters.rejected += 1
-            self._warn("rejected", f"depth image rejected: {e}")
+            self._fault_line("rejected", f"depth image rejected: {e}")
             return None
         cameras = self._cameras(metres.shape, colour_size)
         if cameras is None:
             return None
-        depth_cam, colour_cam = cameras
-        pixel_map = None if colour_cam is None else colour_pixel_map(depth_cam, colour_cam)
+        self._note_pair(cameras)
+        maps = self.maps.get(*cameras)
+        if maps is None:
+            self.counters.maps_pending += 1
+            st = self.maps.status
+            why = (f"depth maps failed: {st.last_error}" if st.last_error else
+                   f"building the depth rays / pixel map for the {st.building} depth image "
+                   "beside the worker (about a second at 1280x720)")
+            self._fault_line("pending", why)
+            return None
         self.counters.matched += 1
-        self.last_skew_ms = skew / 1e6
-        return DepthFrame(metres, depth_cam, RayTable.for_camera(depth_cam), pixel_map, skew)
+        return DepthFrame(metres, cameras[0], maps.rays, maps.pixel_map, skew)
 
-    def _cameras(self, depth_shape: tuple[int, ...], colour_size: tuple[int, int]
-                 ) -> tuple[CameraModel, CameraModel | None] | None:
+    def _note_pair(self, cameras: tuple[Any, ...]) -> None:
+        if cameras != self._pair:
+            if self._pair:
+                self._pair_changes.append(time.monotonic())
+            self._pair = cameras
+
+    def _fault_line(self, kind: str, line: str) -> None:
+        """Count ``kind`` for this period, remember ``line`` as the latest cause, log it
+        (throttled per kind)."""
+        self._period[kind] = self._period.get(kind, 0) + 1
+        self._fault = (line, time.monotonic())
+        self._warn(kind, line)
+
+    def _cameras(self, depth_shape: tuple[int, ...], colour_size: tuple[int, int],
+                 quiet: bool = False) -> tuple[CameraModel, CameraModel | None] | None:
         """(depth camera, colour camera or None when registered pixel for pixel), or None
         (counted, logged) when no camera_info describes the depth image."""
         colour = self._model(self.node.camera_info)
@@ -303,8 +339,10 @@ class DepthInput:
         if colour is not None and _size(colour) != colour_size:
             colour = None  # the colour camera_info is of another stream: map by size only
         if depth is None or (colour is None and depth_shape != colour_size):
+            if quiet:
+                return None
             self.counters.no_camera_info += 1
-            self._warn("camera_info", f"no camera_info describes the {depth_shape[1]}x"
+            self._fault_line("camera_info", f"no camera_info describes the {depth_shape[1]}x"
                        f"{depth_shape[0]} depth image: publish its CameraInfo on "
                        f"{self.info_sub.topic_name} (or register the depth to the colour image "
                        "at the colour resolution)")
@@ -382,23 +420,31 @@ class DepthInput:
     # --- diagnostics -----------------------------------------------------------------------------
 
     def stall_reason(self) -> str:
-        """Why ~/points stays silent (the node's watchdog names it)."""
-        c = self.counters
+        """Why ~/points stays silent (the node's watchdog names it): the latest fault of the
+        last RECENT_S seconds, not a counter that was once non-zero."""
         if self.buffer.received == 0:
             return f"no depth image has arrived on {self.depth_sub.topic_name}"
-        if c.no_camera_info:
-            return ("no camera_info describes the depth image (publish depth/camera_info when "
-                    "its size differs from the colour image)")
-        return (f"no depth image within depth.max_skew_ms of the colour frames ({c.unmatched} "
-                f"unmatched; last skew {self.last_skew_ms:.1f} ms)")
+        line, at = self._fault
+        if line and time.monotonic() - at < RECENT_S:
+            return line
+        return (f"no depth image within depth.max_skew_ms of the colour frames (nearest "
+                f"{self.last_skew_ms:.1f} ms away)")
 
     def health(self) -> tuple[int, str]:
-        """WARN for the period in which colour frames found no depth twin while a depth stream
-        or ~/points exists (the colour outputs still went out)."""
-        c = self.counters
-        new, self._seen_unmatched = c.unmatched - self._seen_unmatched, c.unmatched
-        if new > 0:
-            return 1, f"depth: {new} colour frames without a depth image: {self.stall_reason()}"
+        """WARN for a period in which colour frames that needed depth went without it (the
+        colour outputs still went out), naming the latest cause; WARN while the camera pair
+        keeps changing (each change costs a map build). Also re-sizes the matching span."""
+        self.buffer.span_ns = self._span_ns()
+        period, self._period = self._period, {}
+        if (n := sum(period.values())) > 0:
+            kinds = ", ".join(f"{v} {k}" for k, v in sorted(period.items()))
+            return 1, f"depth: {n} colour frames without depth ({kinds}): {self._fault[0]}"
+        now = time.monotonic()
+        changes = sum(1 for t in self._pair_changes if now - t < RECENT_S)
+        if changes >= INFO_CHANGES_WARN:
+            return 1, (f"depth: the depth/colour camera_info changed {changes} times in the "
+                       f"last {RECENT_S:g} s ({self.maps.status.builds} map builds so far): "
+                       "publish one fixed calibration on depth/camera_info and camera_info")
         return 0, ""
 
     def diagnostics_values(self) -> dict[str, str]:
@@ -409,7 +455,14 @@ class DepthInput:
                 "depth_unmatched": str(c.unmatched),
                 "depth_rejected": str(c.rejected),
                 "depth_no_camera_info": str(c.no_camera_info),
+                "depth_maps_pending": str(c.maps_pending),
+                "depth_map_builds": str(self.maps.status.builds),
                 "depth_last_skew_ms": f"{self.last_skew_ms:.3f}",
+                "depth_kept": str(len(self.buffer)),
+                "depth_kept_span_ms": f"{self.buffer.span_ns / 1e6:.0f}",
+                "depth_last_problem": self._fault[0],
+                "depth_last_problem_age_s": (f"{time.monotonic() - self._fault[1]:.1f}"
+                                             if self._fault[0] else ""),
                 "points_published": str(c.points_published),
                 "depth_floor_grids": str(c.depth_grids),
                 "floor_grid_source": self.grid_source_last}
