@@ -15,9 +15,10 @@ import torch.multiprocessing as mp
 from seg_ros.dataset_spec import find_dataset_spec, load_dataset_spec
 from seg_ros.errors import ConfigError
 from seg_ros.model_card import camvid_card
+from seg_ros.train.checkpoint import load_checkpoint, model_from_checkpoint
 from seg_ros.train.data import SegmentationDataset
 from seg_ros.train.export import LabelsHead, export_onnx
-from seg_ros.train.loop import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from seg_ros.train.loop import TrainConfig, train
 from seg_ros.train.losses import build_loss
 from seg_ros.train.models import MobileNetV2Encoder, build_model, load_imagenet
 from seg_ros.train.models.mobilenetv2 import default_imagenet_weights
@@ -96,7 +97,7 @@ def test_training_at_base_scale_evaluates_on_full_size_labels(camvid_dir, tmp_pa
 
 
 def test_time_limit_estimate_skips_start_up_and_first_eval() -> None:
-    from seg_ros.train.loop import epochs_that_fit, time_limit_rates
+    from seg_ros.train.schedule import epochs_that_fit, time_limit_rates
 
     # the gpu2 run: epoch 1 = 23 s (workers, autotune), then ~1.6 s; first eval 8 s, then 1.5 s
     per_epoch, eval_s = time_limit_rates([23.0] + [1.6] * 9, [8.0, 1.5])

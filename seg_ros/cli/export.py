@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     from seg_ros.errors import ConfigError
     from seg_ros.model_card import ModelCard
+    from seg_ros.train.checkpoint import load_checkpoint, model_from_checkpoint
     from seg_ros.train.export import export_onnx
-    from seg_ros.train.loop import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     card = ModelCard.from_dict(ckpt["card"], source=f"{args.checkpoint} card")

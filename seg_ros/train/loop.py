@@ -10,7 +10,6 @@ uninterrupted one would do (bit-identical on CPU).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -28,12 +27,12 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from seg_ros import metrics
 from seg_ros.dataset_spec import find_dataset_spec
 from seg_ros.errors import ConfigError
+from seg_ros.train.checkpoint import CKPT_FORMAT, load_checkpoint, save_checkpoint
 from seg_ros.train.data import SegmentationDataset, median_frequency_weights
 from seg_ros.train.losses import build_loss
 from seg_ros.train.models import build_model, load_imagenet, resolve_encoder_weights
+from seg_ros.train.schedule import epochs_that_fit, lr_factor, time_limit_rates
 from seg_ros.train.transforms import eval_transform, train_transform
-
-CKPT_FORMAT = 1
 
 
 @dataclass
@@ -70,39 +69,6 @@ class TrainConfig:
     command: str = ""
 
 
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a seg_ros checkpoint safely (weights_only); bad files raise naming file and fix."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} not found: pass the best.pt / last.pt of a run")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConfigError(
-            f"checkpoint {path} is corrupt or not a torch file ({type(e).__name__}): delete it "
-            "and use the run's other checkpoint (best.pt / last.pt) or train again") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT or "model" not in ckpt:
-        raise ConfigError(f"checkpoint {path} is not a seg_ros training checkpoint (format "
-                          f"{CKPT_FORMAT}): pass a best.pt / last.pt written by `seg-ros train`")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """Rebuild the checkpoint's architecture and load its weights (eval mode)."""
-    net = build_model(ckpt["arch"], len(ckpt["card"]["class_names"]), **ckpt["arch_options"])
-    net.load_state_dict(ckpt["model"], strict=True)
-    return net.eval()
-
-
-def _save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
-
-
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -136,20 +102,6 @@ def resolve_device(spec: str) -> torch.device:
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {spec} but CUDA is not available: use --device cpu")
     return torch.device(spec)
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """LR multiplier at ``step``: linear warm-up then poly(0.9) or cosine one-cycle decay."""
-    if schedule == "onecycle":
-        warmup = max(warmup, int(0.1 * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "poly":
-        return (1 - t) ** 0.9
-    if schedule == "onecycle":
-        return 0.5 * (1 + math.cos(math.pi * t)) * 0.99 + 0.01
-    raise ConfigError(f"unknown --schedule {schedule!r}: use poly or onecycle")
 
 
 @torch.no_grad()
@@ -419,7 +371,7 @@ class Trainer:
             self._log(f"{head} lr {rec['lr']:.2e} [{rec['wall_s']:.0f} s]")
         self.history.append(rec)
         if self.main:
-            _save({**self.meta, "model": self.net.state_dict(),
+            save_checkpoint({**self.meta, "model": self.net.state_dict(),
                    "optimizer": self.opt.state_dict(), "epoch": epoch + 1, "step": self.step,
                    "best_miou": self.best, "history": self.history,
                    "wall_time_s": rec["wall_s"], "rng": torch.get_rng_state()}, self.last_path)
@@ -435,7 +387,7 @@ class Trainer:
         rec.update(val_miou=s["miou"], val_pixel_accuracy=s["pixel_accuracy"])
         if s["miou"] > self.best:
             self.best = s["miou"]
-            _save({**self.meta, "model": self.net.state_dict(), "epoch": epoch + 1,
+            save_checkpoint({**self.meta, "model": self.net.state_dict(), "epoch": epoch + 1,
                    "step": self.step, "val": s, "confusion": cm.tolist(),
                    "wall_time_s": rec["wall_s"]}, self.out / "best.pt")
         return s
@@ -467,22 +419,6 @@ class Trainer:
         """Rank 0 prints; the other ranks stay quiet."""
         if self.main:
             _log(msg)
-
-
-def time_limit_rates(epoch_times: list[float], eval_times: list[float]) -> tuple[float, float]:
-    """(s per epoch without eval, s per eval) for --time-limit, skipping the first of each
-    (start-up and autotuning) whenever a later one exists."""
-    ep = epoch_times[1:] or epoch_times
-    ev = eval_times[1:] or eval_times
-    # Means, not medians: slow outliers (checkpoint writes, loader hiccups) cost real time.
-    return (float(np.mean(ep)) if ep else 0.0), (float(np.mean(ev)) if ev else 0.0)
-
-
-def epochs_that_fit(seconds: float, per_epoch: float, eval_s: float, eval_every: int) -> int:
-    """Whole epochs (with an eval every ``eval_every`` of them) that fit into ``seconds``,
-    with 5 % to spare (a 7.5 min budget once measured 1.83 s/epoch early and took 1.99 later)."""
-    per = 1.05 * (per_epoch + eval_s / max(1, eval_every))
-    return max(0, int(seconds / per)) if per > 0 else 1 << 30
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
