@@ -3,7 +3,8 @@
     python scripts/trim_rosdistro.py /path/to/rosdistro-checkout-or-git-dir
 
 Each kept rule is copied verbatim from the commit named in rosdep/keys.yaml, so rosdep resolves
-package.xml offline (test/test_install.py) exactly as it does against the full files.
+package.xml offline (test/test_install.py) exactly as it does against the full files, for every
+distribution keys.yaml lists under ``distros``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 KEYS = REPO / "rosdep" / "keys.yaml"
 OUT = REPO / "test" / "data" / "rosdistro"
-DISTRO = "kilted"
 
 
 def git_show(rosdistro: Path, commit: str, path: str) -> str:
@@ -50,8 +50,8 @@ def trimmed_rules(text: str, keys: list[str]) -> str:
     return "".join(blocks[k] for k in sorted(keys))
 
 
-def trimmed_distribution(text: str, repositories: set[str]) -> str:
-    """kilted/distribution.yaml with only ``repositories`` (and its header)."""
+def trimmed_distribution(text: str, repositories: set[str], distro: str) -> str:
+    """<distro>/distribution.yaml with only ``repositories`` (and its header)."""
     head, _, body = text.partition("\nrepositories:\n")
     lines = body.splitlines(keepends=True)
     end = next((i for i, line in enumerate(lines) if line[:1] not in (" ", "\n")), len(lines))
@@ -59,7 +59,7 @@ def trimmed_distribution(text: str, repositories: set[str]) -> str:
     blocks = top_level_blocks(repos_text, indent="  ")
     missing = sorted(repositories - set(blocks))
     if missing:
-        sys.exit(f"trim_rosdistro: not in {DISTRO}/distribution.yaml: {missing}")
+        sys.exit(f"trim_rosdistro: not in {distro}/distribution.yaml: {missing}")
     kept = "".join(blocks[r] for r in sorted(repositories))
     return f"{head}\nrepositories:\n{kept}{tail}"
 
@@ -68,17 +68,19 @@ def main(rosdistro: Path) -> None:
     keys = yaml.safe_load(KEYS.read_text())
     commit = keys["rosdistro_commit"]
     (OUT / "rosdep").mkdir(parents=True, exist_ok=True)
-    (OUT / DISTRO).mkdir(parents=True, exist_ok=True)
     note = f"# Trimmed from ros/rosdistro {commit} by scripts/trim_rosdistro.py\n"
     rules = trimmed_rules(git_show(rosdistro, commit, "rosdep/python.yaml"), list(keys["system"]))
     (OUT / "rosdep" / "python.yaml").write_text(note + rules)
-    dist = trimmed_distribution(git_show(rosdistro, commit, f"{DISTRO}/distribution.yaml"),
-                                set(keys["ros_packages"].values()))
-    directive, _, rest = dist.partition("\n")  # "%YAML 1.1" must stay first
-    (OUT / DISTRO / "distribution.yaml").write_text(f"{directive}\n{note}{rest}")
-    index = {"type": "index", "version": 4, "distributions": {DISTRO: {
-        "distribution": [f"{DISTRO}/distribution.yaml"], "distribution_status": "active",
-        "distribution_type": "ros2", "python_version": 3}}}
+    index: dict[str, object] = {"type": "index", "version": 4, "distributions": {}}
+    for distro in keys["distros"]:
+        dist = trimmed_distribution(git_show(rosdistro, commit, f"{distro}/distribution.yaml"),
+                                    set(keys["ros_packages"].values()), distro)
+        directive, _, rest = dist.partition("\n")  # "%YAML 1.1" must stay first
+        (OUT / distro).mkdir(parents=True, exist_ok=True)
+        (OUT / distro / "distribution.yaml").write_text(f"{directive}\n{note}{rest}")
+        index["distributions"][distro] = {  # type: ignore[index]
+            "distribution": [f"{distro}/distribution.yaml"], "distribution_status": "active",
+            "distribution_type": "ros2", "python_version": 3}
     (OUT / "index-v4.yaml").write_text("%YAML 1.1\n" + note + "---\n" + yaml.safe_dump(index))
     print(f"wrote {OUT}")
 

@@ -3,9 +3,9 @@
 * colcon (colcon-core + colcon-ros from PyPI) builds a workspace holding a clean copy of the
   repository in src/ with a plain ``colcon build``; the node module and the interface import
   from the install space, and the installed node publishes ``~/label_info``.
-* rosdep resolves every key of package.xml for Kilted on Ubuntu 24.04 against rule files
-  trimmed verbatim from ros/rosdistro (test/data/rosdistro), and package.xml uses exactly the
-  keys listed in rosdep/keys.yaml.
+* rosdep resolves every key of package.xml for Humble (Ubuntu 22.04, JetPack 6), Jazzy and
+  Kilted (24.04) and Lyrical (26.04) against rule files trimmed verbatim from ros/rosdistro
+  (test/data/rosdistro), and package.xml uses exactly the keys listed in rosdep/keys.yaml.
 
 The ROS underlay is this venv (ROS 2 Kilted from PyPI wheels), exported as a sourced
 /opt/ros/kilted would be: PATH, AMENT_PREFIX_PATH and CMAKE_PREFIX_PATH.
@@ -191,14 +191,15 @@ def test_package_xml_uses_exactly_the_listed_keys() -> None:
     assert "cv_bridge" not in used and "seg_ros_msgs" not in used
 
 
-def test_listed_keys_come_from_the_trimmed_rosdistro() -> None:
+@pytest.mark.parametrize("distro", sorted(KEYS["distros"]))
+def test_listed_keys_come_from_the_trimmed_rosdistro(distro: str) -> None:
     rules = yaml.safe_load((ROSDISTRO / "rosdep" / "python.yaml").read_text())
-    dist = yaml.safe_load((ROSDISTRO / "kilted" / "distribution.yaml").read_text())
+    dist = yaml.safe_load((ROSDISTRO / distro / "distribution.yaml").read_text())
     assert set(KEYS["system"]) <= set(rules)
     for pkg, repo in KEYS["ros_packages"].items():
         release = dist["repositories"][repo]["release"]
-        assert pkg in release.get("packages", [repo]), (pkg, repo)
-    assert "noble" in dist["release_platforms"]["ubuntu"]
+        assert pkg in release.get("packages", [repo]), (distro, pkg, repo)
+    assert KEYS["distros"][distro] in dist["release_platforms"]["ubuntu"]
 
 
 @pytest.fixture(scope="module")
@@ -213,28 +214,32 @@ def rosdep_env(tmp_path_factory) -> dict[str, str]:
         f"yaml file://{ROSDISTRO}/rosdep/python.yaml\n")
     env = dict(os.environ, ROSDEP_SOURCE_PATH=str(home / "sources.list.d"),
                ROS_HOME=str(home / "ros"), ROSDISTRO_INDEX_URL=f"file://{ROSDISTRO}/index-v4.yaml",
-               ROS_DISTRO="kilted", ROS_PYTHON_VERSION="3")
-    update = subprocess.run([str(rosdep), "update", "--rosdistro", "kilted"], env=env,
+               ROS_PYTHON_VERSION="3")
+    env.pop("ROS_DISTRO", None)  # each test names its distribution
+    update = subprocess.run([str(rosdep), "update"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert update.returncode == 0, update.stdout + update.stderr
     return env
 
 
-def test_rosdep_resolves_every_key_for_kilted_on_noble(rosdep_env: dict[str, str],
-                                                       tmp_path: Path) -> None:
+@pytest.mark.parametrize("distro", sorted(KEYS["distros"]))
+def test_rosdep_resolves_every_key(rosdep_env: dict[str, str], tmp_path: Path,
+                                   distro: str) -> None:
     """`rosdep install --from-paths src --ignore-src` on a workspace holding the repository, as
-    simulated for Ubuntu 24.04: every key resolves to the apt / pip package keys.yaml names."""
+    simulated for the distribution's Ubuntu (humble: jammy, jazzy and kilted: noble, lyrical:
+    resolute): every key resolves to the apt / pip package keys.yaml names."""
+    ubuntu = KEYS["distros"][distro]
     (tmp_path / "src" / "seg_ros").mkdir(parents=True)
     shutil.copy2(REPO / "package.xml", tmp_path / "src" / "seg_ros" / "package.xml")
     run = subprocess.run(
         [str(BIN / "rosdep"), "install", "--from-paths", "src", "--ignore-src", "--simulate",
-         "--reinstall", "-y", "--os=ubuntu:noble", "--rosdistro=kilted"],
+         "--reinstall", "-y", f"--os=ubuntu:{ubuntu}", f"--rosdistro={distro}"],
         cwd=tmp_path, env=rosdep_env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     installers = {"apt-get": "apt", "pip3": "pip"}
     resolved = {f"{installers[line.split()[0]]} {line.split()[-1]}"
                 for line in map(str.strip, run.stdout.splitlines())
                 if line.split()[:1] in (["apt-get"], ["pip3"])}
-    expected = {"apt ros-kilted-" + pkg.replace("_", "-") for pkg in KEYS["ros_packages"]}
+    expected = {f"apt ros-{distro}-" + pkg.replace("_", "-") for pkg in KEYS["ros_packages"]}
     expected |= {rule["noble"] for rule in KEYS["system"].values()}
     assert resolved == expected, run.stdout
