@@ -19,6 +19,11 @@ class ConfigError(SegRosError, ValueError):
     """A parameter, argument or data folder is invalid."""
 
 
+class ParameterTypeError(ConfigError):
+    """A parameter given a value of another type (a string for a number): a usage error, like
+    malformed ROS arguments (the node exits 2)."""
+
+
 def is_user_error(e: BaseException) -> bool:
     """True for errors that deserve one line, not a traceback (ours, plus missing files)."""
     return isinstance(e, SegRosError | FileNotFoundError)

@@ -12,7 +12,9 @@ frame before and after).
 
 Output follows nav_msgs/OccupancyGrid and Nav2: 100 where the probability >= occupied_threshold
 (lethal), 0 where <= free_threshold, -1 otherwise (unknown, never seen or undecided).
-Everything is ROS-free; :class:`PoseBuffer` interpolates the robot's pose at an image stamp.
+Everything is ROS-free; :class:`PoseBuffer` interpolates the robot's pose at an image stamp,
+:func:`checked_pose` refuses a pose no map can use (NaN, inf, beyond any plausible world, a
+quaternion far from unit) before it enters the buffer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import numpy as np
 from seg_ros.errors import ConfigError
 from seg_ros.floor.grid import FREE, OCCUPIED, UNKNOWN
 from seg_ros.floor.grid_spec import MAX_CELLS, GridSpec
+
+MAX_WORLD_M = 1e7  # |x|, |y| of any plausible pose (m): UTM northings stay below 1e7
+QUATERNION_TOLERANCE = 10e-3  # tf2's: | |q|^2 - 1 | below this is normalised, else refused
+JUMP_BACK_S = 1.0  # a stamp this much older than the newest is time going back (tf2_ros's)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,40 @@ class Pose2D:
                    math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz)))
 
 
+def checked_pose(x: float, y: float, q: tuple[float, float, float, float]
+                 ) -> tuple[Pose2D | None, str]:
+    """A position (m) and geometry_msgs (x, y, z, w) quaternion as a Pose2D, or None and why:
+    NaN / inf anywhere, |x| or |y| beyond :data:`MAX_WORLD_M`, a quaternion whose squared norm
+    is off 1 by :data:`QUATERNION_TOLERANCE` or more (zero included; as tf2 refuses it). One
+    within the tolerance is normalised first (tf2 does the same)."""
+    for name, v in (("position.x", x), ("position.y", y), ("orientation.x", q[0]),
+                    ("orientation.y", q[1]), ("orientation.z", q[2]), ("orientation.w", q[3])):
+        if not math.isfinite(v):
+            return None, f"{name} is {v}"
+    for name, v in (("position.x", x), ("position.y", y)):
+        if abs(v) > MAX_WORLD_M:
+            return None, (f"{name} = {v:g} m is outside any plausible world "
+                          f"(|{name[-1]}| <= {MAX_WORLD_M:g} m)")
+    n2 = math.fsum(c * c for c in q)
+    if abs(n2 - 1.0) >= QUATERNION_TOLERANCE:
+        what = "a zero quaternion" if n2 == 0 else f"not a unit quaternion (|q| = {n2 ** .5:.4g})"
+        return None, (f"orientation {tuple(round(c, 4) for c in q)} is {what}; tf2 accepts "
+                      f"|q|^2 within {QUATERNION_TOLERANCE:g} of 1")
+    n = math.sqrt(n2)
+    return Pose2D.from_quaternion(x, y, (q[0] / n, q[1] / n, q[2] / n, q[3] / n)), ""
+
+
+def pose_problem(pose: Pose2D) -> str:
+    """Why the map cannot take ``pose`` ("" = it can): the last guard before cells are indexed
+    (a tf pose is not checked on entry as odometry is)."""
+    if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw)):
+        return f"the pose ({pose.x}, {pose.y}, yaw {pose.yaw}) is not finite"
+    if max(abs(pose.x), abs(pose.y)) > MAX_WORLD_M:
+        return (f"the pose ({pose.x:g}, {pose.y:g}) m is outside any plausible world "
+                f"(|x|, |y| <= {MAX_WORLD_M:g} m)")
+    return ""
+
+
 def local_grid_spec(resolution: float, max_range_m: float,
                     camera: tuple[float, float] = (0.0, 0.0), frame_id: str = "base_footprint"
                     ) -> GridSpec:
@@ -180,6 +220,11 @@ class FloorMap:
         if s.rolling and (off_x > s.width_m / 4 or off_y > s.height_m / 4):
             self.centre_on(pose.x, pose.y)
 
+    def reset_time(self) -> None:
+        """Forget the last stamp (time went back: a simulator reset, a bag loop): the next
+        frame starts the decay clock again; the evidence stays."""
+        self.stamp_s = None
+
     def decay_to(self, stamp_s: float) -> None:
         """Decay every cell toward unknown for the stamp time since the last frame."""
         last, hl = self.stamp_s, self.spec.half_life_s
@@ -191,6 +236,8 @@ class FloorMap:
     def fuse(self, grid: np.ndarray, grid_spec: GridSpec, pose: Pose2D, stamp_s: float) -> None:
         """Lay one frame's grid (int8, cells of ``grid_spec`` in the robot's floor frame) into
         the map at ``pose`` (that frame in the fixed frame at the image stamp, seconds)."""
+        if why := pose_problem(pose):
+            raise ValueError(f"{why}: refuse such poses before fusing (checked_pose)")
         if grid.shape != (grid_spec.rows, grid_spec.cols):
             raise ConfigError(f"grid is {grid.shape}, its spec says {grid_spec.rows} x "
                               f"{grid_spec.cols} cells: pass the grid this spec describes")
@@ -271,6 +318,18 @@ class PoseBuffer:
         self._p.insert(k, pose)
         if len(self._t) > self.capacity:
             del self._t[0], self._p[0]
+
+    def clear(self) -> None:
+        self._t.clear()
+        self._p.clear()
+
+    def drop_after(self, stamp_s: float) -> int:
+        """Forget the poses stamped after ``stamp_s`` (left over from before time went back);
+        how many."""
+        k = bisect.bisect_right(self._t, stamp_s)
+        n = len(self._t) - k
+        del self._t[k:], self._p[k:]
+        return n
 
     def newest(self) -> float | None:
         return self._t[-1] if self._t else None

@@ -4,10 +4,15 @@ Owned by the floor hook (seg_ros.ros.floor_hook.FloorGrid), which hands it each 
 (in grid_frame, the robot's floor frame) with the image header. The robot's pose at the image
 stamp (grid_frame in ``map.frame``) comes from tf2 when the hook uses tf, else from
 nav_msgs/Odometry on ``odom`` (remappable; its pose is taken as grid_frame's, on the floor),
-interpolated from a bounded buffer. A frame with no pose within ``map.max_pose_age`` is not
-fused and is counted. The map (seg_ros.floor.map.FloorMap: log-odds, decay, rolling window) is
-published at ``map.rate_hz`` when it changed, reliable and transient-local (Nav2's StaticLayer,
-rviz and late subscribers get the last one), stamped with the last fused image.
+interpolated from a bounded buffer. An odometry pose no map can use (NaN, inf, beyond any
+plausible world, a quaternion far from unit; one near unit is normalised as tf2 does) is refused
+where it enters, counted and logged naming the field. Time going back (a simulator reset,
+``ros2 bag play --loop``: a stamp more than 1 s older than the newest, tf2_ros's threshold)
+clears the pose buffer and the map's decay clock, once per jump, logged. A frame with no pose
+within ``map.max_pose_age`` is not fused and is counted. The map (seg_ros.floor.map.FloorMap:
+log-odds, decay, rolling window) is published at ``map.rate_hz`` when it changed, reliable and
+transient-local (Nav2's StaticLayer, rviz and late subscribers get the last one), stamped with
+the last fused image.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
 from seg_ros.errors import ConfigError
-from seg_ros.floor import FloorMap, GridSpec, MapSpec, Pose2D, PoseBuffer
+from seg_ros.floor import FloorMap, GridSpec, MapSpec, PoseBuffer
+from seg_ros.floor.map import JUMP_BACK_S, checked_pose, pose_problem
 from seg_ros.ros import convert
 from seg_ros.ros.floor_params import declare
 from seg_ros.ros.params import ParamSpec
@@ -32,6 +38,7 @@ from seg_ros.ros.params import ParamSpec
 TOPIC = "~/floor_map"
 ODOM_TOPIC = "odom"
 POSE_BUFFER = 400  # odometry messages kept (8 s at 50 Hz)
+LOG_THROTTLE_S = 10.0  # one log line per kind of odometry refusal in this many seconds
 
 SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("map.frame", "string", "odom",
@@ -114,6 +121,8 @@ class MapCounters:
     pose_missing: int = 0     # frames not fused: no pose within map.max_pose_age
     odom_received: int = 0
     odom_wrong_frame: int = 0  # odometry messages in another frame than map.frame
+    odom_rejected: int = 0    # odometry poses refused (NaN / inf, implausible, bad quaternion)
+    time_jumps: int = 0       # stamps that went back (buffers and the decay clock cleared)
 
 
 class FloorMapOutput:
@@ -139,6 +148,10 @@ class FloorMapOutput:
         self._odom_frame = ""  # frame_id of the last odometry message
         self.last_error = ""  # why the last frame was not fused ("" = it was)
         self._failing_since = 0.0  # monotonic time of the first unfused frame in a row, 0 = none
+        self.odom_error = ""  # why the last refused odometry message was refused
+        self._odom_error_at = 0.0  # monotonic time of that refusal
+        self._seen_rejected = 0  # odom_rejected at the last health() call
+        self._logged: dict[str, float] = {}  # odometry refusal kind -> monotonic time logged
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub = node.create_publisher(OccupancyGrid, TOPIC, latched)
@@ -190,9 +203,37 @@ class FloorMapOutput:
             return
         p = msg.pose.pose
         q = p.orientation
-        pose = Pose2D.from_quaternion(p.position.x, p.position.y, (q.x, q.y, q.z, q.w))
+        pose, why = checked_pose(p.position.x, p.position.y, (q.x, q.y, q.z, q.w))
+        if pose is None:
+            self._refuse_odom(why)
+            return
+        t = stamp_seconds(msg.header.stamp)
         with self._lock:
-            self.poses.add(stamp_seconds(msg.header.stamp), pose)
+            newest = self.poses.newest()
+            if newest is not None and t < newest - JUMP_BACK_S:
+                self.poses.clear()
+                self._time_jumped(newest - t, "odometry")
+            self.poses.add(t, pose)
+
+    def _refuse_odom(self, why: str) -> None:
+        """An unusable odometry pose: counted, remembered for /diagnostics, logged once per
+        kind (the field) every LOG_THROTTLE_S."""
+        self.counters.odom_rejected += 1
+        self.odom_error, self._odom_error_at = why, time.monotonic()
+        kind, now = why.split(" ", 1)[0], time.monotonic()
+        if now - self._logged.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._logged[kind] = now
+            self.node.get_logger().warning(
+                f"odometry on {self.odom_sub.topic_name} refused ({self.counters.odom_rejected} "
+                f"so far, floor_map_odom_rejected): {why}; the map waits for the next good pose")
+
+    def _time_jumped(self, back_s: float, source: str) -> None:
+        """Time went back (under self._lock): the map's decay clock restarts; logged once."""
+        self.map.reset_time()
+        self.counters.time_jumps += 1
+        self.node.get_logger().warning(
+            f"floor map: {source} stamps jumped back {back_s:.1f} s (simulator reset or bag "
+            "loop?): cleared the pose buffer and the map's time, fusing on")
 
     def _publish(self) -> None:
         with self._lock:
@@ -224,12 +265,18 @@ class FloorMapOutput:
             with self._lock:
                 pose = self.poses.at(t, cfg.max_pose_age)
             why = "" if pose is not None else self._why_no_odometry(t)
+        if pose is not None and (bad := pose_problem(pose)):
+            pose, why = None, f"{bad}: check the pose source"
         if pose is None:
             self.counters.pose_missing += 1
             self.last_error = why
             self._failing_since = self._failing_since or time.monotonic()
             return why
         with self._lock:
+            last = self.map.stamp_s
+            if last is not None and t < last - JUMP_BACK_S:  # images first: old poses go
+                self.poses.drop_after(t + JUMP_BACK_S)
+                self._time_jumped(last - t, "image")
             self.map.fuse(grid, spec, pose, t)
             self._stamp = header.stamp
         self.counters.fused += 1
@@ -246,6 +293,9 @@ class FloorMapOutput:
                     f"{cfg.spec.frame_id!r}: set map.frame to {self._odom_frame!r}")
         newest = self.poses.newest()
         gap = math.inf if newest is None else t - newest
+        if self.odom_error and time.monotonic() - self._odom_error_at < 2.0 + cfg.max_pose_age:
+            return (f"odometry on {self.odom_sub.topic_name} refused "
+                    f"(floor_map_odom_rejected={c.odom_rejected}): {self.odom_error}")
         return (f"no odometry pose within map.max_pose_age = {cfg.max_pose_age:g} s of the "
                 f"image stamp (newest pose {gap:+.3f} s from it): check the clocks and rates "
                 "or raise map.max_pose_age")
@@ -254,8 +304,14 @@ class FloorMapOutput:
         """The map's watchdog, while subscribed: ERROR when every frame for more than
         2 x ``stall_s`` seconds went unfused, WARN when some of this period's did
         (``period_missing``); the message names the reason."""
-        if not self.subscribed() or not self.last_error:
+        rejected, self._seen_rejected = (self.counters.odom_rejected - self._seen_rejected,
+                                         self.counters.odom_rejected)
+        if not self.subscribed():
             return 0, ""
+        if not self.last_error:
+            return (1, f"floor map: {rejected} odometry pose(s) refused "
+                    f"(floor_map_odom_rejected={self.counters.odom_rejected}): "
+                    f"{self.odom_error}") if rejected > 0 else (0, "")
         failing = time.monotonic() - self._failing_since
         if failing > 2 * stall_s:
             return 2, f"floor map: no frame fused for {failing:.1f} s: {self.last_error}"
@@ -272,4 +328,6 @@ class FloorMapOutput:
                 "floor_map_pose_missing": str(c.pose_missing),
                 "floor_map_odom_received": str(c.odom_received),
                 "floor_map_odom_wrong_frame": str(c.odom_wrong_frame),
+                "floor_map_odom_rejected": str(c.odom_rejected),
+                "floor_map_time_jumps": str(c.time_jumps),
                 "floor_map_recentres": str(self.map.recentres)}

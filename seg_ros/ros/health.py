@@ -12,7 +12,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from seg_ros.pipeline import ERROR, OK, WARN, Silence, percentiles
-from seg_ros.ros.cameras import batch_values
+from seg_ros.ros.cameras import batch_values, camera_health
 
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
 
@@ -71,6 +71,8 @@ class HealthReport:
             "last_error": st.last_error,
             **{f"computed_{k}": str(v) for k, v in st.computed.items()},
             "parameter_refusals": str(self.param_refusals),
+            "workers_detached": str(getattr(self, "workers_detached", 0)),
+            **(self.stages.diagnostics_values() if hasattr(self, "stages") else {}),
         }
 
     def _model_values(self) -> dict[str, str]:
@@ -125,6 +127,13 @@ class HealthReport:
             found.append(depth)
         if self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
             found.append((WARN, f"no images on {self._input_topics()}"))
+        elif self.serving() and self.cameraset is not None and self._input_since is not None:
+            found += camera_health(self.cameraset, self.camera_floors, self.watchdog, now,
+                                   self._input_since, STALE_INPUT_S, self.live.stall_s)
+        if hasattr(self, "stages") and (stage := self.stages.health()):
+            found.append((WARN, stage))  # one output lost frames; the others went out
+        if hasattr(self, "detached_text") and (detached := self.detached_text()):
+            found.append((WARN, detached))
         if failed + rejected > 0:
             found.append((WARN, f"bad frames: {st.last_error}"))
         if refused > 0:
@@ -156,6 +165,9 @@ class HealthReport:
         busy = max((now - t for t in list(self._busy_since.values())), default=0.0)
         if busy > self.live.stall_s:
             return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
+        if self.cameraset is not None and self._input_since is not None and (
+                why := self.cameraset.no_input(output, now, self._input_since, STALE_INPUT_S)):
+            return why
         if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
             return why
         if output.endswith("floor_grid") and self.camera_floors is not None and (

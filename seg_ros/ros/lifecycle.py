@@ -26,6 +26,8 @@ LIFECYCLE_EXECUTABLE = "segmentation_lifecycle_node"
 class SegmentationLifecycleNode(SegmentationCore, LifecycleNode):
     """SegmentationCore driven by lifecycle transitions (see the module docstring)."""
 
+    managed = True  # start-up parameters may change while unconfigured (read at configure)
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         LifecycleNode.__init__(self, node_name, **kwargs)
         self._build()

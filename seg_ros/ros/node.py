@@ -47,7 +47,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_ros.engines import open_engine
-from seg_ros.errors import CodecError, ConfigError, is_user_error
+from seg_ros.errors import CodecError, ConfigError, ParameterTypeError, is_user_error
 from seg_ros.pipeline import (
     OUTPUTS,
     Frame,
@@ -58,7 +58,7 @@ from seg_ros.pipeline import (
     Stats,
 )
 from seg_ros.render import Palette
-from seg_ros.ros import convert, intake, memory, params
+from seg_ros.ros import convert, intake, memory, param_types, params
 from seg_ros.ros.camera_floor import CameraFloorGrids
 from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
 from seg_ros.ros.compat import add_parameter_callbacks
@@ -67,9 +67,14 @@ from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.ros.health import STALE_INPUT_S, HealthReport
 from seg_ros.ros.label_info import LabelInfoPublishers
 from seg_ros.ros.publishing import FrameResult, OutputPublishers, resize_rgb
+from seg_ros.ros.stages import OutputStages
 from seg_ros.segmenter import Segmenter
 
 NODE_NAME = "segmentation_node"
+# the picture outputs, each group a stage of its own (the overlay reuses the colour mask)
+PICTURE_STAGES = (("confidence", ("confidence",)), ("mask", ("mask",)),
+                  ("color_mask", ("color_mask", "color_mask/compressed")),
+                  ("overlay", ("overlay", "overlay/compressed")))
 EXIT_WORKER_DIED = 70  # EX_SOFTWARE: a worker thread died; launch's respawn restarts the node
 __all__ = ["NODE_NAME", "OUTPUTS", "STALE_INPUT_S", "SegmentationCore", "SegmentationNode",
            "main"]
@@ -116,6 +121,7 @@ class SegmentationCore(HealthReport, BatchServing):
 
     param_refusals = 0          # parameter sets refused since start
     last_param_error = ""
+    managed = False             # a lifecycle node: start-up parameters are read at configure
 
     # --- phases ------------------------------------------------------------------------------
 
@@ -143,7 +149,10 @@ class SegmentationCore(HealthReport, BatchServing):
         self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
         self._input_since: float | None = None  # images arriving without a gap since then
         self._busy_since: dict[str, float] = {}  # worker -> start of the frame it is on
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # this activation's workers stop (a new one each time)
+        self._generation = 0  # activations so far (names later workers apart)
+        self._detached: dict[int, threading.Thread] = {}  # slot -> worker left in the engine
+        self.workers_detached = 0  # workers a deactivate left inside the engine, since start
         self._active = False
         self.fatal = ""  # why the node must exit (a worker died); main() returns non-zero
         self._build_cameras()
@@ -154,6 +163,7 @@ class SegmentationCore(HealthReport, BatchServing):
         self._last_diag = (time.monotonic(), 0, 0)
         self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.stages = OutputStages(self.get_logger(), self.stats.note_error, self._stopped)
         self.depth = DepthInput(self)  # depth/image in, ~/points out (seg_ros.ros.depth_hook)
 
     def _build_cameras(self) -> None:
@@ -211,7 +221,7 @@ class SegmentationCore(HealthReport, BatchServing):
         compressed = s.input_transport == "compressed"
         self._decode: Callable[[Any, int], np.ndarray] = (
             convert.compressed_to_rgb if compressed else convert.image_to_rgb)
-        self._stop.clear()
+        self._stop = threading.Event()  # workers a deactivate left in the engine keep theirs
         if self.cameraset is not None:
             self._activate_cameras(compressed, in_qos)
             return
@@ -246,16 +256,32 @@ class SegmentationCore(HealthReport, BatchServing):
             f"{s.workers} worker{'s' if s.workers > 1 else ''}")
 
     def _start_workers(self) -> None:
-        self.workers = [threading.Thread(target=self._work, args=(seg,), daemon=True,
-                                         name=f"seg_ros_worker{k}")
-                        for k, seg in enumerate(self.segmenters)]
+        """One worker per engine, bound to this activation's stop event (``stop_event``)."""
+        self._generation += 1
+        gen = "" if self._generation == 1 else f"_{self._generation}"
+        self.workers = []
+        for k, seg in enumerate(self.segmenters):
+            w = threading.Thread(target=self._work, args=(seg, k), daemon=True,
+                                 name=f"seg_ros_worker{k}{gen}")
+            w.stop_event = self._stop  # type: ignore[attr-defined]
+            self.workers.append(w)
         for w in self.workers:
             w.start()
         self._active = True
 
+    def _my_stop(self) -> threading.Event:
+        """The calling worker's activation's stop event (the current one elsewhere)."""
+        return getattr(threading.current_thread(), "stop_event", self._stop)
+
+    def _stopped(self) -> bool:
+        """The calling worker's activation has ended (or the node is going down)."""
+        return self._my_stop().is_set() or not self.context.ok()
+
     def _deactivate(self, timeout: float = 5.0) -> bool:
-        """No more frames taken, workers joined (within ``timeout`` s), subscriptions gone;
-        the engines stay loaded. False when a worker is still inside the engine."""
+        """No more frames taken, workers joined within ``timeout`` s, subscriptions gone; the
+        engines stay loaded. A worker still inside the engine then is detached (logged,
+        counted as workers_detached): it publishes nothing more, ends when the engine returns,
+        and the next activation's worker of its engine waits for it. False when one was."""
         self._active = False
         end = time.monotonic() + timeout
         self._stop.set()
@@ -268,14 +294,34 @@ class SegmentationCore(HealthReport, BatchServing):
         for w in self.workers:
             if w.is_alive() and w is not me:
                 w.join(max(0.0, end - time.monotonic()))
-        joined = not any(w.is_alive() for w in self.workers if w is not me)
-        for sub in (self.image_sub, self.info_sub):
-            if sub is not None and joined:
+        stuck = [(k, w) for k, w in enumerate(self.workers) if w.is_alive() and w is not me]
+        for k, w in stuck:
+            self._detach(k, w, timeout)
+        for sub in (self.image_sub, self.info_sub):  # the engine holds a frame, not these
+            if sub is not None:
                 self.destroy_subscription(sub)
-        if self.cameraset is not None and joined:
+        if self.cameraset is not None:
             self.cameraset.unsubscribe(self)
         self.image_sub = self.info_sub = self.intake = None
-        return joined
+        return not stuck
+
+    def _detach(self, slot: int, worker: threading.Thread, waited: float) -> None:
+        self.workers_detached += 1
+        self._detached[slot] = worker
+        busy = time.monotonic() - self._busy_since.get(worker.name, time.monotonic())
+        self.get_logger().warning(
+            f"{worker.name} is still inside the engine after {waited:g} s of waiting (on one "
+            f"frame for {busy:.1f} s): detached ({self.workers_detached} so far, "
+            "workers_detached); it publishes nothing more and ends when the engine returns, "
+            "and the next activation's worker waits for it")
+
+    def detached_text(self) -> str:
+        """A detached worker still inside the engine ("" when none), for /diagnostics."""
+        now = time.monotonic()
+        alive = [w for w in self._detached.values() if w.is_alive()]
+        return "; ".join(f"{w.name}, detached by a deactivate, is still inside the engine "
+                         f"({now - self._busy_since.get(w.name, now):.1f} s on one frame)"
+                         for w in alive)
 
     def _cleanup(self) -> None:
         """The engines freed (the model is loaded again at the next configure)."""
@@ -338,16 +384,31 @@ class SegmentationCore(HealthReport, BatchServing):
 
     # --- parameters ---------------------------------------------------------------------------
 
+    def declare_parameter(self, name: str, value: Any = None, descriptor: Any = None,
+                          ignore_override: bool = False) -> Any:
+        """rclpy's, plus: an integer override of a double parameter is taken as that double
+        (``-p max_rate_hz:=5``, ``overlay_alpha: 1``); any other type mismatch raises
+        ParameterTypeError (one line; the node exits 2)."""
+        if not ignore_override:
+            param_types.fit_override(self, name, value)
+        return super().declare_parameter(  # type: ignore[misc]
+            name, value, descriptor, ignore_override)
+
     def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
-        """rclpy's, plus: every refusal (range, type, read-only, undeclared, our checks, the
-        floor hook's) is logged and counted (parameter_refusals, a WARN period)."""
+        """rclpy's (what ``ros2 param set`` and the SetParameters services call), plus: an
+        integer for a double parameter is that double; every refusal (range, type,
+        read-only, undeclared, our checks, the floor hook's) is logged and counted
+        (parameter_refusals, a WARN period)."""
         try:
+            parameter_list = param_types.integers_as_doubles(self, parameter_list)
             result = super().set_parameters_atomically(parameter_list)  # type: ignore[misc]
         except ParameterNotDeclaredException:
             name = next((p.name for p in parameter_list if p.name not in self._parameters), "?")
             near = params.closest_name(name, self._parameters)
             result = SetParametersResult(successful=False, reason=(
                 f"{name} is not a parameter of this node{near}: check the name (ros2 param list)"))
+        if result.reason.startswith("Trying to set a read-only parameter"):
+            result.reason = params.restart_reason(result.reason.split(": ", 1)[-1].rstrip("."))
         result.reason = _readable_types(result.reason)
         if not result.successful:
             self.param_refusals += 1
@@ -379,13 +440,16 @@ class SegmentationCore(HealthReport, BatchServing):
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self, segmenter: Segmenter) -> None:
-        """Worker thread: serve frames until stopped. Any error escaping the per-frame handling
-        is fatal: logged, and the process exits non-zero (launch's respawn restarts it)
-        instead of living on half-alive without a worker."""
+    def _work(self, segmenter: Segmenter, slot: int) -> None:
+        """Worker thread: serve frames until its activation stops. Any error escaping the
+        per-frame handling is fatal: logged, and the process exits non-zero (launch's respawn
+        restarts it) instead of living on half-alive without a worker."""
         name = threading.current_thread().name
+        stop = self._my_stop()
         try:
-            while not self._stop.is_set():
+            if not self._wait_detached(slot, stop):
+                return
+            while not stop.is_set():
                 frames = self._next_frames()
                 if frames:
                     self._busy_since[name] = time.monotonic()
@@ -397,12 +461,27 @@ class SegmentationCore(HealthReport, BatchServing):
                     finally:
                         self._busy_since.pop(name, None)
         except BaseException as e:
-            if self._stop.is_set() or not self.context.ok():
+            if stop.is_set() or not self.context.ok():
                 return
             self.fatal = f"worker thread {name} died: {type(e).__name__}: {e}"
             self.get_logger().fatal(f"{self.fatal}: exiting (code {EXIT_WORKER_DIED}) so that "
                                     "the launch file's respawn restarts the node")
             self.context.try_shutdown()  # the executor returns; main() exits non-zero
+
+    def _wait_detached(self, slot: int, stop: threading.Event) -> bool:
+        """Wait (until ``stop``) for the worker a deactivate left inside this slot's engine:
+        one engine never runs two frames at once. False when stopped first."""
+        old = self._detached.get(slot)
+        if old is None:
+            return True
+        while old.is_alive() and not stop.is_set():
+            old.join(0.1)
+        if old.is_alive():
+            return False
+        self._detached.pop(slot, None)
+        self.get_logger().info(f"{old.name} (detached) left the engine: "
+                               f"{threading.current_thread().name} takes frames")
+        return True
 
     def _next_frames(self) -> list[Frame]:
         """The newest frame (with several cameras: a batch of them) once max_rate_hz allows;
@@ -412,7 +491,7 @@ class SegmentationCore(HealthReport, BatchServing):
             rate = self.live.max_rate_hz
             wait = self._last_start + 1.0 / rate - time.monotonic() if rate > 0 else 0.0
             if wait > 0:
-                self._stop.wait(min(wait, 0.1))  # frames arriving meanwhile overwrite each other
+                self._my_stop().wait(min(wait, 0.1))  # frames arriving meanwhile overwrite
                 return []
             if self.cameraset is None:
                 frame = self.mailbox.take(timeout=0.1)
@@ -452,7 +531,7 @@ class SegmentationCore(HealthReport, BatchServing):
                 f"rejected a frame ({self.stats.rejected} so far, see frames_rejected in "
                 f"/diagnostics): {e}", throttle_duration_sec=5.0)
         except Exception as e:  # keep serving: one bad engine call must not kill the node
-            if self._stop.is_set() or not self.context.ok():
+            if self._stopped():
                 return
             self._count("failed", cams, f"{type(e).__name__}: {e}")
             self.get_logger().error(
@@ -499,17 +578,26 @@ class SegmentationCore(HealthReport, BatchServing):
             conf = seg.confidence(outputs, job.out_hw) if job.need_conf else None
         result = FrameResult(resize_rgb(job.rgb, job.out_hw), labels, conf, header,
                              job.frame.seq)
-        cam.outputs.publish_labels(job.want, result, self.labels_encoding, live, timer)
+        run, out = self.stages.run, cam.outputs  # each stage's failure costs only its output
+        run("labels", out.publish_labels, job.want, result, self.labels_encoding, live, timer)
         if job.floor:
-            self._floor_grid(seg, outputs, labels, conf, job, result)
+            run("floor_grid", self._floor_grid, seg, outputs, labels, conf, job, result)
         if job.points:
-            with timer("publish"), self.order.turn("points", result.seq):
-                self.depth(labels, result.header, conf, result.rgb)
-        cam.outputs.publish_pictures(job.want, result, self.card, self.palette, live, timer)
+            run("points", self._points, labels, conf, result, timer)
+        for name, group in PICTURE_STAGES:
+            if any(job.want[k] for k in group):
+                want = {k: v and k in group for k, v in job.want.items()}
+                run(name, out.publish_pictures, want, result, self.card, self.palette, live,
+                    timer)
         info = self.camera_info if cam is self._single else cam.camera_info
-        cam.outputs.publish_camera_info(info, job.out_hw, header)
+        run("camera_info", out.publish_camera_info, info, job.out_hw, header)
         timer.record(self.stats.stage_ms)
         self._account(job.frame, header, cam)
+
+    def _points(self, labels: np.ndarray, conf: np.ndarray | None, result: FrameResult,
+                timer: StageTimer) -> None:
+        with timer("publish"), self.order.turn("points", result.seq):
+            self.depth(labels, result.header, conf, result.rgb)
 
     def _floor_wanted(self, cam: Camera) -> bool:
         if cam is self._single:
@@ -645,14 +733,15 @@ def start(make: Callable[[], Any], name: str = NODE_NAME) -> Any:
         if not is_user_error(e):
             raise
         print(f"[{name}] error: {e}", file=sys.stderr, flush=True)
-        return 1
+        return 2 if isinstance(e, ParameterTypeError) else 1
 
 
 def run(make: Callable[[], Any], args: list[str] | None, name: str = NODE_NAME) -> int:
     """rclpy.init, start the node, spin until SIGINT/SIGTERM, shut down within bounds.
 
     Returns 0 on a clean shutdown (also when interrupted while starting), 1 when the node cannot
-    start, 2 for malformed ROS arguments (one line each naming the fix), 70 when a worker thread
+    start, 2 for malformed ROS arguments or a parameter of the wrong type (one line each naming
+    the fix), 70 when a worker thread
     died. A worker still inside the engine after 5 s is not waited for.
     """
     memory.keep_large_buffers()  # before rclpy allocates: image buffers stay in the heap

@@ -34,9 +34,10 @@ class ParamSpec:
     """One declared parameter.
 
     kind: 'string', 'double', 'integer', 'bool' or 'string_array' (the ROS parameter type).
-    live: may change while the node runs; otherwise a change is refused with "restart".
-    read_only: declared read-only, so rclpy itself refuses any change (QoS cannot change on a
-        live subscription).
+    live: may change while the node runs; otherwise it is read at start-up and declared
+        read-only (rclpy refuses a change, with :func:`restart_reason`'s wording); a managed
+        node declares it writable and refuses a change only once configured.
+    read_only: read-only in a managed node too (QoS cannot change on a live subscription).
     """
 
     name: str
@@ -235,10 +236,18 @@ def closest_name(name: str, declared: Iterable[str]) -> str:
     return f" (did you mean {near[0]}?)" if near else ""
 
 
+RESTART_NOTE = "read at start-up: restart the node to change it"
+
+
+def restart_reason(name: str) -> str:
+    """The one refusal of a change to a parameter read only at start-up (every such one)."""
+    return f"restart the node to change {name} (it is only read at start-up)"
+
+
 def check_update(name: str, value: Any, class_names: Sequence[str] = ()) -> str | None:
     """Why a run-time change of ``name`` to ``value`` is refused (None: accept it)."""
     if name in RESTART_PARAMS:
-        return f"restart the node to change {name} (it is only read at start-up)"
+        return restart_reason(name)
     reason = check_value(name, value)
     if reason is None and name in ("class_filter", "mask_classes") and class_names:
         try:
@@ -361,8 +370,10 @@ LIVE_FIELDS = {"diagnostics.stall_s": "stall_s"}  # parameter name -> LiveSettin
 # ------------------------------------------------------------------------- rclpy-facing parts
 
 
-def descriptor(spec: ParamSpec) -> Any:
-    """rcl_interfaces ParameterDescriptor of ``spec`` (type, range, description, read_only)."""
+def descriptor(spec: ParamSpec, managed: bool = False) -> Any:
+    """rcl_interfaces ParameterDescriptor of ``spec`` (type, range, description, read_only:
+    every parameter read only at start-up, except, in a ``managed`` (lifecycle) node, those
+    read at configure, which may change while it is unconfigured)."""
     from rcl_interfaces.msg import (
         FloatingPointRange,
         IntegerRange,
@@ -375,7 +386,7 @@ def descriptor(spec: ParamSpec) -> Any:
              "string_array": ParameterType.PARAMETER_STRING_ARRAY,
              "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY}
     d = ParameterDescriptor(name=spec.name, type=types[spec.kind], description=spec.description,
-                            read_only=spec.read_only)
+                            read_only=spec.read_only or (not spec.live and not managed))
     if spec.float_range is not None:
         d.floating_point_range = [FloatingPointRange(from_value=float(spec.float_range[0]),
                                                      to_value=float(spec.float_range[1]))]
@@ -385,8 +396,8 @@ def descriptor(spec: ParamSpec) -> Any:
     notes = []
     if spec.choices:
         notes.append("one of: " + ", ".join(spec.choices))
-    if not spec.live and not spec.read_only:
-        notes.append("read at start-up: restart the node to change it")
+    if not spec.live:
+        notes.append(RESTART_NOTE)
     d.additional_constraints = "; ".join(notes)
     return d
 
@@ -402,9 +413,10 @@ def declare_only(node: Any) -> None:
     validating nothing yet: a managed node checks them when it is configured."""
     from rclpy.parameter import Parameter
 
+    managed = bool(getattr(node, "managed", False))
     for spec in SPECS:
         default = Parameter.Type.STRING_ARRAY if spec.kind == "string_array" else spec.default
-        node.declare_parameter(spec.name, default, descriptor(spec))
+        node.declare_parameter(spec.name, default, descriptor(spec, managed))
 
 
 def read(node: Any) -> tuple[StartupSettings, LiveSettings]:
