@@ -77,10 +77,19 @@ class CameraMailboxes:
 
     :meth:`put` never blocks and overwrites that camera's unprocessed frame (a drop counted per
     camera), so a camera flooding at 4x only ever holds one slot and cannot push the others
-    out. :meth:`take_batch` takes up to ``max_batch`` waiting frames, starting each time after
-    the camera taken last (round robin), so with fewer slots in a batch than cameras none is
-    starved either.
+    out. :meth:`take_batch` takes up to ``max_batch`` waiting frames, the first camera moving on
+    by one each batch (round robin), so with fewer slots in a batch than cameras none is
+    starved, and frames served one after another (an engine fixed at batch 1) take turns at
+    being first.
+
+    Cameras triggered together (the same phase) arrive a fraction of a millisecond apart; an
+    idle worker would take the first alone every time, and that camera would always be served
+    first. So a batch also waits up to ``COALESCE_S`` for cameras whose next frame is due now
+    (from each camera's own period); a camera that stopped, or runs at another phase, is not
+    waited for.
     """
+
+    COALESCE_S = 0.006  # how far a due frame is waited for (its arrival jitter)
 
     def __init__(self, cameras: Sequence[str]) -> None:
         if not cameras or len(set(cameras)) != len(cameras):
@@ -91,6 +100,8 @@ class CameraMailboxes:
         self._start = 0  # index of the camera served first in the next batch
         self._closed = False
         self.dropped_by: dict[str, int] = dict.fromkeys(self.cameras, 0)
+        self._last_put: dict[str, float] = dict.fromkeys(self.cameras, 0.0)
+        self._period: dict[str, float] = dict.fromkeys(self.cameras, 0.0)  # s, smoothed
 
     @property
     def dropped(self) -> int:
@@ -104,6 +115,11 @@ class CameraMailboxes:
             if replaced:
                 self.dropped_by[camera] += 1
             self._slots[camera] = item
+            now = time.monotonic()
+            dt, self._last_put[camera] = now - self._last_put[camera], now
+            if 0 < dt < 1.0:  # a gap is not a period
+                old = self._period[camera]
+                self._period[camera] = dt if old == 0 else 0.8 * old + 0.2 * dt
             self._cond.notify()
         return replaced
 
@@ -115,9 +131,11 @@ class CameraMailboxes:
         with self._cond:
             if not self._cond.wait_for(lambda: self._closed or self._waiting() > 0, timeout):
                 return []
-            end = time.monotonic() + wait_s
+            t0 = time.monotonic()
+            end, due_end = t0 + wait_s, t0 + self.COALESCE_S
             while not self._closed and self._waiting() < min(max_batch, len(self.cameras)):
-                left = end - time.monotonic()
+                now = time.monotonic()
+                left = max(end, due_end if self._due(now) else now) - now
                 if left <= 0:
                     break
                 self._cond.wait(left)
@@ -134,8 +152,14 @@ class CameraMailboxes:
     def _waiting(self) -> int:
         return sum(f is not None for f in self._slots.values())
 
+    def _due(self, now: float) -> bool:
+        """A camera with no frame waiting whose next frame is due within COALESCE_S of now."""
+        return any(self._slots[c] is None and self._period[c] > 0
+                   and abs(self._last_put[c] + self._period[c] - now) <= self.COALESCE_S
+                   for c in self.cameras)
+
     def _take(self, max_batch: int) -> list[Frame]:
-        n, taken, last = len(self.cameras), [], self._start - 1
+        n, taken, first = len(self.cameras), [], -1
         for k in range(n):
             i = (self._start + k) % n
             frame = self._slots[self.cameras[i]]
@@ -143,10 +167,11 @@ class CameraMailboxes:
                 continue
             self._slots[self.cameras[i]] = None
             taken.append(frame)
-            last = i
+            first = i if first < 0 else first
             if len(taken) == max_batch:
                 break
-        self._start = (last + 1) % n
+        if first >= 0:  # the camera after the one served first leads the next batch
+            self._start = (first + 1) % n
         return taken
 
 
@@ -305,6 +330,10 @@ class OutputWatchdog:
 
     def last(self, output: str) -> float:
         return self._last.get(output, 0.0)
+
+    def expected_since(self, output: str) -> float:
+        """Since when ``output`` has been expected without a break (0.0: it is not)."""
+        return self._expected_since.get(output, 0.0)
 
     def check(self, expected: Iterable[str], input_since: float | None, stall_s: float,
               max_rate_hz: float, reason: Any, now: float | None = None) -> list[Silence]:

@@ -206,3 +206,49 @@ def test_camera_pose_parameter_is_checked() -> None:
     assert camera_pose_from([], "front.camera_pose") is None
     with pytest.raises(ConfigError, match=r"front.camera_pose \[1.0, 2.0\] must be 6 finite"):
         camera_pose_from([1.0, 2.0], "front.camera_pose")
+
+
+def test_cameras_triggered_together_share_a_batch_and_take_turns_at_being_first() -> None:
+    """Three cameras at one phase arrive a fraction of a millisecond apart: the frame of a
+    camera due now is waited for (COALESCE_S), and the camera served first rotates."""
+    import threading
+    import time
+
+    from seg_ros.pipeline import CameraMailboxes, Frame
+
+    box = CameraMailboxes(("front", "left", "rear"))
+    firsts = []
+    for k in range(6):
+        t0 = time.monotonic()
+        box.put("front", Frame(k, t0, camera="front"))
+        late = threading.Thread(target=lambda: [box.put(c, Frame(k, t0, camera=c))  # noqa: B023
+                                                for c in ("left", "rear")])
+        late.start()
+        taken = box.take_batch(max_batch=3, timeout=1.0)
+        late.join()
+        if k >= 2:  # once each camera's period is known
+            assert len(taken) == 3, [f.camera for f in taken]
+            firsts.append(taken[0].camera)
+        else:
+            while box.take_batch(max_batch=3, timeout=0.01):
+                pass
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - t0)))
+    assert set(firsts) == {"front", "left", "rear"}, firsts
+
+
+def test_a_stopped_camera_is_not_waited_for() -> None:
+    import time
+
+    from seg_ros.pipeline import CameraMailboxes, Frame
+
+    box = CameraMailboxes(("front", "rear"))
+    for _ in range(3):
+        box.put("rear", Frame(0, 0.0, camera="rear"))
+        box.put("front", Frame(0, 0.0, camera="front"))
+        box.take_batch(max_batch=2, timeout=0.1)
+        time.sleep(0.02)
+    time.sleep(0.2)  # rear stops: its next frame is long overdue
+    box.put("front", Frame(1, 0.0, camera="front"))
+    t0 = time.monotonic()
+    assert [f.camera for f in box.take_batch(max_batch=2, timeout=1.0)] == ["front"]
+    assert time.monotonic() - t0 < 0.1  # COALESCE_S at most, not a period

@@ -6,8 +6,12 @@ remap them) and publishes ``~/c/labels``, ``~/c/confidence``, ... (seg_ros.ros.p
 its own header. Each camera has its own one-slot mailbox (seg_ros.pipeline.CameraMailboxes:
 latest frame wins per camera, round-robin batches), its own output order and counters. A worker
 takes the frames waiting together (up to ``max_batch``, within ``batch_wait_ms``), decodes each,
-stacks them into one engine call (Segmenter.infer_batch; a loop for an engine fixed at batch 1)
-and publishes each camera's outputs.
+stacks them into one engine call (Segmenter.infer_batch) and publishes each camera's outputs.
+With an engine fixed at batch 1 each frame is inferred and published in turn, the camera served
+first rotating from batch to batch, so every camera sees about the same latency.
+
+Each camera is watched on its own (:func:`camera_health`): one camera going dark, or making no
+floor grid while the merged ~/floor_grid goes on without it, is WARN naming the camera.
 """
 
 from __future__ import annotations
@@ -108,6 +112,18 @@ class CameraSet:
                 node.destroy_subscription(sub)
             cam.subs = []
 
+    def no_input(self, output: str, now: float, since: float, stale_s: float) -> str:
+        """Why a camera's output ("c/labels", "c/floor_grid") is silent when it is that
+        camera's images that stopped ("" otherwise); ``since``: when the node's input began."""
+        cam = self.cameras.get(output.partition("/")[0]) if "/" in output else None
+        if cam is None:
+            return ""
+        gap = now - max(cam.stats.last_receive, since)
+        if gap <= stale_s:
+            return ""
+        topic = cam.subs[0].topic_name if cam.subs else f"{cam.name}/image"
+        return f"no images on {topic} for {gap:.1f} s (the other cameras' arrive)"
+
     def topics(self) -> str:
         subs = [c.subs[0].topic_name for c in self.cameras.values() if c.subs]
         return ", ".join(subs) if subs else "(not subscribed)"
@@ -156,7 +172,9 @@ class BatchServing:
 
     def _serve_batch(self, frames: list[Frame], seg: Segmenter) -> None:
         """Decode and plan each frame (a bad one is rejected alone), one engine call for all,
-        then each camera's outputs; an engine error fails the frames of the batch."""
+        then each camera's outputs; an engine error fails the frames of the batch. An engine
+        fixed at batch 1 gains nothing from one call: each frame is then inferred and
+        published in turn, in the mailbox's rotating order."""
         cams = self.cameraset.cameras
         try:
             jobs: list[Job] = []
@@ -165,7 +183,10 @@ class BatchServing:
                     job = self._plan(frame, cams[frame.camera])
                     if job is not None:
                         jobs.append(job)
-            if jobs:
+            if jobs and seg.max_batch == 1:
+                for job in jobs:
+                    self._run_batch([job], seg)
+            elif jobs:
                 self._run_batch(jobs, seg)
         finally:
             for frame in frames:
@@ -194,6 +215,27 @@ class BatchServing:
     _guarded: Any
     _plan: Any
     _publish: Any
+
+
+def camera_health(cams: CameraSet, floors: Any, watchdog: Any, now: float, since: float,
+                  stale_s: float, stall_s: float) -> list[tuple[int, str]]:
+    """WARN for each camera whose images stopped while the node's input goes on, and, while
+    the merged ~/floor_grid is listened to, for each camera whose images arrive but that made
+    no grid for ``stall_s`` (the merge goes on without it): staleness judged per camera, not
+    over all cameras together. ``since``: when the node's input began (monotonic s)."""
+    out: list[tuple[int, str]] = []
+    merged = floors is not None and "floor_grid" in floors.subscribed_outputs()
+    for name in cams.cameras:
+        if why := cams.no_input(f"{name}/image", now, since, stale_s):
+            out.append((1, f"camera {name}: {why}"))
+            continue
+        made = max(watchdog.last(f"{name}/floor_grid"), since,
+                   watchdog.expected_since("floor_grid"))
+        if merged and now - made > stall_s:
+            reason = floors.stall_reason(f"{name}/floor_grid") or "no grid made"
+            out.append((1, f"camera {name}: no floor grid for {now - made:.1f} s, the merged "
+                           f"~/floor_grid goes on without it: {reason}"))
+    return out
 
 
 def new_mailboxes(cameraset: CameraSet) -> CameraMailboxes:
