@@ -354,26 +354,43 @@ def test_float_to_uint8_cast_is_left_alone() -> None:
 
 # --- 11. int8: explicit Q/DQ where possible, implicit calibration where it exists -----------
 
+# as the real 10.3 / 11.4 bindings report them (test_trt_conformance checks trt_caps on them)
 TRT10 = TrtCaps("10.3.0", frozenset({"FP16", "INT8", "GPU_FALLBACK"}), implicit_int8=True)
-TRT11 = TrtCaps("11.0.0", frozenset({"GPU_FALLBACK"}), implicit_int8=False)
+TRT11 = TrtCaps("11.4.0", frozenset({"GPU_FALLBACK"}), implicit_int8=False,
+                strongly_typed=True)
+NEITHER = TrtCaps("9.0.0", frozenset({"GPU_FALLBACK"}), implicit_int8=False)
 
 
 def test_precision_plan_per_tensorrt_generation() -> None:
     assert precision_plan("fp16", TRT10, qdq=False).flags == ("FP16",)
     assert precision_plan("fp16", TRT10, qdq=False, dla=True).flags == ("FP16", "GPU_FALLBACK")
     assert precision_plan("fp32", TRT10, qdq=False).flags == ()
+    assert not any(precision_plan(p, TRT10, qdq=False).strongly_typed for p in ("fp32", "fp16"))
     implicit = precision_plan("int8", TRT10, qdq=False)
-    assert implicit.calibrate and implicit.flags == ("INT8", "FP16")
+    assert implicit.calibrate and implicit.flags == ("INT8", "FP16") and implicit.convert is None
     assert "implicit calibration" in implicit.path and "deprecated" in implicit.path
     explicit = precision_plan("int8", TRT10, qdq=True)
     assert not explicit.calibrate and "explicit quantization" in explicit.path
+    assert not explicit.strongly_typed and explicit.flags == ("INT8", "FP16")
+
+
+def test_strongly_typed_tensorrt_converts_the_graph() -> None:
     explicit11 = precision_plan("int8", TRT11, qdq=True)
-    assert explicit11.flags == () and not explicit11.calibrate
-    with pytest.raises(EngineError, match="TensorRT 11.0.0 has no implicit int8 .* Q/DQ"):
-        precision_plan("int8", TRT11, qdq=False)
-    with pytest.raises(EngineError, match="no FP16 builder flag"):
-        precision_plan("fp16", TRT11, qdq=False)
-    assert precision_plan("fp32", TRT11, qdq=False).flags == ()
+    assert explicit11.flags == () and not explicit11.calibrate and explicit11.strongly_typed
+    assert explicit11.convert is None  # the Q/DQ graph as it is
+    fp16 = precision_plan("fp16", TRT11, qdq=False)
+    assert fp16.convert == "fp16" and fp16.strongly_typed and fp16.flags == ()
+    assert "fp16 graph" in fp16.path
+    int8 = precision_plan("int8", TRT11, qdq=False)
+    assert int8.convert == "int8" and int8.strongly_typed and not int8.calibrate
+    fp32 = precision_plan("fp32", TRT11, qdq=False)
+    assert fp32.strongly_typed and fp32.convert is None and fp32.flags == ()
+    assert precision_plan("fp16", TRT11, qdq=False, dla=True).flags == ("GPU_FALLBACK",)
+    with pytest.raises(EngineError, match="TensorRT 9.0.0 has no implicit int8 .* "
+                                          "--target tensorrt"):
+        precision_plan("int8", NEITHER, qdq=False)
+    with pytest.raises(EngineError, match="neither an FP16 builder flag nor strongly typed"):
+        precision_plan("fp16", NEITHER, qdq=False)
 
 
 def _qdq_model(zero_point_type: int, zero_point: int) -> onnx.ModelProto:

@@ -184,3 +184,124 @@ def test_batch_build_of_a_fixed_batch_export_names_the_fix(fake_trt, tmp_path: P
         trt_build.build_engine(SHIPPED, BuildOptions(out=tmp_path / "b.engine", max_batch=3))
     with pytest.raises(ConfigError, match="--batch 0 must be >= 1"):
         trt_options.validate_build_options(SHIPPED, BuildOptions(max_batch=0))
+
+
+# --- TensorRT 11.x: strongly typed networks, the precision is the graph's --------------------
+
+
+@pytest.fixture
+def trt11(fake_trt, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.module("11.4.0"))
+    return fake_trt
+
+
+def test_trt11_fp16_builds_an_fp16_graph_whose_labels_agree(trt11, tmp_path: Path,
+                                                           camvid_frame) -> None:
+    logs: list[str] = []
+    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
+                         log=logs.append)
+    assert trt11["flags"] == [] and trt11["strongly_typed"] and trt11["network_flags"] == 0
+    parsed = onnx.load_from_string(trt11["parsed_bytes"])
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in parsed.graph.initializer)
+    io = {v.name: v.type.tensor_type.elem_type for v in [*parsed.graph.input,
+                                                           *parsed.graph.output]}
+    assert io == {"input": onnx.TensorProto.FLOAT, "labels": onnx.TensorProto.INT32,
+                  "confidence": onnx.TensorProto.FLOAT}  # I/O fp32, labels int32 for TensorRT
+    built = read_sidecar(engine.path).provenance[PROVENANCE_KEY]
+    assert built["precision"] == "fp16" and "fp16 graph" in built["precision_path"]
+    assert any("parsed as an fp16 graph" in m for m in logs)
+    got = Segmenter(engine)(camvid_frame[0])
+    ref = Segmenter(open_engine(SHIPPED, "onnxruntime"))(camvid_frame[0])
+    assert np.mean(got.labels == ref.labels) >= 0.995
+    assert np.abs(got.confidence.astype(int) - ref.confidence).mean() < 1  # of 255
+
+
+def test_trt11_int8_from_a_float_model_quantizes_qdq_without_calibrator(
+        trt11, tmp_path: Path, camvid_dir: Path) -> None:
+    calib = _calib_folder(tmp_path, camvid_dir, broken=False)
+    logs: list[str] = []
+    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path / "c"),
+                         precision="int8", calib_data=str(calib), log=logs.append)
+    assert "calibration_batches" not in trt11 and trt11["flags"] == []
+    parsed = onnx.load_from_string(trt11["parsed_bytes"])
+    from seg_ros.engines.trt_onnx import has_qdq, qdq_problems
+
+    assert has_qdq(parsed) and qdq_problems(parsed) == []  # int8, zero points 0
+    assert "int8 symmetric Q/DQ graph" in \
+        read_sidecar(engine.path).provenance[PROVENANCE_KEY]["precision_path"]
+    assert any("--target tensorrt" in m for m in logs)
+
+
+def test_trt11_has_no_calibrator_and_the_cpu_int8_model_is_refused(trt11, tmp_path: Path
+                                                                   ) -> None:
+    trt = sys.modules["tensorrt"]
+    assert not hasattr(trt, "IInt8EntropyCalibrator2") and not hasattr(trt.BuilderFlag, "FP16")
+    with pytest.raises(ConfigError, match="TensorRT does not take"):
+        trt_build.build_engine(SHIPPED.with_name("camvid.int8.onnx"),
+                               BuildOptions(precision="int8", out=tmp_path / "x.engine"))
+
+
+# --- every failure the real API reports: one EngineError line naming cause and fix -----------
+
+FAILURES = [
+    ("builder", "could not create its Builder .*factory function returned nullptr"),
+    ("parser", "could not create its ONNX parser .*nullptr"),
+    ("parse", r"(?s)ONNX parser rejected .*node 0 \(.*\): UNSUPPORTED_NODE No importer"),
+    ("build", "TensorRT failed to build camvid.onnx at fp16"),
+    ("runtime", "could not create its Runtime .*nullptr.*libraries match"),
+    ("deserialize", "could not deserialize .*rebuild it with `seg-ros build-engine`"),
+    ("context", "could not create an execution context"),
+]
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.0"])
+@pytest.mark.parametrize("failure,message", FAILURES, ids=[f for f, _ in FAILURES])
+def test_each_tensorrt_failure_is_one_engine_error_line(fake_trt, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        version: str, failure: str,
+                                                        message: str) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.module(version))
+    monkeypatch.setattr(fake_tensorrt, "FAIL", {failure})
+    with pytest.raises(EngineError, match=message) as err:
+        open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
+                    log=lambda s: None)
+    if failure != "parse":  # the parser's message lists one error per line by design
+        assert "\n" not in str(err.value)
+    assert not list(tmp_path.glob("*.engine")) or failure in ("runtime", "deserialize",
+                                                               "context")
+
+
+def test_execute_false_is_an_engine_error_and_the_next_frame_runs(fake_trt, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
+                         log=lambda s: None)
+    batch = np.zeros(engine.input_shape, np.float32)
+    monkeypatch.setattr(fake_tensorrt, "FAIL", {"execute"})
+    with pytest.raises(EngineError, match="TensorRT execution of .* failed"):
+        engine.infer(batch)
+    monkeypatch.setattr(fake_tensorrt, "FAIL", set())
+    assert engine.infer(batch)["labels"].shape == (1, *engine.input_shape[2:])
+
+
+def test_refused_calibration_profile_is_an_engine_error(fake_trt, tmp_path: Path,
+                                                        camvid_dir: Path, monkeypatch) -> None:
+    model = onnx.load(str(SHIPPED))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"  # a profile is needed
+    path = tmp_path / "dyn.onnx"
+    onnx.save(model, str(path))
+    monkeypatch.setattr(fake_tensorrt, "FAIL", {"calibration_profile"})
+    calib = _calib_folder(tmp_path, camvid_dir, broken=False)
+    with pytest.raises(EngineError, match="refused the calibration profile.*--target tensorrt"):
+        trt_build.build_engine(path, BuildOptions(precision="int8", calib_data=str(calib),
+                                                  out=tmp_path / "d.engine"),
+                               log=lambda s: None)
+
+
+def test_build_engine_cli_failure_is_exit_2_one_line(fake_trt, tmp_path: Path, monkeypatch,
+                                                     capsys) -> None:
+    from seg_ros.cli import main
+
+    monkeypatch.setattr(fake_tensorrt, "FAIL", {"builder"})
+    assert main(["build-engine", str(SHIPPED), "--out", str(tmp_path / "m.engine")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "could not create its Builder" in err

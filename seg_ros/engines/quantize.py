@@ -1,4 +1,4 @@
-"""INT8 on the CPU: onnxruntime static QDQ quantization of a seg_ros ONNX model.
+"""INT8: onnxruntime static QDQ quantization of a seg_ros ONNX model, for the CPU or TensorRT.
 
 Steps: ``quant_pre_process`` (shape inference + graph optimisation, as onnxruntime advises)
 -> ``quantize_static`` in QDQ format with per-channel int8 weights, activation ranges measured on
@@ -8,6 +8,11 @@ uses) -> the model card embedded again with the int8 facts in its provenance.
 The argmax/softmax tail (and the upsample feeding it) stays float: quantizing the logits right
 before argmax flips labels wherever two classes are close, and ``confidence`` must stay a float
 probability. Outputs therefore keep the export contract: ``labels`` uint8, ``confidence`` float32.
+
+Targets (:data:`TARGETS`): ``cpu`` quantizes activations to uint8 with asymmetric ranges (what
+onnxruntime's CPU kernels are fastest with); ``tensorrt`` to signed int8 with symmetric ranges
+(zero points 0) for weights and activations, the only explicit quantization TensorRT takes --
+TensorRT 10.1+ and the strongly typed 11.x build it from its own scales, without calibrators.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ TAIL_OPS = {"ArgMax", "Softmax", "LogSoftmax", "ReduceMax", "TopK"}
 # Layout/resampling ops allowed between the last conv and the tail (also kept float).
 PASS_THROUGH_OPS = {"Resize", "Upsample", "Transpose", "Reshape", "Identity", "Cast"}
 METHODS = ("minmax", "entropy", "percentile")
+# target -> (activation type name, symmetric activations); weights are int8 symmetric for both
+TARGETS = {"cpu": ("QUInt8", False), "tensorrt": ("QInt8", True)}
 
 
 @dataclass
@@ -124,9 +131,10 @@ def _float_card(model: Path, out: Path, method: str) -> ModelCard:
 
 
 def _quantize_static(pre: Path, out: Path, reader: Any, excluded: list[str], method: str,
-                     per_channel: bool, name: str) -> None:
+                     per_channel: bool, name: str, target: str = "cpu") -> None:
     """onnxruntime's static QDQ quantization: int8 weights (symmetric, per channel when
-    asked), uint8 activations, ``excluded`` nodes kept float."""
+    asked), activations as ``target`` wants them (:data:`TARGETS`), ``excluded`` nodes kept
+    float."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -139,13 +147,13 @@ def _quantize_static(pre: Path, out: Path, reader: Any, excluded: list[str], met
             str(pre), str(out), reader,
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
+            activation_type=getattr(QuantType, TARGETS[target][0]),
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,
             calibrate_method={"minmax": CalibrationMethod.MinMax,
                               "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": TARGETS[target][1], "WeightSymmetric": True},
         )
     except Exception as e:  # onnxruntime raises plain exceptions from deep inside
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
@@ -163,13 +171,17 @@ def quantize_onnx(
     method: str = "minmax",
     per_channel: bool = True,
     log: Callable[[str], None] = lambda s: None,
+    target: str = "cpu",
 ) -> QuantizeReport:
     """Write an int8 QDQ copy of ``model`` to ``out``, calibrated on ``calib_frames`` frames of
-    ``calib_data`` (use a training split, never the split you evaluate on)."""
+    ``calib_data`` (use a training split, never the split you evaluate on), for ``target``
+    ('cpu' or 'tensorrt', :data:`TARGETS`)."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     model, out = Path(model), Path(out)
+    if target not in TARGETS:
+        raise ConfigError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
     card = _float_card(model, out, method)
     frames = list_frames(calib_data, calib_frames)
     batches = CalibrationBatches(frames, card, batch_size=1)
@@ -183,18 +195,19 @@ def quantize_onnx(
         onnx.save(proto, str(pre))
         excluded = float_tail_nodes(proto)
         input_name = proto.graph.input[0].name
-        log(f"calibrating on {len(batches)} frames from {Path(calib_data)} "
+        log(f"calibrating on {len(batches)} frames from {Path(calib_data)} for {target} "
             f"({method}, per-channel weights); kept float: {', '.join(excluded) or 'none'}")
         reader = FrameReader(batches, input_name)
         q_tmp = Path(tmp) / "q.onnx"
-        _quantize_static(pre, q_tmp, reader, excluded, method, per_channel, model.name)
+        _quantize_static(pre, q_tmp, reader, excluded, method, per_channel, model.name, target)
         qmodel = onnx.load(str(q_tmp))
     provenance = card.with_provenance(
         precision="int8",
         quantization={
             "tool": "onnxruntime.quantization.quantize_static",
             "format": "QDQ", "weights": "int8 per-channel" if per_channel else "int8",
-            "activations": "uint8", "method": method,
+            "activations": "int8 symmetric" if TARGETS[target][1] else "uint8",
+            "target": target, "method": method,
             "calibration_frames": len(batches),
             "calibration_data": Path(calib_data).resolve().name,
             "float_nodes": excluded,

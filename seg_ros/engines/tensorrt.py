@@ -1,4 +1,4 @@
-"""TensorRT 10 backend: a deserialized engine run through the named-tensor API.
+"""TensorRT 10.3 .. 11.x backend: a deserialized engine run through the named-tensor API.
 
 Given an ``.onnx`` path the engine comes from the cache (:mod:`seg_ros.engines.trt_cache`),
 built once per model, precision, GPU and TensorRT version; given an ``.engine`` its sidecar
@@ -105,13 +105,13 @@ class TensorRTEngine:
         if self.context is None:
             raise EngineError(f"TensorRT could not create an execution context for {path} "
                               "(out of GPU memory?): free GPU memory or use a smaller model")
-        h, w = self.card.input_size
-        self.input_shape: tuple[int, int, int, int] = (1, 3, h, w)
+        # (1, 3, H, W), or (1, H, W, 3) for a channels-last graph (card input_layout)
+        self.input_shape: tuple[int, int, int, int] = self.card.input_shape()
         self.input_name = inp.name
         # built with --batch N: buffers for N frames, the input shape set per call
         self.max_batch = int(self.built.get("max_batch", 1)) if inp.shape[0] < 0 else 1
         self._batch = self.max_batch
-        checked(self.context.set_input_shape(inp.name, (self.max_batch, 3, h, w)),
+        checked(self.context.set_input_shape(inp.name, self.card.input_shape(self.max_batch)),
                 "set_input_shape", str(path))
         self._buf = self._bind(inp, outputs)
         self.output_names = [s.name for s in outputs]
@@ -119,7 +119,9 @@ class TensorRTEngine:
     def _deserialize(self, trt: Any, path: Path) -> Any:
         """The engine, on the DLA core its sidecar records (set before deserializing)."""
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
+        from seg_ros.engines.trt_build import trt_object
+
+        self._runtime = trt_object(trt.Runtime, self._logger, what="Runtime")
         if self.built.get("dla_core") is not None:
             self._runtime.DLA_core = int(self.built["dla_core"])
         engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
@@ -144,8 +146,8 @@ class TensorRTEngine:
 
     def infer(self, batch: np.ndarray, outputs: list[str] | None = None
               ) -> dict[str, np.ndarray]:
-        """Run one (N, 3, H, W) float32 batch, N up to ``max_batch``; returns copies of the
-        asked outputs (N frames each)."""
+        """Run one (N, 3, H, W) (or (N, H, W, 3)) float32 batch, N up to ``max_batch``;
+        returns copies of the asked outputs (N frames each)."""
         self.cuda.activate()  # the calling worker thread's current device = the engine's
         inp, n = self._buf[self.input_name], len(batch)
         if n != self._batch:

@@ -15,6 +15,7 @@ machines; the build itself runs only where tensorrt and a CUDA GPU are present.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def parser_issues(parser: Any) -> list[ParserIssue]:
             fn = getattr(e, attr, None)
             return fn() if callable(fn) else default
 
-        issues.append(ParserIssue(str(get("code", "")).rsplit(".", 1)[-1], str(get("desc", e)),
+        code = get("code", "")
+        issues.append(ParserIssue(str(getattr(code, "name", code)).rsplit(".", 1)[-1],
+                                  str(get("desc", e)),
                                   int(get("node", -1)), str(get("node_name", "")),
                                   str(get("node_operator", ""))))
     return issues
@@ -86,25 +89,47 @@ def format_parser_errors(onnx: Path, issues: Iterable[ParserIssue]) -> str:
 # --- the build (needs tensorrt and a CUDA GPU) ------------------------------------------------
 
 
+def trt_object(factory: Callable[..., Any], *args: Any, what: str) -> Any:
+    """``factory(*args)`` for a TensorRT object whose creation can fail: the bindings raise
+    ``TypeError: pybind11::init(): factory function returned nullptr`` when the C++ factory
+    returns NULL (libraries that do not match the package, no usable GPU or driver, out of
+    memory) and factory methods return None; both become one EngineError line."""
+    try:
+        obj = factory(*args)
+    except TypeError as e:
+        obj, cause = None, str(e).strip().splitlines()[0][:120] if str(e).strip() else "TypeError"
+    else:
+        cause = "it returned None"
+    if obj is None:
+        raise EngineError(f"TensorRT could not create its {what} ({cause}; see the TensorRT log "
+                          "above): check that the TensorRT libraries match the tensorrt Python "
+                          "package and the GPU and driver work (nvidia-smi), or use backend "
+                          "'onnxruntime'")
+    return obj
+
+
 def open_builder(trt: Any, logger: Any, device_index: int,
                  runtime: Callable[[int], Any] | None = None) -> tuple[Any, Any]:
     """(CUDA runtime, ``trt.Builder``): the device is selected *before* the builder exists,
     since TensorRT builds on the calling thread's current device. ``runtime`` defaults to
     :func:`seg_ros.engines.cuda_runtime.cuda_runtime`."""
     cuda = (runtime or cuda_runtime)(device_index)
-    return cuda, trt.Builder(logger)
+    return cuda, trt_object(trt.Builder, logger, what="Builder")
 
 
 def parse_network(trt: Any, builder: Any, logger: Any, onnx: Path,
-                  log: Callable[[str], None]) -> tuple[Any, Any]:
-    """(network, parser) from the TensorRT-bound copy of ``onnx``; EngineError listing every
-    parser error. Not STRONGLY_TYPED where precision flags exist: they must apply."""
-    flags = 0
-    if int(str(trt.__version__).split(".")[0]) < 10:  # TRT 8: explicit batch must be asked
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    data, changed = tensorrt_onnx(onnx)
+                  log: Callable[[str], None], plan: PrecisionPlan | None = None
+                  ) -> tuple[Any, Any]:
+    """(network, parser) from the TensorRT-bound copy of ``onnx`` (converted to fp16 when the
+    plan says so); EngineError listing every parser error. Created without flags: explicit
+    batch is the only mode since 10.0; not STRONGLY_TYPED on 10.x, where the precision flags
+    must apply; 11.x networks are strongly typed whatever the flags."""
+    plan = plan or PrecisionPlan((), False, "fp32")
+    network = trt_object(builder.create_network, 0, what="network")
+    parser = trt_object(trt.OnnxParser, network, logger, what="ONNX parser")
+    data, changed = tensorrt_onnx(onnx, fp16=plan.convert == "fp16")
+    if plan.convert == "fp16":
+        log(f"{onnx.name}: parsed as an fp16 graph (I/O and the argmax/softmax tail fp32)")
     if changed:
         log(f"labels output {', '.join(changed)}: int32 for TensorRT (the ONNX keeps uint8)")
     if not parser.parse(data, str(onnx)):
@@ -124,7 +149,7 @@ def add_profile(builder: Any, network: Any, config: Any, card: ModelCard,
             raise EngineError(f"--batch {max_batch}: the ONNX input {inp.name!r} has a fixed "
                               f"batch of {batch}: re-export it with `seg-ros "
                               "export --batch dynamic`")
-        shapes = profile_shapes(tuple(inp.shape), card.input_size, max_batch)
+        shapes = profile_shapes(tuple(inp.shape), card.input_size, max_batch, card.input_layout)
         if shapes is None:
             continue
         profile = profile or builder.create_optimization_profile()
@@ -152,7 +177,7 @@ def configure(trt: Any, builder: Any, network: Any, opts: BuildOptions, card: Mo
               plan: PrecisionPlan, log: Callable[[str], None]) -> tuple[Any, Any]:
     """(builder config, optimisation profile) for ``plan``: workspace, flags, DLA, timing
     cache and the profile of dynamic inputs."""
-    config = builder.create_builder_config()
+    config = trt_object(builder.create_builder_config, what="builder config")
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mb << 20)
     for name in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
@@ -170,11 +195,27 @@ def attach_calibrator(trt: Any, config: Any, profile: Any, opts: BuildOptions, c
     frames = list_frames(opts.calib_data or "", opts.calib_frames)
     feed = CalibrationFeed(CalibrationBatches(frames, card, batch_size=1), cuda, log)
     config.int8_calibrator = make_entropy_calibrator(trt, feed, opts.calib_cache, log)
-    if profile is not None:
-        config.set_calibration_profile(profile)
+    if profile is not None and not config.set_calibration_profile(profile):
+        raise EngineError("TensorRT refused the calibration profile of the dynamic input: "
+                          "re-export the model with a fixed (1, 3, H, W) input, or quantize it "
+                          "with `seg-ros quantize MODEL --target tensorrt` (no calibrator)")
     log(f"int8: calibrating on {len(frames)} frames from {opts.calib_data} "
         f"(cache {opts.calib_cache})")
     return feed
+
+
+def qdq_graph(onnx: Path, opts: BuildOptions, tmp: Path, log: Callable[[str], None]) -> Path:
+    """Strongly typed int8: a symmetric int8 Q/DQ copy of ``onnx`` in ``tmp``, calibrated on
+    ``opts.calib_data`` by onnxruntime (what ``seg-ros quantize --target tensorrt`` writes)."""
+    from seg_ros.engines.quantize import quantize_onnx
+
+    out = tmp / f"{onnx.stem}.trt-int8.onnx"
+    log(f"int8 on a strongly typed TensorRT: quantizing {onnx.name} to symmetric int8 Q/DQ on "
+        f"{opts.calib_frames} frames of {opts.calib_data} (save it once with `seg-ros quantize "
+        f"{onnx.name} --target tensorrt` and build that to skip this step)")
+    quantize_onnx(onnx, opts.calib_data or "", out, calib_frames=opts.calib_frames,
+                  target="tensorrt", log=log)
+    return out
 
 
 def write_engine(out: Path, serialized: Any, card: ModelCard, facts: dict[str, object]) -> None:
@@ -219,7 +260,9 @@ def build_engine(onnx: str | Path, options: BuildOptions,
                           dla=opts.dla_core is not None)
     logger = trt.Logger(trt.Logger.WARNING)
     cuda, builder = open_builder(trt, logger, opts.device_index)
-    network, _parser = parse_network(trt, builder, logger, onnx, log)
+    with tempfile.TemporaryDirectory(prefix="seg_ros_trt_") as tmp:
+        graph = qdq_graph(onnx, opts, Path(tmp), log) if plan.convert == "int8" else onnx
+        network, _parser = parse_network(trt, builder, logger, graph, log, plan)
     config, profile = configure(trt, builder, network, opts, card, plan, log)
     feed = attach_calibrator(trt, config, profile, opts, card, cuda, log) if plan.calibrate \
         else None

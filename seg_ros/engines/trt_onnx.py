@@ -63,12 +63,17 @@ def labels_to_int32(model: Any) -> list[str]:
     return changed
 
 
-def tensorrt_onnx(path: str | Path) -> tuple[bytes, list[str]]:
-    """Serialized ONNX for TensorRT's parser: ``path`` with :func:`labels_to_int32` applied,
-    and the outputs it changed."""
+def tensorrt_onnx(path: str | Path, fp16: bool = False) -> tuple[bytes, list[str]]:
+    """Serialized ONNX for TensorRT's parser: ``path`` converted to fp16 when asked (strongly
+    typed TensorRT: :func:`seg_ros.engines.fp16.fp16_model`), then :func:`labels_to_int32`
+    applied; and the outputs it changed."""
     import onnx
 
     model = onnx.load(str(path))
+    if fp16:
+        from seg_ros.engines.fp16 import fp16_model
+
+        model, _ = fp16_model(model)
     changed = labels_to_int32(model)
     return model.SerializeToString(), changed
 
