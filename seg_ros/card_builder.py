@@ -28,6 +28,18 @@ def distinct_colors(n: int) -> list[tuple[int, int, int]]:
     return out
 
 
+UNCOLOURED = ("background", "void", "unlabeled", "unlabelled", "other", "ignore")
+
+
+def default_colors(names: list[str]) -> list[tuple[int, int, int]]:
+    """A palette for ``names``: black for background-like classes (background, void,
+    unlabeled, other: a saturated colour there would tint the whole overlay), distinct
+    colours for the rest."""
+    blank = [n.strip().lower().replace("-", "").replace("_", "") in UNCOLOURED for n in names]
+    spread = iter(distinct_colors(len(names) - sum(blank)))
+    return [(0, 0, 0) if b else next(spread) for b in blank]
+
+
 def parse_classes(value: str) -> dict[str, Any]:
     """--classes: a comma list, a text file (one name a line) or a dataset YAML/JSON as
     ``seg-ros train`` reads it (then colours, traversable and ignore index come with it)."""
@@ -165,7 +177,7 @@ def build_groups(groups: list[dict[str, Any]], names: list[str]) -> dict[str, An
     if unlisted and rest is None:
         raise ConfigError(f"--groups: classes {unlisted[:8]} are in no group: list them, or "
                           "give one group 'classes: rest'")
-    palette = distinct_colors(len(groups))
+    palette = default_colors([str(g["name"]) for g in groups])
     return {"names": [str(g["name"]) for g in groups],
             "colors": [tuple(g.get("color", palette[i])) for i, g in enumerate(groups)],
             "traversable": [i for i, g in enumerate(groups) if g.get("traversable")],
@@ -185,23 +197,61 @@ def load_json_card(path: str) -> dict[str, Any]:
 
 def detect_output(arr: np.ndarray, kind: str, layout: str, n_classes: int | None,
                   input_size: tuple[int, int], model: str) -> tuple[str, str, str]:
-    """(output_kind, layout, why) of one output array; 'auto' decided from its dtype, rank and
-    channel count. Ambiguity is a ConfigError naming the flag to pass."""
+    """(output_kind, layout, why) of one output array; 'auto' decided from its dtype, rank,
+    channel count and, for one channel, the values of the probe run. Ambiguity is a
+    ConfigError naming the flag to pass."""
+    asked = kind
     if kind == "auto":
         kind = _detect_kind(arr, layout, n_classes, input_size, model)
-    if kind in ("labels", "sigmoid"):
-        return kind, "nchw" if layout == "auto" else layout, f"{kind} ({arr.dtype})"
-    if arr.ndim not in (3, 4):
+    if kind == "labels":
+        return kind, "nchw" if layout == "auto" else layout, f"labels ({arr.dtype})"
+    if arr.dtype.kind not in "f":
+        raise ConfigError(f"{model}: output {arr.shape} holds {arr.dtype}, so it is a label map, "
+                          f"not {kind}: pass --output-kind labels (or --output NAME of the "
+                          "scores)")
+    if arr.ndim not in (3, 4) and not (kind == "sigmoid" and arr.ndim == 2):
         raise ConfigError(f"{model}: output {arr.shape} is not class scores (N, C, h, w) or "
                           "(N, h, w, C): pass --output NAME of the score output")
     if layout == "auto":
-        layout = _detect_layout(arr.shape if arr.ndim == 4 else (1, *arr.shape), n_classes,
-                                input_size, model)
-    channels = arr.shape[-1] if layout == "nhwc" else arr.shape[-3]
+        layout = _single_channel_layout(arr) or _detect_layout(
+            arr.shape if arr.ndim == 4 else (1, *arr.shape), n_classes, input_size, model)
+    if kind == "sigmoid" or (kind == "logits" and _channels(arr, layout) == 1):
+        return kind, layout, _binary_why(arr, kind, asked)
+    channels = _channels(arr, layout)
     hw = arr.shape[-3:-1] if layout == "nhwc" else arr.shape[-2:]
     stride = input_size[0] / hw[0]
     return kind, layout, (f"{kind}, {layout.upper()}, {channels} channels at "
                           f"{hw[0]}x{hw[1]} (stride {stride:g})")
+
+
+def _channels(arr: np.ndarray, layout: str) -> int:
+    if arr.ndim == 2:
+        return 1
+    return int(arr.shape[-1] if layout == "nhwc" and arr.ndim == 4 else arr.shape[-3])
+
+
+def _single_channel_layout(arr: np.ndarray) -> str | None:
+    """The layout of a one-channel output from where its 1 is: (1, 1, h, w) NCHW, (1, h, w, 1)
+    NHWC; None when it is not a one-channel output."""
+    if arr.ndim == 4 and arr.shape[1] == 1 and arr.shape[3] != 1:
+        return "nchw"
+    if arr.ndim == 4 and arr.shape[3] == 1 and arr.shape[1] != 1:
+        return "nhwc"
+    return "nchw" if arr.ndim in (2, 3) and (arr.ndim == 2 or arr.shape[0] == 1) else None
+
+
+def _binary_why(arr: np.ndarray, kind: str, asked: str) -> str:
+    """What a one-channel output was taken for, with the values that decided it."""
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    seen = f"values {lo:.3g}..{hi:.3g} in the probe run"
+    if kind == "logits":
+        what = "binary logits, one channel: foreground where logit > logit(threshold)"
+        because = "" if asked != "auto" else f" ({seen}: outside 0..1, so not probabilities)"
+    else:
+        what = "sigmoid, one channel: foreground probability above the threshold"
+        because = "" if asked != "auto" else (f" ({seen}: within 0..1; pass --output-kind "
+                                              "logits if they are raw logits)")
+    return what + because
 
 
 def _detect_kind(arr: np.ndarray, layout: str, n_classes: int | None,
@@ -210,8 +260,10 @@ def _detect_kind(arr: np.ndarray, layout: str, n_classes: int | None,
         return "labels"
     single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1) or \
         (arr.ndim == 4 and 1 in (arr.shape[1], arr.shape[3]))
-    if single:
-        return "sigmoid"
+    if single:  # probabilities stay in 0..1; logits of any trained model leave it
+        finite = arr[np.isfinite(arr)]
+        inside = finite.size > 0 and finite.min() >= 0.0 and finite.max() <= 1.0
+        return "sigmoid" if inside else "logits"
     shape = arr.shape if arr.ndim == 4 else (1, *arr.shape)
     lay = layout if layout != "auto" else _detect_layout(shape, n_classes, input_size, model)
     axis = -1 if lay == "nhwc" else -3

@@ -94,6 +94,9 @@ class ModelCard:
         scale: factor from 0..255 pixels to the units of mean/std (1/255: 0..1).
         output_name: the graph output to read; "" = ``labels`` or ``logits`` by output_kind.
         layout: "nchw" or "nhwc" for score outputs (channels first or last).
+        input_layout: "nchw" (N, 3, H, W: PyTorch exports) or "nhwc" (N, H, W, 3: TensorFlow,
+            Keras, TFLite and TF.js models converted by tf2onnx without --inputs-as-nchw): the
+            layout every engine is fed in.
         resize: "stretch" (fill the input) or "letterbox" (keep the aspect, pad, and crop the
             padding out again on the way back).
         threshold: foreground probability above which a sigmoid output says class 1.
@@ -117,6 +120,7 @@ class ModelCard:
     resize: Resize = "stretch"
     threshold: float = 0.5
     groups: ClassGroups | None = None
+    input_layout: Layout = "nchw"
 
     def __post_init__(self) -> None:
         # Normalise list-y inputs (JSON gives lists) into hashable tuples.
@@ -134,6 +138,11 @@ class ModelCard:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        """Shape of ``batch`` frames as the engine takes them: (N, 3, H, W) or (N, H, W, 3)."""
+        h, w = self.input_size
+        return (batch, h, w, 3) if self.input_layout == "nhwc" else (batch, 3, h, w)
 
     @property
     def output(self) -> str:
@@ -195,12 +204,20 @@ class ModelCard:
         if self.layout not in ("nchw", "nhwc"):
             raise ModelCardError(f"model card layout {self.layout!r} must be 'nchw' or 'nhwc' "
                                  "(seg-ros card --layout)")
+        if self.input_layout not in ("nchw", "nhwc"):
+            raise ModelCardError(f"model card input_layout {self.input_layout!r} must be 'nchw' "
+                                 "or 'nhwc' (seg-ros card --input-layout)")
         if self.resize not in ("stretch", "letterbox"):
             raise ModelCardError(f"model card resize {self.resize!r} must be 'stretch' or "
                                  "'letterbox' (seg-ros card --resize)")
-        if not self.scale > 0 or not 0.0 < self.threshold < 1.0:
-            raise ModelCardError("model card scale must be > 0 and threshold in (0, 1) "
-                                 "(seg-ros card --scale)")
+        if not self.scale > 0:
+            raise ModelCardError(f"model card scale {self.scale} must be > 0 "
+                                 "(seg-ros card --scale, e.g. 1/255)")
+        if not 0.0 < self.threshold < 1.0:
+            raise ModelCardError(
+                f"model card threshold {self.threshold} must be a probability in (0, 1), also "
+                "for one-channel logits (foreground where logit > log(t / (1 - t)); 0.5 is "
+                "logit 0): seg-ros card --threshold 0.5")
 
     def with_provenance(self, **facts: Any) -> ModelCard:
         """A copy with ``facts`` merged into provenance."""
@@ -323,6 +340,9 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 def read_card(model_path: str | Path) -> ModelCard:
     """Read the card of any supported model file (ONNX metadata, else the JSON sidecar)."""
     path = Path(model_path)
+    if path.is_dir():
+        raise ModelCardError(f"{path} is a directory: give the model file in it (.onnx, "
+                             ".engine, .pt or .pt2)")
     if not path.is_file():
         raise ModelCardError(f"model file {path} does not exist: check the model path")
     if path.suffix == ".onnx":

@@ -46,19 +46,24 @@ class Segmenter:
         self.engine = engine
         self.model_card = card or engine.card
         self.card = self.model_card.grouped()
-        n, c, h, w = engine.input_shape
+        mc = self.model_card
+        shape = tuple(engine.input_shape)
+        n, c, h, w = (shape[0], shape[3], *shape[1:3]) if mc.input_layout == "nhwc" else shape
         if (n, c) != (1, 3):
-            raise ValueError(f"engine input {engine.input_shape} is not (1, 3, H, W)")
+            want = "(1, H, W, 3)" if mc.input_layout == "nhwc" else "(1, 3, H, W)"
+            raise ValueError(f"engine input {shape} is not {want} (card input_layout "
+                             f"{mc.input_layout})")
         self.model_size = (h, w)
         self.max_batch = int(getattr(engine, "max_batch", 1))  # 0: any number per call
-        self._stack = np.zeros((0, 3, h, w), np.float32)  # preprocess_batch's reused buffer
-        mc = self.model_card
+        # preprocess_batch's reused buffer, in the engine's input layout
+        self._stack = np.zeros((0, *shape[1:]), np.float32)
         self._pre = Preprocessor(mc, self.model_size)
         self._grids: dict[tuple[tuple[int, int], tuple[int, int]], pp.OutputGrid] = {}
         self._decoded: tuple[np.ndarray, tuple[np.ndarray, bool, np.ndarray, np.ndarray]] | None \
             = None
         self._label_dtype = np.uint8 if self.card.num_classes <= 255 else np.uint16
         self._lut = _group_lut(mc, self._label_dtype)
+        self._binary_logits = False  # set per output by _decode
 
     # --- stages, public so benchmarks and the node can time them -----------------------------
 
@@ -67,14 +72,14 @@ class Segmenter:
         return self._pre.placement(size)
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB uint8 (H, W, 3) -> the engine's normalised (1, 3, h, w) float32 batch
-        (:class:`seg_ros.preprocess.Preprocessor`; a reused buffer, valid until the next
-        call)."""
+        """RGB uint8 (H, W, 3) -> the engine's normalised (1, 3, h, w) float32 batch, or
+        (1, h, w, 3) for a channels-last graph (:class:`seg_ros.preprocess.Preprocessor`; a
+        reused buffer, valid until the next call)."""
         return self._pre.preprocess(rgb)
 
     def preprocess_batch(self, rgbs: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB frames of any sizes -> one (N, 3, h, w) float32 batch, each frame resized on
-        its own (a reused buffer, valid until the next call)."""
+        """RGB frames of any sizes -> one (N, 3, h, w) (or (N, h, w, 3)) float32 batch, each
+        frame resized on its own (a reused buffer, valid until the next call)."""
         n = len(rgbs)
         if self._stack.shape[0] < n:
             self._stack = np.zeros((n, *self._stack.shape[1:]), np.float32)
@@ -174,7 +179,8 @@ class Segmenter:
         raw = outputs[self.model_card.output]
         if self._decoded is not None and self._decoded[0] is raw:
             return self._decoded[1]
-        decoded = _decode_scores(raw, self.model_card)
+        self._binary_logits = is_binary_logits(raw, self.model_card)
+        decoded = _decode_scores(raw, self.model_card, self._binary_logits)
         self._decoded = (raw, decoded)
         return decoded
 
@@ -185,6 +191,9 @@ class Segmenter:
         kind = self.model_card.output_kind
         if kind == "sigmoid":
             return np.maximum(scores[1], 1.0 - scores[1])
+        if kind == "logits" and self._binary_logits:
+            p = 1.0 / (1.0 + np.exp(-np.abs(scores[1])))  # sigmoid of |logit| = max(p, 1 - p)
+            return p.astype(np.float32, copy=False)
         if kind == "probabilities":
             return top
         return pp.max_softmax(scores, top, channels_last)
@@ -197,17 +206,28 @@ class Segmenter:
         return self._lut.take(labels, mode="clip")
 
 
-def _decode_scores(raw: np.ndarray, card: ModelCard
+def is_binary_logits(raw: np.ndarray, card: ModelCard) -> bool:
+    """A one-channel logits output of a two-class card: binary logits (BCEWithLogits)."""
+    if card.output_kind != "logits" or card.num_classes != 2 or raw.ndim not in (3, 4):
+        return False
+    return (raw.shape[-1] if card.layout == "nhwc" and raw.ndim == 4 else raw.shape[-3]) == 1
+
+
+def _decode_scores(raw: np.ndarray, card: ModelCard, binary_logits: bool = False
                    ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
     """Score output -> (scores, channels_last, labels, top score), all per output cell.
 
     A sigmoid mask p becomes the two planes (threshold, p): their argmax is "p > threshold" and
-    their bilinear blend is the blend of p, so it shares the score path exactly."""
-    if card.output_kind == "sigmoid":
+    their bilinear blend is the blend of p, so it shares the score path exactly. One-channel
+    logits l likewise become (logit(threshold), l): foreground where l > logit(threshold),
+    blended as logits (what upsampling the logits, then thresholding, gives)."""
+    if card.output_kind == "sigmoid" or binary_logits:
         p = pp.squeeze_map(raw, card.output).astype(np.float32, copy=False)
-        scores = np.stack([np.full_like(p, card.threshold), p])
-        labels = (p > card.threshold).view(np.uint8)
-        return scores, False, labels, np.maximum(p, card.threshold)
+        t = card.threshold
+        cut = float(np.log(t / (1.0 - t))) if binary_logits else t
+        scores = np.stack([np.full_like(p, cut), p])
+        labels = (p > cut).view(np.uint8)
+        return scores, False, labels, np.maximum(p, cut)
     scores = raw[0] if raw.ndim == 4 else raw
     scores = np.ascontiguousarray(scores, np.float32)
     channels_last = card.layout == "nhwc"

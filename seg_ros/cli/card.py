@@ -12,11 +12,33 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros import card_builder as cb
-from seg_ros.errors import ConfigError
+from seg_ros import card_probe as cp
+from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import ModelCard, ModelCardError, read_card, sidecar_path
+
+EXAMPLES = """\
+examples, one per convention (docs/models.md: the conversions and the flags each needs):
+  PyTorch export (NCHW input, logits):
+    seg-ros card model.onnx --classes road,sidewalk,person --out model.carded.onnx
+  TensorFlow / Keras / TFLite / TF.js via tf2onnx (NHWC input, detected; -1..1 pixels):
+    seg-ros card model.onnx --classes background,person --mean 0.5 --std 0.5 --out m.onnx
+  the same converted with tf2onnx --inputs-as-nchw (NCHW input; a 1x1 0..1 input: --mean 0):
+    seg-ros card model.onnx --classes background,person --mean 0 --std 1 --out m.onnx
+  one channel of logits (PyTorch BCEWithLogitsLoss), foreground where logit > 0:
+    seg-ros card model.onnx --output-kind logits --classes background,crack --out m.onnx
+  Hugging Face SegFormer (dynamic input, logits at 1/4 size):
+    seg-ros card segformer.onnx --input-size 512x512 --classes ade20k.txt --out m.onnx
+  mmsegmentation via mmdeploy (argmax in the graph: class ids; BGR, mean/std in 0..255):
+    seg-ros card end2end.onnx --input-size 512x1024 --classes cityscapes.txt --scale 1 \\
+      --mean 123.675,116.28,103.53 --std 58.395,57.12,57.375 --out m.onnx
+  TorchScript / torch.export program (the card goes to model.pt.json beside it):
+    seg-ros card model.pt --input-size 360x480 --classes classes.txt
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLES
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("model", help="model file (.onnx, .pt, .pt2; .engine: edit its sidecar)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", help="ONNX: write the carded copy here")
@@ -36,8 +58,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="name of the segmentation output (default: the only one)")
     p.add_argument("--output-kind", default="auto",
                    choices=["auto", "logits", "probabilities", "labels", "sigmoid"])
-    p.add_argument("--layout", default="auto", choices=["auto", "nchw", "nhwc"])
-    p.add_argument("--threshold", type=float, help="sigmoid outputs: foreground above this")
+    p.add_argument("--layout", default="auto", choices=["auto", "nchw", "nhwc"],
+                   help="score output: channels first (nchw) or last (nhwc)")
+    p.add_argument("--input-layout", default="auto", choices=["auto", "nchw", "nhwc"],
+                   help="image input: (N, 3, H, W) or (N, H, W, 3) as tf2onnx leaves "
+                        "TensorFlow models (auto: the 3-channel axis)")
+    p.add_argument("--threshold", type=float,
+                   help="one-channel outputs: foreground probability above this (0..1; for "
+                        "logits: logit > log(t/(1-t)), 0.5 = logit 0)")
     p.add_argument("--groups", help="YAML mapping the classes onto fewer groups")
 
 
@@ -46,13 +74,19 @@ def run(args: argparse.Namespace) -> int:
     from seg_ros.engines.outputs import OutputSpec, check_card_outputs
 
     model = Path(args.model)
+    if model.is_dir():
+        raise ConfigError(f"{model} is a directory: give the model file in it (.onnx, .pt, "
+                          ".pt2 or .engine)")
     _check_destination(args, model)
     base = _base_card(args, model)
     if model.suffix.lower() in ENGINE_SUFFIXES:
         return _edit_engine_card(args, model, base)
     probe = ModelProbe(model)
-    size = _input_size(args, probe, base)
-    outputs = probe.run(size)
+    layout_in, why_in = cp.choose_layout(probe, _asked_input_layout(args, base))
+    size = _input_size(args, probe, base, layout_in)
+    print(f"input        {probe.inputs[0].describe()}: {why_in}")
+    outputs = cp.probe_run(probe, size, layout_in, probe.static_size(layout_in) is not None,
+                           str(model))
     out_name = cb.pick_output(outputs, args.output or base.get("output_name") or None,
                               str(model))
     fields = _class_fields(args, base)
@@ -63,9 +97,14 @@ def run(args: argparse.Namespace) -> int:
           + ("" if args.output_kind != "auto" else "  (auto: pass --output-kind to change)"))
     fields = _complete_classes(fields, kind, layout, outputs[out_name], str(model))
     card = _make_card(args, base, fields, model, size,
-                      {"output_name": out_name, "output_kind": kind, "layout": layout})
+                      {"output_name": out_name, "output_kind": kind, "layout": layout,
+                       "input_layout": layout_in})
     specs = [OutputSpec(k, tuple(v.shape), v.dtype.kind) for k, v in outputs.items()]
-    check_card_outputs(card, specs, str(model))
+    try:
+        check_card_outputs(card, specs, str(model))
+    except EngineError as e:  # the card being made: name the flag, not a rewrite of MODEL
+        raise ConfigError(str(e).replace(f"`seg-ros card {model} ", "`seg-ros card ... ")) \
+            from None
     if kind == "labels":
         has_conf = "confidence" in outputs
         print("confidence   " + ("from the graph's 'confidence' output" if has_conf else
@@ -73,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
                                  "too for a confidence image)"))
     print(f"wrote {_write(card, model, args)}")
     return 0
+
+
+def _asked_input_layout(args: argparse.Namespace, base: dict) -> str:
+    """--input-layout, else the layout the card being edited records, else 'auto'."""
+    if args.input_layout != "auto":
+        return str(args.input_layout)
+    return str(base.get("input_layout", "auto"))
 
 
 ENGINE_SUFFIXES = (".engine", ".plan")
@@ -88,7 +134,9 @@ def _edit_engine_card(args: argparse.Namespace, model: Path, base: dict) -> int:
     output = {k: v for k, v in (("output_name", args.output),
                                 ("output_kind", None if args.output_kind == "auto"
                                  else args.output_kind),
-                                ("layout", None if args.layout == "auto" else args.layout)) if v}
+                                ("layout", None if args.layout == "auto" else args.layout),
+                                ("input_layout", None if args.input_layout == "auto"
+                                 else args.input_layout)) if v}
     fields = _class_fields(args, base)
     card = _make_card(args, base, fields, model, tuple(base["input_size"]),  # type: ignore[arg-type]
                       output)
@@ -119,13 +167,15 @@ def _base_card(args: argparse.Namespace, model: Path) -> dict[str, Any]:
         return {}
 
 
-def _input_size(args: argparse.Namespace, probe: Any, base: dict) -> tuple[int, int]:
-    static = probe.static_size()
+def _input_size(args: argparse.Namespace, probe: Any, base: dict, layout: str
+                ) -> tuple[int, int]:
+    static = probe.static_size(layout)
     if args.input_size:
         size = cb.parse_size(args.input_size)
         if static and static != size:
             raise ConfigError(f"--input-size {args.input_size} disagrees with the graph's fixed "
-                              f"input {static[0]}x{static[1]}: drop --input-size")
+                              f"{layout.upper()} input {static[0]}x{static[1]}: drop "
+                              "--input-size")
         return size
     if static:
         return static
@@ -150,7 +200,7 @@ def _complete_classes(fields: dict, kind: str, layout: str, arr: Any, model: str
     sigmoid mask; a label map does not say how many classes it has."""
     if "class_names" in fields:
         return fields
-    if kind == "sigmoid":
+    if kind == "sigmoid" or (kind == "logits" and cb._channels(arr, layout) == 1):
         names = ["background", "foreground"]
     elif kind == "labels":
         raise ConfigError(f"{model} outputs class ids, which do not say how many classes there "
@@ -158,7 +208,8 @@ def _complete_classes(fields: dict, kind: str, layout: str, arr: Any, model: str
     else:
         channels = arr.shape[-1] if layout == "nhwc" else arr.shape[-3]
         names = [f"class{i}" for i in range(channels)]
-    print(f"classes      {len(names)} numbered names (pass --classes to name them)")
+    shown = ", ".join(names) if len(names) == 2 else f"{len(names)} numbered names"
+    print(f"classes      {shown} (pass --classes to name them)")
     return {"class_names": names}
 
 
@@ -172,8 +223,11 @@ def _make_card(args: argparse.Namespace, base: dict, fields: dict, model: Path,
     if args.colors:
         d["colors"] = cb.parse_colors(args.colors)
     elif len(d.get("colors") or []) != len(names):
-        d["colors"] = cb.distinct_colors(len(names))
-        print(f"colors       a distinct palette of {len(names)} (pass --colors to choose)")
+        d["colors"] = cb.default_colors(names)
+        blank = [n for n, c in zip(names, d["colors"]) if c == (0, 0, 0)]
+        print(f"colors       a distinct palette of {len(names)}"
+              + (f", black for {', '.join(blank)}" if blank else "")
+              + " (pass --colors to choose)")
     if args.colors and len(d["colors"]) != len(names):
         raise ConfigError(f"--colors gives {len(d['colors'])} colours for {len(names)} classes: "
                           "give one per class (or drop --colors for a palette)")
@@ -191,10 +245,19 @@ def _make_card(args: argparse.Namespace, base: dict, fields: dict, model: Path,
     try:
         return ModelCard.from_dict(d, source="card")
     except ModelCardError as e:
-        raise ConfigError(f"{e} (seg-ros card flags: --classes --colors --traversable)") from None
+        names_flag = "seg-ros card --" in str(e)
+        raise ConfigError(str(e) if names_flag else
+                          f"{e} (seg-ros card flags: --classes --colors --traversable)") from None
 
 
 def _set_normalisation(args: argparse.Namespace, d: dict) -> None:
+    from_card = "mean" in d
+    _apply_normalisation_flags(args, d)
+    given = any(v is not None for v in (args.mean, args.std, args.scale, args.channel_order))
+    print(f"normalise    {cp.normalisation_line(d, given, from_card)}")
+
+
+def _apply_normalisation_flags(args: argparse.Namespace, d: dict) -> None:
     if args.ignore_index is not None:
         d["ignore_index"] = args.ignore_index
     if args.mean:

@@ -33,12 +33,13 @@ def _print_card(card: ModelCard, model: str) -> None:
     h, w = card.input_size
     print(f"model        {card.name}  ({model})")
     scale = "pixel/255" if abs(card.scale * 255 - 1) < 1e-9 else f"pixel x {card.scale:g}"
-    print(f"input        {h}x{w} {card.channel_order}, {card.resize}; ({scale} - mean) / std, "
-          f"mean {card.mean}, std {card.std}")
+    shape = "x".join(map(str, card.input_shape()))
+    print(f"input        {h}x{w} {card.channel_order}, {card.input_layout.upper()} ({shape}), "
+          f"{card.resize}; ({scale} - mean) / std, mean {card.mean}, std {card.std}")
     print(f"output       {card.output!r}: {card.output_kind}"
           + (f" {card.layout.upper()}" if card.output_kind in ("logits", "probabilities")
              else "") + (f", threshold {card.threshold}" if card.output_kind == "sigmoid"
-                         else ""))
+                         or (card.output_kind == "logits" and card.num_classes == 2) else ""))
     if card.output_kind == "labels":
         print("confidence   " + _labels_confidence(model))
     print(f"classes      {card.num_classes}" + (f", ignore index {card.ignore_index}"
@@ -80,11 +81,11 @@ def _print_cardless(model: Path) -> int:
     probe = ModelProbe(model)
     print(f"{model} has no model card; what the graph shows:")
     for t in probe.inputs:
-        print(f"  input   {t.describe()}")
+        print(f"  input   {t.describe()}  ({probe.input_layout().upper()})")
     for t in probe.outputs:
         print(f"  output  {t.describe()}")
     cmd = f"seg-ros card {model} --classes CLASSES.txt"
-    if probe.static_size() is None:
+    if probe.static_size(probe.input_layout()) is None:
         cmd += " --input-size HxW"
     if len(probe.outputs) > 1:
         cmd += " --output NAME"

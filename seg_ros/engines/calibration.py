@@ -67,7 +67,7 @@ class CalibrationBatches:
         self.card = card
         self.batch_size = batch_size
         self.drop_last = drop_last
-        self.shape: tuple[int, int, int, int] = (batch_size, 3, *card.input_size)
+        self.shape: tuple[int, int, int, int] = card.input_shape(batch_size)  # card's layout
         self._pre = preprocessor(card)
 
     def __len__(self) -> int:

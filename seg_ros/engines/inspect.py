@@ -30,6 +30,9 @@ class ModelProbe:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path} is a directory: give the model file in it (.onnx, "
+                              ".pt or .pt2)")
         if not self.path.is_file():
             raise ConfigError(f"model file {self.path} does not exist: check the path")
         self.kind = "onnx" if self.path.suffix.lower() == ".onnx" else "torch"
@@ -46,7 +49,9 @@ class ModelProbe:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: a failed probe run is reported in one line
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
         try:
             self.session = ort.InferenceSession(str(self.path), so,
                                                 providers=["CPUExecutionProvider"])
@@ -66,19 +71,54 @@ class ModelProbe:
         self.inputs = [TensorInfo("input", (1, 3, None, None), "float32")]
         self.outputs = []  # known only after a run
 
-    def static_size(self) -> tuple[int, int] | None:
+    def input_layout(self) -> str:
+        """'nhwc' when the image input has its 3-channel axis last (TensorFlow / Keras / TFLite
+        converted by tf2onnx without --inputs-as-nchw), else 'nchw'."""
+        shape = self.inputs[0].shape
+        if len(shape) == 4 and shape[3] == 3 and shape[1] != 3:
+            return "nhwc"
+        return "nchw"
+
+    def channel_axis_fixed(self, layout: str) -> int | None:
+        """The graph's channel count on ``layout``'s channel axis (None when dynamic)."""
+        shape = self.inputs[0].shape
+        if len(shape) != 4:
+            return None
+        c = shape[3] if layout == "nhwc" else shape[1]
+        return int(c) if isinstance(c, int) else None
+
+    def static_size(self, layout: str = "nchw") -> tuple[int, int] | None:
         """(H, W) of the image input when the graph fixes it, else None (dynamic)."""
         shape = self.inputs[0].shape
-        if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
-            return int(shape[2]), int(shape[3])
+        hw = shape[1:3] if layout == "nhwc" else shape[2:]
+        if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in hw):
+            return int(hw[0]), int(hw[1])
         return None
 
-    def run(self, size: tuple[int, int]) -> dict[str, np.ndarray]:
-        """Outputs by name for one seeded random (1, 3, H, W) batch at ``size``."""
-        x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    def output_floor_bytes(self, size: tuple[int, int]) -> int:
+        """A lower bound of the bytes one run's outputs take at ``size`` (float32): the
+        dimensions the graph fixes, open ones of rank >= 3 outputs taken at 1/32 of the input's
+        shorter side (the coarsest common stride; 1 for the batch), other open ones as 1."""
+        total = 0
+        for o in self.outputs:
+            n = 1
+            for i, d in enumerate(o.shape):
+                if isinstance(d, int) and d > 0:
+                    n *= d
+                elif i > 0 and len(o.shape) >= 3:
+                    n *= max(1, min(size) // 32)
+            total += 4 * n
+        return total
+
+    def run(self, size: tuple[int, int], layout: str = "nchw") -> dict[str, np.ndarray]:
+        """Outputs by name for one seeded random batch at ``size``, (1, 3, H, W) or, for
+        ``layout`` 'nhwc', (1, H, W, 3)."""
+        shape = (1, *size, 3) if layout == "nhwc" else (1, 3, *size)
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         if self.kind == "onnx":
             names = [o.name for o in self.outputs]
-            return dict(zip(names, self.session.run(names, {self.inputs[0].name: x})))
+            return dict(zip(names, self.session.run(names, {self.inputs[0].name: x},
+                                                    self._run_options)))
         from seg_ros.engines.torch import run_program
 
         return run_program(self.module, x)

@@ -210,15 +210,26 @@ def graph_batch(graph_shape: list) -> int:
 
 def engine_input_shape(graph_shape: list, card: ModelCard, path: Path
                        ) -> tuple[int, int, int, int]:
-    """(1, 3, H, W) the engine runs: the graph's static size, or the card's input_size for the
-    dynamic dimensions. A static size that disagrees with the card is refused."""
-    if len(graph_shape) != 4 or (isinstance(graph_shape[1], int) and graph_shape[1] != 3):
-        raise EngineError(f"{path}: graph input {graph_shape} is not (N, 3, H, W): seg_ros "
-                          "runs RGB/BGR NCHW models; re-export it with an NCHW image input")
+    """(1, 3, H, W), or (1, H, W, 3) for a card with ``input_layout: nhwc``, the engine runs:
+    the graph's static size, or the card's input_size for the dynamic dimensions. A static
+    size or channel axis that disagrees with the card is refused."""
+    nhwc = card.input_layout == "nhwc"
+    c_axis, h_axis, w_axis = (3, 1, 2) if nhwc else (1, 2, 3)
+    if len(graph_shape) != 4 or (isinstance(graph_shape[c_axis], int)
+                                 and graph_shape[c_axis] != 3):
+        other = "nchw" if nhwc else "nhwc"
+        hint = (f"fix the card with `seg-ros card {path} --input-layout {other}`"
+                if len(graph_shape) == 4 and graph_shape[3 if not nhwc else 1] == 3 else
+                "seg_ros runs RGB/BGR image models; re-export it with an (N, 3, H, W) or "
+                "(N, H, W, 3) image input")
+        raise EngineError(f"{path}: graph input {graph_shape} is not "
+                          f"{'(N, H, W, 3)' if nhwc else '(N, 3, H, W)'} as the card's "
+                          f"input_layout {card.input_layout} says: {hint}")
     h, w = card.input_size
-    for graph_dim, card_dim, what in ((graph_shape[2], h, "height"), (graph_shape[3], w, "width")):
+    gh, gw = graph_shape[h_axis], graph_shape[w_axis]
+    for graph_dim, card_dim, what in ((gh, h, "height"), (gw, w, "width")):
         if isinstance(graph_dim, int) and graph_dim != card_dim:
             raise EngineError(
                 f"{path}: graph input {what} is {graph_dim} but the card says {card_dim}: fix "
-                f"it with `seg-ros card {path} --input-size {graph_shape[2]}x{graph_shape[3]}`")
-    return (1, 3, h, w)
+                f"it with `seg-ros card {path} --input-size {gh}x{gw}`")
+    return card.input_shape()

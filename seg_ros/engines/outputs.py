@@ -68,6 +68,16 @@ def check_card_outputs(card: ModelCard, outputs: list[OutputSpec], source: str) 
     if len(out.shape) not in (3, 4):
         raise EngineError(f"{source}: output {out.name!r} has shape {out.shape}, not class "
                           f"scores (N, C, h, w) or (N, h, w, C): {fix}")
+    if channels == 1:
+        if card.output_kind == "probabilities":
+            raise EngineError(f"{source}: output {out.name!r} {out.shape} has one channel: a "
+                              f"foreground probability, {fix} (sigmoid)")
+        if card.num_classes != 2:
+            raise EngineError(
+                f"{source}: output {out.name!r} {out.shape} is one channel of binary logits, "
+                f"so the model has 2 classes but its card lists {card.num_classes}: fix it "
+                f"with `seg-ros card {source} --classes background,NAME`")
+        return
     if channels is not None and channels != card.num_classes:
         raise EngineError(
             f"{source}: the model outputs {channels} classes but its card lists "

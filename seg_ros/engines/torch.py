@@ -34,7 +34,7 @@ class TorchEngine:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.module = load_program(path, self.device)
-        self.input_shape = (1, 3, *self.card.input_size)
+        self.input_shape = self.card.input_shape()  # (1, 3, H, W) or channels-last
         # positional outputs take the card's names: the card's output, then ``confidence``
         self.output_names = [self.card.output, "confidence"]
         check_card_outputs(self.card, self._output_specs(), str(path))

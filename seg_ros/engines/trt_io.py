@@ -92,12 +92,12 @@ def validate_specs(specs: list[TensorSpec], card: ModelCard, source: str
     if inp.dtype.kind != "f":
         raise EngineError(f"{source}: input {inp.name!r} is {inp.dtype}, expected float32: "
                           f"{rebuild}")
-    h, w = card.input_size
-    if len(inp.shape) != 4 or inp.shape[1] != 3 or inp.shape[0] not in (1, -1) or \
-            tuple(inp.shape[2:]) != (h, w):
+    want = card.input_shape()  # (1, 3, H, W), or (1, H, W, 3) for input_layout nhwc
+    if len(inp.shape) != 4 or inp.shape[0] not in (1, -1) or tuple(inp.shape[1:]) != want[1:]:
         raise EngineError(
             f"{source}: input {inp.name!r} has shape {inp.shape} but the card wants "
-            f"(1, 3, {h}, {w}): fix the card's input_size or {rebuild}"
+            f"{want} (input_layout {card.input_layout}): fix the card's input_size / "
+            f"input_layout or {rebuild}"
         )
     check_card_outputs(card, [OutputSpec(o.name, tuple(d if d >= 0 else None for d in o.shape),
                                          o.dtype.kind) for o in outputs], source)
