@@ -28,6 +28,7 @@ outputs of the input bag's frames only.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from seg_ros.bag import (
     open_reader,
 )
 from seg_ros.bag.driver import BagFrames, Frame, Run, drive, start_node
+from seg_ros.bag.mcap_crc import unchecked_note
 from seg_ros.stamps import stamp_ns
 
 
@@ -174,7 +176,10 @@ def evaluate_bag(
     """
     from seg_ros.model_card import read_card
 
-    data = load_frames(bag, image_topic, labels_topic)
+    data = load_frames(bag, image_topic, labels_topic)  # a failed chunk checksum: BagError
+    unchecked = unchecked_note(bag)
+    if unchecked:  # reported, never silent: these frames are scored as read
+        print(f"warning: {unchecked}", file=sys.stderr)
     if data.labels_topic is None or data.meta["truth_frames"] == 0:
         raise BagError(
             f"bag {bag} has no ground-truth labels topic (*{LABELS_SUFFIX}*, mono8 Image or PNG "
@@ -216,6 +221,7 @@ def evaluate_bag(
     report["node"] = {"command": " ".join(node_proc.args), "log": str(node_proc.log_path),
                       "domain_id": domain, "outputs": outputs}
     report["depth"] = _depth_report(data, run)
+    report["integrity"] = unchecked or "every MCAP chunk checksum verified"
     if writer is not None:
         report["out_bag"] = str(out_bag)
         report["out_bag_counts"] = dict(writer.counts)

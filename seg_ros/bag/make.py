@@ -44,6 +44,7 @@ from seg_ros.bag import (
     staging,
     typestore,
 )
+from seg_ros.bag.mcap_crc import add_chunk_crcs
 from seg_ros.frames import IMAGE_SUFFIXES, list_images, read_rgb
 
 DEFAULT_HFOV_DEG = 60.0
@@ -198,6 +199,8 @@ def make_bag(
             if depth_writer is not None:
                 depth_writer.write(start_ns + i * period_ns, depth_maps[i], frame_writer.size)
         writer.close()
+        for mcap in staged.glob("*.mcap"):  # chunk checksums: corruption fails the read
+            add_chunk_crcs(mcap)
         commit(staged, out)
     except BaseException:
         discard(staged)

@@ -24,6 +24,7 @@ from seg_ros.floor import (
     GridSpec,
     GroundProjector,
 )
+from seg_ros.frames import image_file_size
 
 # nav2 map_saver trinary pixels (negate 0): free 254, occupied 0, unknown 205.
 PGM_FREE, PGM_OCCUPIED, PGM_UNKNOWN = 254, 0, 205
@@ -82,6 +83,7 @@ def parse_ids(text: str) -> tuple[int, ...]:
 def read_labels(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"label image {path} does not exist: check the path")
+    image_file_size(path)  # from the header: an empty, foreign or huge file refused first
     labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if labels is None or labels.ndim != 2 or labels.dtype not in (np.uint8, np.uint16):
         raise ConfigError(f"{path} is not a single-channel 8/16-bit class-id image: pass the "

@@ -40,6 +40,7 @@ from seg_ros.floor import (
     local_grid_spec,
 )
 from seg_ros.floor.camera import rpy_matrix
+from seg_ros.floor.map import MAX_WORLD_M
 
 COLUMNS = ("image", "x", "y", "z", "roll", "pitch", "yaw")
 
@@ -65,8 +66,14 @@ def read_poses(path: Path) -> list[tuple[str, np.ndarray]]:
     """(image name, 4x4 T_map_base) per row of POSES.csv."""
     if not path.is_file():
         raise FileNotFoundError(f"poses file {path} does not exist: check the path")
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the header
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}): save it as "
+                          "UTF-8 CSV") from None
+    except csv.Error as e:
+        raise ConfigError(f"{path} is not a readable CSV ({e}): save it as plain CSV") from None
     if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
         raise ConfigError(f"{path} must start with the header row {','.join(COLUMNS)} "
                           f"(got {','.join(rows[0]) if rows else 'an empty file'})")
@@ -82,6 +89,10 @@ def read_poses(path: Path) -> list[tuple[str, np.ndarray]]:
             raise ConfigError(f"{path} line {line}: {','.join(row)!r} is not an image name "
                               "and six finite numbers (x,y,z in m, roll,pitch,yaw in rad)"
                               ) from None
+        if max(abs(x), abs(y), abs(z)) > MAX_WORLD_M:
+            raise ConfigError(f"{path} line {line}: position ({x:g}, {y:g}, {z:g}) m is "
+                              f"outside any plausible world (|x|, |y|, |z| <= {MAX_WORLD_M:g} "
+                              "m): check the units (metres)")
         t = np.eye(4)
         t[:3, :3] = rpy_matrix(roll, pitch, yaw)
         t[:3, 3] = (x, y, z)

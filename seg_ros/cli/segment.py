@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from seg_ros.engines import backend_names, open_engine
 from seg_ros.errors import ConfigError
-from seg_ros.frames import list_images
+from seg_ros.frames import image_file_size, list_images
 from seg_ros.render import Palette, legend, write_rgb_png
 from seg_ros.segmenter import Segmenter
 
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha {args.alpha} is outside 0..1")
     images = [img for item in args.input for img in list_images(Path(item))]
+    for img in images:  # every header first: a bad or huge file is refused before any work
+        image_file_size(img)
     stems = _output_stems(images)
     engine = open_engine(args.model, args.backend, args.device, args.threads)
     segmenter = Segmenter(engine)
@@ -40,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_rgb_png(out / "legend.png", legend(segmenter.card))
+    skipped: list[str] = []
     for path, stem in tqdm(list(zip(images, stems)), desc="segment", unit="frame"):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            tqdm.write(f"skipped {path}: not a readable image")
+        if bgr is None:  # a valid header over corrupt data
+            skipped.append(f"{path}")
+            tqdm.write(f"skipped {path}: its image data does not decode (truncated or corrupt)")
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         result = segmenter(rgb, want_confidence=False)
@@ -52,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         write_rgb_png(out / f"{stem}_color.png", mask)
         write_rgb_png(out / f"{stem}_overlay.png",
                       palette.overlay(rgb, result.labels, args.alpha, mask))
-    print(f"wrote {len(images)} frames to {out}")
+    done = len(images) - len(skipped)
+    if skipped:
+        raise ConfigError(f"wrote {done} of {len(images)} frames to {out}; {len(skipped)} did "
+                          f"not decode (first: {skipped[0]}): re-copy them")
+    print(f"wrote {done} frames to {out}")
     return 0
 
 

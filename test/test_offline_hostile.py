@@ -1,0 +1,133 @@
+"""The offline tools under hostile input: files that are huge once decoded, not images, empty,
+of another encoding, of absurd values, or corrupted mid-file. Each is refused by the real CLI
+in a subprocess with a non-zero exit and one line (no traceback), before allocating: the
+child's peak RSS, read with os.wait4 (getrusage of that one child), stays under 1 GB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from foreign_models import tf2onnx_like, wide_output, zero_png
+from test_floor_map import WORLD, cli_args, drive, write_drive
+
+RSS_LIMIT = 1 << 30
+
+
+def refused(args: list[str], *words: str) -> str:
+    """Run the CLI; assert a non-zero exit, one stderr line holding ``words``, no traceback and
+    a peak RSS under 1 GB; returns the line."""
+    rc, _out, err, rss = run_measured(args)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc != 0 and len(lines) == 1 and "Traceback" not in err, (rc, err)
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert rss < RSS_LIMIT, f"peak RSS {rss / 2**20:.0f} MiB"
+    return lines[0]
+
+
+def run_measured(args: list[str], timeout: float = 300.0) -> tuple[int, str, str, int]:
+    """(exit status, stdout, stderr, peak RSS bytes) of `seg-ros ARGS`, the RSS from the
+    rusage os.wait4 returns for this child alone."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "seg_ros.cli", *args], stdout=out,
+                                stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss * 1024
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("model")
+    carded = d / "m.carded.onnx"
+    rc, _, err, _ = run_measured(["card", str(tf2onnx_like(d / "m.onnx", "logits")), "--out",
+                                  str(carded)])
+    assert rc == 0, err
+    return carded
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> Path:
+    """A 30000 x 30000 8-bit PNG of about 1 MB (2.7 GB as RGB once decoded)."""
+    return zero_png(tmp_path_factory.mktemp("huge") / "huge.png", 30000, 30000)
+
+
+def test_segment_refuses_a_30000_squared_png_from_its_header(model, huge_png, tmp_path):
+    refused(["segment", str(model), str(huge_png), "--out", str(tmp_path / "o")],
+            "30000x30000", "limit of 50 MP")
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("content, name, words", [
+    (b"frame 1: this is a text file\n", "notes.png", ["not an image file"]),
+    (b"", "empty.png", ["empty file"]),
+    (b"frame 1: this is a text file\n", "notes.txt", ["neither an image nor a folder"]),
+])
+def test_segment_refuses_what_is_not_an_image(model, tmp_path, content, name, words):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    refused(["segment", str(model), str(bad), "--out", str(tmp_path / "o")], str(bad), *words)
+
+
+def test_card_says_a_directory_is_a_directory(tmp_path):
+    refused(["card", str(tmp_path), "--out", str(tmp_path / "x.onnx")], "is a directory")
+
+
+def test_card_refuses_huge_graphs_from_their_shapes(tmp_path):
+    refused(["card", str(tf2onnx_like(tmp_path / "in.onnx", "logits", size=(20000, 20000))),
+             "--out", str(tmp_path / "x.onnx")], "20000x20000", "limit", "4096x4096")
+    refused(["card", str(wide_output(tmp_path / "out.onnx", 10000, (256, 256))), "--out",
+             str(tmp_path / "x.onnx")], "10000", "limit of 1 GiB")
+
+
+@pytest.fixture()
+def drive_csv(tmp_path) -> Path:
+    return write_drive(tmp_path / "drive", drive(3), WORLD)
+
+
+def test_floor_map_refuses_a_30000_squared_label_png(drive_csv, huge_png, tmp_path):
+    (drive_csv.parent / "f01.png").unlink()
+    os.link(huge_png, drive_csv.parent / "f01.png")
+    refused(cli_args(tmp_path, drive_csv), "f01.png", "30000x30000", "limit of 50 MP")
+
+
+def test_floor_map_csv_encodings_and_absurd_values(drive_csv, tmp_path):
+    text = drive_csv.read_text()
+    drive_csv.write_bytes(text.replace("image", "imáge", 1).encode("latin-1"))
+    refused(cli_args(tmp_path, drive_csv), "not UTF-8", "save it as UTF-8")
+    drive_csv.write_bytes(text.encode("utf-8-sig"))  # a spreadsheet's byte-order mark
+    rc, out, err, _ = run_measured(cli_args(tmp_path, drive_csv))
+    assert rc == 0 and "3 frames fused" in out, err
+    rows = text.splitlines()
+    rows[2] = ",".join([*rows[2].split(",")[:3], "1e308", *rows[2].split(",")[4:]])
+    drive_csv.write_text("\n".join(rows) + "\n")
+    refused(cli_args(tmp_path, drive_csv), "line 3", "1e+308", "plausible")
+
+
+def test_bag_eval_refuses_a_bag_corrupted_mid_file(model, camvid_dir, tmp_path):
+    """`seg-ros bag make` writes MCAP chunk checksums, so bytes flipped in the middle of the
+    file fail the read before any frame is scored."""
+    from seg_ros.bag.make import make_bag
+    from seg_ros.bag.mcap_crc import count_crcs, unchecked_note
+
+    bag = tmp_path / "bag"
+    make_bag(camvid_dir / "val", bag, camvid_dir / "valannot", limit=3, rate=10.0,
+             progress=False)
+    (mcap,) = bag.glob("*.mcap")
+    crcs = count_crcs(mcap)
+    assert crcs.chunks > 0 and crcs.with_crc == crcs.chunks and unchecked_note(bag) is None
+    data = bytearray(mcap.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = bytes(b ^ 0x5A for b in data[mid:mid + 64])
+    mcap.write_bytes(bytes(data))
+    refused(["bag", "eval", str(bag), "--model", str(model), "--json",
+             str(tmp_path / "r.json")], "corrupt", "checksum")
+    assert not (tmp_path / "r.json").exists()
