@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import NodeProcess, hostile, param_args, pick_domain, wait_for
+from seg_ros.testing import NodeProcess, hostile, hostile_field, param_args, pick_domain, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TEST_DIR = str(Path(__file__).resolve().parent)
@@ -53,6 +53,19 @@ def compressed_rig(tiny_model: Path) -> Iterator[hostile.HostileRig]:
 def test_raw_input_case(raw_rig: hostile.HostileRig, case) -> None:
     case(raw_rig)
     assert raw_rig.node.alive()
+
+
+@pytest.mark.parametrize("case", hostile_field.RAW_CASES, ids=lambda c: c.__name__)
+def test_raw_input_field_case(raw_rig: hostile.HostileRig, case) -> None:
+    """Odometry (NaN, inf, 1e300, quaternions), time going back, integers for doubles."""
+    case(raw_rig)
+    assert raw_rig.node.alive()
+
+
+@pytest.mark.parametrize("case", hostile_field.STANDALONE_CASES, ids=lambda c: c.__name__)
+def test_node_of_its_own_case(tiny_model: Path, tmp_path: Path, case) -> None:
+    """Parameter types at start; deactivate with a worker stuck in the engine."""
+    case(tiny_model, tmp_path)
 
 
 @pytest.mark.parametrize("case", hostile.COMPRESSED_CASES, ids=lambda c: c.__name__)

@@ -132,12 +132,21 @@ class HostileRig:
         remap = f"{topic}/compressed" if compressed else topic
         sub = "image/compressed" if compressed else "image"
         self.node = NodeProcess([*param_args(values), "-r", f"{sub}:={remap}",
-                                 "-r", f"camera_info:=/{name}_cam/camera_info"], domain, name=name,
-                                env=env)
+                                 "-r", f"camera_info:=/{name}_cam/camera_info",
+                                 "-r", f"odom:=/{name}_odom"], domain, name=name, env=env)
         self.client = LiveClient(domain)
         self.img_pub = self.client.publisher(CompressedImage if compressed else Image, remap,
                                              depth=1)
         self.info_pub = self.client.publisher(CameraInfo, f"/{name}_cam/camera_info", depth=1)
+        from nav_msgs.msg import Odometry
+
+        self.odom_pub = self.client.publisher(Odometry, f"/{name}_odom", depth=50)
+        # header -> the robot's nav_msgs/Odometry at its stamp (None: no odometry sent); sent
+        # at 50 Hz: five messages per frame, stamped 20 ms apart up to the frame's stamp
+        self.odom_maker: Callable[[Any], Any] | None = None
+        self.stamp_offset_ns = 0  # added to every stamp (time going back: a negative offset)
+        self.counts: dict[str, int] = {}  # messages per output watched with watch()
+        self.last_msg: dict[str, Any] = {}
         self.rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
         self.info_k: tuple[float, ...] | Callable[[int], tuple[float, ...]] = K_GOOD
         self.info_extra: dict[str, Any] = {}
@@ -191,7 +200,8 @@ class HostileRig:
             k += 1
             h = Header(frame_id="hostile_camera")
             if not self.zero_stamp:
-                h.stamp.sec, h.stamp.nanosec = divmod(time.time_ns(), 10**9)
+                h.stamp.sec, h.stamp.nanosec = divmod(time.time_ns() + self.stamp_offset_ns,
+                                                      10**9)
             info = CameraInfo(header=h, width=W, height=H, distortion_model="plumb_bob")
             kk = self.info_k(k) if callable(self.info_k) else self.info_k
             info.k = np.array(kk, dtype=np.float64)
@@ -199,11 +209,51 @@ class HostileRig:
             for key, value in self.info_extra.items():
                 setattr(info, key, value)
             try:
+                self._odometry(h)
                 self.info_pub.publish(info)
                 self.img_pub.publish(self.image_maker(h) if self.image_maker else self.good(h))
                 self.sent += 1
             except Exception:  # context shut down at teardown
                 return
+
+    def _odometry(self, header: Any) -> None:
+        """Five odometry messages (50 Hz) up to the frame's stamp, from ``odom_maker``."""
+        from std_msgs.msg import Header
+
+        maker = self.odom_maker
+        if maker is None:
+            return
+        t = header.stamp.sec * 10**9 + header.stamp.nanosec
+        for back in (80, 60, 40, 20, 0):
+            h = Header(frame_id="odom")
+            h.stamp.sec, h.stamp.nanosec = divmod(max(t - back * 10**6, 0), 10**9)
+            msg = maker(h)
+            if msg is not None:
+                self.odom_pub.publish(msg)
+
+    def watch(self, output: str, msg_type: Any, latched: bool = False, metered: bool = True
+              ) -> Any:
+        """Subscribe ``output`` of the node: counted in ``counts``, its last message kept, its
+        arrival time in ``last_output`` when ``metered`` (the blind meter watches it);
+        unwatch() ends it."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        def on(msg: Any) -> None:
+            self.counts[output] = self.counts.get(output, 0) + 1
+            self.last_msg[output] = msg
+            if metered:
+                self.last_output[output] = time.monotonic()
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                         else DurabilityPolicy.VOLATILE)
+        return self.client.node.create_subscription(msg_type, f"{self.node_fqn}/{output}", on,
+                                                    qos)
+
+    def unwatch(self, output: str, sub: Any) -> None:
+        self.client.node.destroy_subscription(sub)
+        self.last_output.pop(output, None)
+        self.changed_at = time.monotonic()
 
     def good(self, header: Any) -> Any:
         from sensor_msgs.msg import CompressedImage
@@ -272,6 +322,7 @@ class HostileRig:
 def settle(rig: HostileRig) -> None:
     """Good frames again, and the node back to OK with labels and grids flowing."""
     rig.info_k, rig.info_extra, rig.image_maker, rig.zero_stamp = K_GOOD, {}, None, False
+    rig.odom_maker, rig.stamp_offset_ns = None, 0
     rig.flowing("floor_grid", timeout=20)
     rig.level(OK, timeout=20)
 
