@@ -20,6 +20,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 
+from foreign_models import IMAGENET, SIZE, reference, tf2onnx_like  # noqa: E402
 from test_conventions import CARD_FLAGS, INPUT, Backbone, export, reference_labels  # noqa: E402
 
 from seg_ros.cli import main  # noqa: E402
@@ -64,15 +65,27 @@ def without_onnx(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_node_runs_a_carded_foreign_model_without_onnx(camvid_frame, tmp_path):
+def foreign_model(kind: str, tmp_path: Path, rgb: np.ndarray) -> tuple[Path, np.ndarray]:
+    """(card-less model, onnxruntime's labels of ``rgb``): a PyTorch NCHW logits export, or a
+    tf2onnx-style graph with an NHWC input and one channel of binary logits (1, h, w, 1)."""
+    if kind == "torch_logits":
+        model = export("logits", tmp_path / "foreign.onnx")
+        return model, reference_labels(model, "logits", rgb)
+    model = tf2onnx_like(tmp_path / "foreign.onnx", "logits1", seed=2)
+    return model, reference(model, rgb, SIZE, IMAGENET, True, True, "logits1")
+
+
+@pytest.mark.parametrize("kind", ["torch_logits", "tf_nhwc_binary_logits"])
+def test_node_runs_a_carded_foreign_model_without_onnx(kind, camvid_frame, tmp_path):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    model = export("logits", tmp_path / "foreign.onnx")
-    carded = tmp_path / "foreign.carded.onnx"
-    assert main(["card", str(model), "--out", str(carded), *CARD_FLAGS["logits"]]) == 0
     rgb = camvid_frame[0]
+    model, want = foreign_model(kind, tmp_path, rgb)
+    carded = tmp_path / "foreign.carded.onnx"
+    assert main(["card", str(model), "--out", str(carded),
+                 *(CARD_FLAGS["logits"] if kind == "torch_logits" else [])]) == 0
     domain = pick_domain()
     proc = NodeProcess(["-p", f"model_path:={carded}", "-p", "threads:=1",
                         "-r", "image:=/cam/image"], domain, module=node_module(),
@@ -113,7 +126,6 @@ def test_node_runs_a_carded_foreign_model_without_onnx(camvid_frame, tmp_path):
     assert rc == 0, proc.tail()
     assert "Traceback" not in proc.log()
     labels = np.frombuffer(bytes(out.data), np.uint8).reshape(out.height, out.step)[:, :out.width]
-    want = reference_labels(model, "logits", rgb)
     assert len(np.unique(want)) > 1
     assert float((labels == want).mean()) >= 0.995
 
