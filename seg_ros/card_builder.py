@@ -149,8 +149,8 @@ def read_groups(path: str) -> list[dict[str, Any]]:
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--groups {path} not found: pass a YAML file (see README, "
-                          "'Bring your own model')")
+        raise ConfigError(f"--groups {path} not found: pass a YAML file (see docs/models.md, "
+                          "'Class groups')")
     d = yaml.safe_load(p.read_text())
     groups = d.get("groups") if isinstance(d, dict) else None
     if not isinstance(groups, list) or not all(isinstance(g, dict) and "name" in g
