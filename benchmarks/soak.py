@@ -11,7 +11,8 @@
 4. The full fuzz run (seg_ros/testing/fuzz.py): >= 10,000 malformed messages.
 5. The hostile pass (seg_ros/testing/hostile.py): every in-stream case against a raw and a
    compressed node, timed; ``blind_seconds`` = total time any subscribed output was silent
-   beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0.
+   beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0. Then
+   seg_ros/testing/hostile_sensors.py's cases (several cameras, depth) on their own rigs.
 
 Writes benchmarks/soak.json. Every process uses seg_ros.ros.dds.local_env.
 """
@@ -189,7 +190,11 @@ def run_hostile(model: Path) -> dict[str, Any]:
             blind += rig.blind.blind_s
             episodes += rig.blind.episodes[:5]
             out[f"{name}_exit_code"] = rig.close()
-    out["blind_seconds"] = blind
+    from seg_ros.testing import hostile_sensors  # several cameras and depth, own rigs
+
+    sensors = hostile_sensors.run(model)
+    out.update(sensors)
+    out["blind_seconds"] = blind + sensors["sensors_blind_seconds"]
     out["blind_episodes"] = episodes
     return out
 
