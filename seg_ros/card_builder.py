@@ -260,6 +260,9 @@ def _detect_kind(arr: np.ndarray, layout: str, n_classes: int | None,
         return "labels"
     single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[0] == 1) or \
         (arr.ndim == 4 and 1 in (arr.shape[1], arr.shape[3]))
+    if not single and arr.ndim not in (3, 4):
+        raise ConfigError(f"{model}: output {arr.shape} is not class scores (N, C, h, w) or "
+                          "(N, h, w, C): pass --output NAME of the segmentation output")
     if single:  # probabilities stay in 0..1; logits of any trained model leave it
         finite = arr[np.isfinite(arr)]
         inside = finite.size > 0 and finite.min() >= 0.0 and finite.max() <= 1.0

@@ -19,6 +19,7 @@ STRIDES = (8, 16, 32, 64, 128)  # multiples tried when a dynamic graph fails at 
 
 def choose_layout(probe: Any, asked: str) -> tuple[str, str]:
     """(input layout, why): --input-layout, else the graph's 3-channel axis."""
+    check_inputs(probe)
     shape = probe.inputs[0].shape
     if asked != "auto":
         c = probe.channel_axis_fixed(asked)
@@ -41,6 +42,21 @@ def choose_layout(probe: Any, asked: str) -> tuple[str, str]:
                           "axis: seg_ros feeds RGB/BGR images; pass --input-layout nchw|nhwc "
                           "if the channel axis is dynamic, else re-export with an image input")
     return layout, "NCHW, channels first (auto; pass --input-layout nhwc to change)"
+
+
+def check_inputs(probe: Any) -> None:
+    """One float image input: what every engine feeds (a second input, an integer or float16
+    input would fail the probe run with the runtime's own message)."""
+    if len(probe.inputs) != 1:
+        names = ", ".join(t.describe() for t in probe.inputs)
+        raise ConfigError(f"{probe.path} has {len(probe.inputs)} inputs ({names}); seg_ros "
+                          "feeds one image: re-export it with the image as its only input "
+                          "(constants folded in)")
+    dtype = probe.inputs[0].dtype
+    if dtype not in ("tensor(float)", "float32"):
+        raise ConfigError(f"{probe.path}: input {probe.inputs[0].describe()} is not float32, "
+                          "which every engine feeds: re-export it with a float32 input (a "
+                          "quantised TFLite model: convert the float one)")
 
 
 def check_input_size(size: tuple[int, int], model: str) -> None:
@@ -77,8 +93,11 @@ def probe_run(probe: Any, size: tuple[int, int], layout: str, static: bool, mode
     except Exception as e:  # onnxruntime / torch raise their own types
         why = _first_line(e)
     hw = f"{size[0]}x{size[1]}"
+    other = "nhwc" if layout == "nchw" else "nchw"
+    if probe.channel_axis_fixed(layout) is None and _runs(probe, size, other):
+        raise ConfigError(f"{model} does not run on a {layout.upper()} input ({why}) but does "
+                          f"on {other.upper()}: pass --input-layout {other}") from None
     if static:
-        other = "nhwc" if layout == "nchw" else "nchw"
         raise ConfigError(f"{model} does not run on a {layout.upper()} input at its own size "
                           f"{hw} ({why}): pass --input-layout {other} if its channel axis is "
                           "elsewhere, else re-export it") from None

@@ -130,3 +130,54 @@ def zero_png(path: Path, width: int, height: int, block_bytes: int = 32 << 20) -
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
                      + chunk(b"IEND", b""))
     return path
+
+
+def odd_model(path: Path, kind: str) -> Path:
+    """Graphs onnxruntime loads that are no plain image model, for the 'no traceback' checks:
+    two inputs, a uint8 input (a quantised TFLite model), an unbatched (H, W, 3) input, a grey
+    (1, 1, H, W) input, a rank-5 output, a sequence output, NHWC class ids (1, h, w, 1) without
+    class names, and an NHWC graph whose input dims are all dynamic."""
+    f, u8 = TensorProto.FLOAT, TensorProto.UINT8
+    x4 = [1, 32, 32, 3]
+    if kind == "two_inputs":
+        ins = [helper.make_tensor_value_info("x", f, x4), helper.make_tensor_value_info(
+            "scale", f, [1])]
+        nodes = [helper.make_node("Mul", ["x", "scale"], ["y"])]
+        out = helper.make_tensor_value_info("y", f, x4)
+    elif kind == "uint8_input":
+        ins = [helper.make_tensor_value_info("x", u8, x4)]
+        nodes = [helper.make_node("Cast", ["x"], ["y"], to=f)]
+        out = helper.make_tensor_value_info("y", f, x4)
+    elif kind in ("unbatched", "grey", "all_dynamic"):
+        shape = {"unbatched": [32, 32, 3], "grey": [1, 1, 32, 32],
+                 "all_dynamic": ["n", "h", "w", "c"]}[kind]
+        ins = [helper.make_tensor_value_info("x", f, shape)]
+        nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2])] \
+            if kind == "all_dynamic" else [helper.make_node("Identity", ["x"], ["t"])]
+        if kind == "all_dynamic":  # a 3-channel conv: fails on an NCHW feed
+            nodes.append(helper.make_node("Conv", ["t", "w"], ["y"], kernel_shape=[1, 1]))
+        else:
+            nodes.append(helper.make_node("Identity", ["t"], ["y"]))
+        out = helper.make_tensor_value_info("y", f, None)
+    elif kind == "rank5":
+        ins = [helper.make_tensor_value_info("x", f, x4)]
+        nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["y"])]
+        out = helper.make_tensor_value_info("y", f, [1, 1, 32, 32, 3])
+    elif kind == "sequence":
+        ins = [helper.make_tensor_value_info("x", f, x4)]
+        nodes = [helper.make_node("SequenceConstruct", ["x", "x"], ["y"])]
+        out = helper.make_tensor_sequence_value_info("y", f, x4)
+    elif kind == "nhwc_ids":
+        ins = [helper.make_tensor_value_info("x", f, x4)]
+        nodes = [helper.make_node("ArgMax", ["x"], ["y"], axis=3, keepdims=1)]
+        out = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 32, 32, 1])
+    else:
+        raise ValueError(kind)
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "axes"),
+             numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")]
+    used = {i for n in nodes for i in n.input}
+    graph = helper.make_graph(nodes, kind, ins, [out], [t for t in inits if t.name in used])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -99,7 +99,7 @@ def test_carded_foreign_layout_segments_like_onnxruntime(case, frame_png, tmp_pa
     assert main(["segment", str(carded), str(path), "--out", str(tmp_path / "out")]) == 0
     got = cv2.imread(str(tmp_path / "out" / "frame_labels.png"), cv2.IMREAD_UNCHANGED)
     assert got.shape == want.shape == rgb.shape[:2]
-    assert 0.02 < want.mean() if kind != "scores" else len(np.unique(want)) > 1
+    assert want.mean() > 0.02 if kind != "scores" else len(np.unique(want)) > 1
     agree = float((got == want).mean())
     assert agree >= 0.995, agree
 
@@ -213,3 +213,56 @@ def test_the_sizes_it_names_work(foreign, tmp_path):
     r = cli("card", str(foreign["strided"]), "--out", str(carded), "--input-size", "480x640")
     assert r.returncode == 0, r.stderr
     assert read_card(carded).input_size == (480, 640)
+
+
+ODD = ["two_inputs", "uint8_input", "unbatched", "grey", "all_dynamic", "rank5", "sequence",
+       "nhwc_ids"]
+
+
+@pytest.mark.parametrize("kind", ODD)
+def test_no_traceback_for_any_model_onnxruntime_loads(kind, tmp_path):
+    """Each odd graph loads in onnxruntime; `card` refuses it in one line naming a flag or the
+    re-export it needs."""
+    import onnxruntime as ort
+    from foreign_models import odd_model
+
+    model = odd_model(tmp_path / f"{kind}.onnx", kind)
+    ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    flags = ["--input-size", "32x32"] if kind == "all_dynamic" else []
+    line = one_line_naming(cli("card", str(model), "--out", str(tmp_path / "x.onnx"), *flags))
+    assert " --" in line or "re-export" in line, line
+
+
+@pytest.mark.parametrize("order, resize", [("RGB", "stretch"), ("BGR", "letterbox")])
+def test_channels_last_input_is_the_channels_first_one_transposed(order, resize):
+    """The preprocessor writes an NHWC card's input directly (no transpose afterwards): the
+    same values as the NCHW input, channel order, normalisation and letterbox padding
+    included."""
+    from seg_ros.model_card import camvid_card
+    from seg_ros.preprocess import Preprocessor
+
+    rgb = np.random.default_rng(1).integers(0, 255, (300, 500, 3), np.uint8)
+    kw = dict(channel_order=order, resize=resize, mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4))
+    first = Preprocessor(camvid_card(**kw), (120, 160)).preprocess(rgb).copy()
+    last = Preprocessor(camvid_card(**kw, input_layout="nhwc"), (120, 160)).preprocess(rgb)
+    assert first.shape == (1, 3, 120, 160) and last.shape == (1, 120, 160, 3)
+    np.testing.assert_allclose(last, first.transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_an_nhwc_batch_equals_single_frames(tmp_path):
+    """tf2onnx leaves the batch dynamic: several cameras' frames go in one NHWC call."""
+    from seg_ros.engines import open_engine
+    from seg_ros.segmenter import Segmenter
+
+    carded = tmp_path / "c.onnx"
+    assert main(["card", str(tf2onnx_like(tmp_path / "m.onnx", "logits")), "--out",
+                 str(carded)]) == 0
+    seg = Segmenter(open_engine(carded))
+    assert seg.max_batch == 0 and seg.engine.input_shape == (1, *SIZE, 3)
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 255, (h, w, 3), np.uint8) for h, w in ((240, 320), (120, 200))]
+    batch = seg.preprocess_batch(frames)
+    assert batch.shape == (2, *SIZE, 3)
+    for frame, outputs in zip(frames, seg.infer_batch(batch)):
+        single = seg(frame)
+        assert np.array_equal(seg.postprocess(outputs, frame.shape[:2]).labels, single.labels)

@@ -11,9 +11,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from seg_ros import card_builder as cb
 from seg_ros import card_probe as cp
-from seg_ros.errors import ConfigError, EngineError
+from seg_ros.errors import ConfigError, EngineError, SegRosError
 from seg_ros.model_card import ModelCard, ModelCardError, read_card, sidecar_path
 
 EXAMPLES = """\
@@ -22,13 +24,15 @@ examples, one per convention (docs/models.md: the conversions and the flags each
     seg-ros card model.onnx --classes road,sidewalk,person --out model.carded.onnx
   TensorFlow / Keras / TFLite / TF.js via tf2onnx (NHWC input, detected; -1..1 pixels):
     seg-ros card model.onnx --classes background,person --mean 0.5 --std 0.5 --out m.onnx
-  the same converted with tf2onnx --inputs-as-nchw (NCHW input; a 1x1 0..1 input: --mean 0):
+  the same converted with tf2onnx --inputs-as-nchw (NCHW input, detected; 0..1 pixels):
     seg-ros card model.onnx --classes background,person --mean 0 --std 1 --out m.onnx
+  a one-channel sigmoid mask, e.g. 1x256x256x1 (detected from its 0..1 values):
+    seg-ros card model.onnx --classes background,person --threshold 0.5 --out m.onnx
   one channel of logits (PyTorch BCEWithLogitsLoss), foreground where logit > 0:
     seg-ros card model.onnx --output-kind logits --classes background,crack --out m.onnx
   Hugging Face SegFormer (dynamic input, logits at 1/4 size):
     seg-ros card segformer.onnx --input-size 512x512 --classes ade20k.txt --out m.onnx
-  mmsegmentation via mmdeploy (argmax in the graph: class ids; BGR, mean/std in 0..255):
+  mmsegmentation via mmdeploy (argmax in the graph: class ids; mean/std in 0..255 units):
     seg-ros card end2end.onnx --input-size 512x1024 --classes cityscapes.txt --scale 1 \\
       --mean 123.675,116.28,103.53 --std 58.395,57.12,57.375 --out m.onnx
   TorchScript / torch.export program (the card goes to model.pt.json beside it):
@@ -71,7 +75,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seg_ros.engines.inspect import ModelProbe
-    from seg_ros.engines.outputs import OutputSpec, check_card_outputs
 
     model = Path(args.model)
     if model.is_dir():
@@ -82,11 +85,28 @@ def run(args: argparse.Namespace) -> int:
     if model.suffix.lower() in ENGINE_SUFFIXES:
         return _edit_engine_card(args, model, base)
     probe = ModelProbe(model)
+    try:
+        return _card_probed(args, model, base, probe)
+    except (SegRosError, FileNotFoundError):
+        raise
+    except Exception as e:  # no traceback for any model the runtime loads: one line
+        raise ConfigError(f"{model}: inspecting its outputs failed ({type(e).__name__}: "
+                          f"{str(e).strip()[:160]}): name them with --output, --output-kind "
+                          "and --layout") from None
+
+
+def _card_probed(args: argparse.Namespace, model: Path, base: dict, probe: Any) -> int:
+    from seg_ros.engines.outputs import OutputSpec, check_card_outputs
+
     layout_in, why_in = cp.choose_layout(probe, _asked_input_layout(args, base))
     size = _input_size(args, probe, base, layout_in)
     print(f"input        {probe.inputs[0].describe()}: {why_in}")
     outputs = cp.probe_run(probe, size, layout_in, probe.static_size(layout_in) is not None,
                            str(model))
+    outputs = {k: v for k, v in outputs.items() if isinstance(v, np.ndarray)}  # not sequences
+    if not outputs:
+        raise ConfigError(f"{model} outputs no tensor (sequences or maps only): re-export it "
+                          "with the segmentation as a tensor output")
     out_name = cb.pick_output(outputs, args.output or base.get("output_name") or None,
                               str(model))
     fields = _class_fields(args, base)
