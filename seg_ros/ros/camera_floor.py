@@ -1,9 +1,12 @@
 """Floor grids of a node with several cameras (seg_ros.ros.cameras).
 
 Camera ``c`` gets its own grid on ``~/c/floor_grid`` (nav_msgs/OccupancyGrid in grid_frame, the
-frame's stamp), from its own camera_info and pose: the ``c.camera_pose`` parameter
-([x, y, z, roll, pitch, yaw], m and rad, camera in grid_frame), else tf at the image stamp
-(grid_frame <- the image's header.frame_id) when the floor grid uses tf. Every other floor
+frame's stamp), from its own camera_info and pose. The pose rule is the single camera's: while
+the floor uses tf (``use_tf`` true and tf2_ros importable) every camera's pose is tf's at the
+image stamp (grid_frame <- the image's header.frame_id) and the robot's pose for the fused map is
+tf's (map.frame <- grid_frame); otherwise camera ``c``'s pose is its ``c.camera_pose`` parameter
+([x, y, z, roll, pitch, yaw], m and rad, camera in grid_frame) and the map's pose odometry's.
+A ``c.camera_pose`` set while tf is in use is said once at start and not used. Every other floor
 parameter (grid.*, grid_frame, obstacle mode, traversable classes) is the node's one floor
 configuration (seg_ros.ros.floor_hook), so all grids share one GridSpec.
 
@@ -32,6 +35,7 @@ from seg_ros.ros import convert
 from seg_ros.ros.floor_params import declare
 from seg_ros.ros.params import ParamSpec
 
+LOG_THROTTLE_S = 10.0
 MERGE_MAX_AGE_S = 1.0  # stamp time: older grids of other cameras are left out of the merge
 INLINE_BUILD_S = 0.05  # as the single camera's grid: quick tables are built on the worker
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
@@ -76,7 +80,8 @@ def camera_specs(cameras: Sequence[str]) -> list[ParamSpec]:
     """The several-camera floor parameters: each camera's pose, and whether grids merge."""
     specs = [ParamSpec(f"{c}.camera_pose", "double_array", None,
                        f"Pose of camera {c} in grid_frame: [x, y, z, roll, pitch, yaw] "
-                       "(m, rad); unset: tf at the image stamp. Read at start.",
+                       "(m, rad), used when use_tf is false (or tf2_ros is absent); with tf "
+                       "the pose is tf's at the image stamp. Read at start.",
                        read_only=True) for c in cameras]
     specs.append(ParamSpec("grid.merge", "bool", False,
                            "Merge the cameras' grids into ~/floor_grid (occupied wins).",
@@ -99,6 +104,12 @@ class CameraFloorGrids:
                                                       f"{c}.camera_pose"))
                       for c in cameras}
         self.node = node
+        ignored = [c for c, g in self.grids.items() if g.pose is not None]
+        if ignored and floor.pose_source() == "tf":
+            node.get_logger().warning(
+                f"{', '.join(f'{c}.camera_pose' for c in ignored)} set, but use_tf is true: "
+                "every camera's pose comes from tf at its image stamp (camera_pose is used "
+                "with use_tf:=false)")
 
     def merging(self) -> bool:
         return bool(self.node.get_parameter("grid.merge").value)
@@ -135,7 +146,11 @@ class CameraFloorGrids:
         self.node.watchdog.published(f"{camera}/floor_grid")  # made (published if listened)
         self._merge(camera, cells, out)
         if self.floor.map.subscribed():
-            self.floor.map.fuse(cells, s, header, None)
+            why = self.floor.map.fuse(cells, s, header, self.floor.map_tf_pose())
+            if why:
+                self.node.get_logger().warning(
+                    f"{camera}: frame not fused into {self.floor.map.pub.topic_name}: {why}",
+                    throttle_duration_sec=LOG_THROTTLE_S)
 
     def _grid(self, camera: str, labels: np.ndarray, header: Header, camera_info: Any,
               confidence: np.ndarray | None) -> np.ndarray | None:
@@ -149,11 +164,13 @@ class CameraFloorGrids:
         if model is None or labels.shape[:2] != (model.image_height, model.image_width):
             g.skipped = g.skipped if model is None else "camera_info size is not the image's"
             return None
-        pose = g.pose or self.floor.tf_pose(header)
+        tf = self.floor.pose_source() == "tf"  # one rule: tf wins while in use
+        pose = self.floor.tf_pose(header) if tf else g.pose
         lut = None if pose is None else g.luts.get(model, pose, cfg.spec,
                                                    inline_s=INLINE_BUILD_S)
         if lut is None:
-            g.skipped = "no tf pose at the stamp" if pose is None else "lookup table building"
+            g.skipped = ("lookup table building" if pose is not None else
+                         self.floor.stall_reason() or "no tf pose at the image stamp")
             return None
         if g.projector is None or g.projector.spec != cfg.spec:
             g.projector = GroundProjector(cfg.spec)
@@ -201,4 +218,6 @@ class CameraFloorGrids:
         for c, g in self.grids.items():
             out[f"{c}.floor_grids_published"] = str(g.published)
             out[f"{c}.floor_skipped"] = g.skipped
+            out[f"{c}.floor_pose_source"] = ("tf" if self.floor.pose_source() == "tf" else
+                                             "camera_pose" if g.pose is not None else "none")
         return out

@@ -375,8 +375,7 @@ class FloorGrid:
         self._blocked = ""
         self.node.watchdog.published("floor_grid")  # the grid was made (map: see health())
         if self.map.subscribed():
-            tf_pose = self._map_tf_pose if self._tf_active(cfg) else None
-            why = self.map.fuse(cells, s, header, tf_pose)
+            why = self.map.fuse(cells, s, header, self.map_tf_pose())
             if why:
                 self._log(why, what=f"frame not fused into {self.map.pub.topic_name}")
 
@@ -449,9 +448,15 @@ class FloorGrid:
         from rclpy.time import Time
 
         try:
+            stamp = Time.from_msg(header.stamp)
+        except ValueError as e:  # rclpy refuses a negative stamp: this frame's grid only
+            self.counters.tf_failures += 1
+            self._skip(f"the image stamp {header.stamp.sec}.{header.stamp.nanosec:09d} s cannot "
+                       f"be looked up in tf ({e}): stamp the images with the camera's clock")
+            return None
+        try:
             tf = self.tf_buffer.lookup_transform(
-                cfg.grid_frame, header.frame_id, Time.from_msg(header.stamp),
-                timeout=Duration(seconds=cfg.tf_timeout))
+                cfg.grid_frame, header.frame_id, stamp, timeout=Duration(seconds=cfg.tf_timeout))
             return pose_from_transform(tf)
         except (tf2_ros.TransformException, ConfigError) as e:
             self.counters.tf_failures += 1
@@ -460,8 +465,17 @@ class FloorGrid:
                        "camera_pose)")
             return None
 
+    def map_tf_pose(self) -> Any:
+        """What FloorMapOutput.fuse takes as ``tf_pose``: the tf lookup while the floor uses tf
+        (every camera's map pose then comes from tf), None: the map's pose is odometry's."""
+        return self._map_tf_pose if self._tf_active(self._cfg) else None
+
     def _map_tf_pose(self, frame: str, header: Header) -> tuple[Pose2D | None, str]:
-        """The robot's floor frame (grid_frame) in ``frame`` at the image stamp, from tf2."""
+        """The robot's floor frame (grid_frame) in ``frame`` at the image stamp, from tf2.
+
+        tf2 interpolates inside its buffer; an image newer than the newest transform (tf lags
+        the camera) takes the newest when it is within map.max_pose_age of the stamp, the rule
+        odometry follows. fuse() calls this only with a stamp > 0."""
         from rclpy.duration import Duration
         from rclpy.time import Time
 
@@ -471,10 +485,32 @@ class FloorGrid:
                                                  Time.from_msg(header.stamp),
                                                  timeout=Duration(seconds=cfg.tf_timeout))
         except tf2_ros.TransformException as e:
-            return None, (f"transform {frame} <- {cfg.grid_frame} at the image stamp: {e} "
-                          "(publish odometry's tf, or set use_tf:=false to use odometry)")
+            tf, why = self._newest_map_tf(frame, header, e)
+            if tf is None:
+                return None, why
         t, q = tf.transform.translation, tf.transform.rotation
         return Pose2D.from_quaternion(t.x, t.y, (q.x, q.y, q.z, q.w)), ""
+
+    def _newest_map_tf(self, frame: str, header: Header, error: Exception) -> tuple[Any, str]:
+        """The newest transform frame <- grid_frame when the image is at most map.max_pose_age
+        past it, else (None, why naming the lookup's error)."""
+        cfg, max_age = self._cfg, self.map.cfg.max_pose_age
+        why = (f"transform {frame} <- {cfg.grid_frame} at the image stamp: {error} (publish "
+               "odometry's tf, or set use_tf:=false to use odometry)")
+        if not isinstance(error, tf2_ros.ExtrapolationException):
+            return None, why
+        from rclpy.time import Time
+
+        try:
+            newest = self.tf_buffer.lookup_transform(frame, cfg.grid_frame, Time())
+        except tf2_ros.TransformException:
+            return None, why
+        gap = floor_map.stamp_seconds(header.stamp) - floor_map.stamp_seconds(newest.header.stamp)
+        if 0.0 <= gap <= max_age:
+            return newest, ""
+        return None, (f"no tf pose {frame} <- {cfg.grid_frame} within map.max_pose_age = "
+                      f"{max_age:g} s of the image stamp (newest {-gap:+.3f} s from it; {error})"
+                      ": check the clocks and tf rates or raise map.max_pose_age")
 
     # --- for the cameras of a node with several (seg_ros.ros.camera_floor) -------------------
 
