@@ -12,7 +12,9 @@
 5. The hostile pass (seg_ros/testing/hostile.py): every in-stream case against a raw and a
    compressed node, timed; ``blind_seconds`` = total time any subscribed output was silent
    beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0. Then
-   seg_ros/testing/hostile_sensors.py's cases (several cameras, depth) on their own rigs.
+   seg_ros/testing/hostile_sensors.py's cases (several cameras, depth) on their own rigs, and
+   seg_ros/testing/hostile_field.py's (odometry and time on the raw node; parameter types at
+   start and a deactivate with a worker stuck in the engine on nodes of their own).
 
 Writes benchmarks/soak.json. Every process uses seg_ros.ros.dds.local_env.
 """
@@ -170,11 +172,14 @@ def run_load(model: Path, minutes: float, setup: dict[str, int]) -> dict[str, An
 
 def run_hostile(model: Path) -> dict[str, Any]:
     """Every hostile case, timed, on a raw and a compressed node; blind_seconds over all."""
-    from seg_ros.testing import hostile
+    import tempfile
+
+    from seg_ros.testing import hostile, hostile_field
 
     out: dict[str, Any] = {}
     blind, episodes = 0.0, []
-    for name, compressed, cases in (("soak_hostile_raw", False, hostile.RAW_CASES),
+    for name, compressed, cases in (("soak_hostile_raw", False,
+                                     hostile.RAW_CASES + hostile_field.RAW_CASES),
                                     ("soak_hostile_cmp", True, hostile.COMPRESSED_CASES)):
         rig = hostile.HostileRig(model, name, compressed=compressed)
         try:
@@ -194,6 +199,12 @@ def run_hostile(model: Path) -> dict[str, Any]:
 
     sensors = hostile_sensors.run(model)
     out.update(sensors)
+    for standalone in hostile_field.STANDALONE_CASES:  # parameter types, lifecycle: own nodes
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory() as tmp:
+            out.update(standalone(model, Path(tmp)))
+        out[f"hostile_{standalone.__name__.removeprefix('case_')}_s"] = time.monotonic() - t0
+        print(f"  {standalone.__name__}: {time.monotonic() - t0:.1f} s", flush=True)
     out["blind_seconds"] = blind + sensors["sensors_blind_seconds"]
     out["blind_episodes"] = episodes
     return out
