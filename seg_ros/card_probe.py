@@ -68,10 +68,10 @@ def check_input_size(size: tuple[int, int], model: str) -> None:
                           "pass a smaller --input-size for a dynamic input")
 
 
-def check_output_size(probe: Any, size: tuple[int, int], model: str) -> None:
-    """Refuse from the graph's declared output shapes when one run's outputs would exceed
-    MAX_OUTPUT_BYTES (e.g. 10000 score channels at full resolution)."""
-    need = probe.output_floor_bytes(size)
+def check_output_size(probe: Any, size: tuple[int, int], layout: str, model: str) -> None:
+    """Refuse from the graph's output shapes at ``size`` (shape inference) when one run's
+    outputs would exceed MAX_OUTPUT_BYTES (e.g. 10000 score channels at full resolution)."""
+    need = probe.output_floor_bytes(size, layout)
     if need > MAX_OUTPUT_BYTES:
         shapes = ", ".join(o.describe() for o in probe.outputs)
         raise ConfigError(f"{model}: its outputs ({shapes}) take at least {need / 2**30:.1f} "
@@ -85,7 +85,7 @@ def probe_run(probe: Any, size: tuple[int, int], layout: str, static: bool, mode
     """One run at ``size``; a failure becomes one ConfigError line: the sizes nearby that a
     dynamic graph runs at, or for a fixed one the flags that may fix it."""
     check_input_size(size, model)
-    check_output_size(probe, size, model)
+    check_output_size(probe, size, layout, model)
     try:
         return probe.run(size, layout)
     except SegRosError:

@@ -67,8 +67,9 @@ def tf2onnx_like(path: Path, head: str, classes: int = 3, size: tuple[int, int] 
     return path
 
 
-def wide_output(path: Path, channels: int, size: tuple[int, int]) -> Path:
-    """An NCHW model with ``channels`` score channels at the input's resolution (a 1x1 conv)."""
+def wide_output(path: Path, channels: int, size: tuple[int | str, int | str]) -> Path:
+    """An NCHW model with ``channels`` score channels at the input's resolution (a 1x1 conv);
+    ``size`` may name dynamic dimensions."""
     h, w = size
     inits = [numpy_helper.from_array(np.zeros((channels, 3, 1, 1), np.float32), "w")]
     graph = helper.make_graph(

@@ -86,6 +86,9 @@ def test_card_refuses_huge_graphs_from_their_shapes(tmp_path):
              "--out", str(tmp_path / "x.onnx")], "20000x20000", "limit", "4096x4096")
     refused(["card", str(wide_output(tmp_path / "out.onnx", 10000, (256, 256))), "--out",
              str(tmp_path / "x.onnx")], "10000", "limit of 1 GiB")
+    # dynamic H and W: the output's size at --input-size comes from shape inference
+    refused(["card", str(wide_output(tmp_path / "dyn.onnx", 10000, ("h", "w"))), "--out",
+             str(tmp_path / "x.onnx"), "--input-size", "256x256"], "10000", "limit of 1 GiB")
 
 
 @pytest.fixture()

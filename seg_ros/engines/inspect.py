@@ -95,20 +95,33 @@ class ModelProbe:
             return int(hw[0]), int(hw[1])
         return None
 
-    def output_floor_bytes(self, size: tuple[int, int]) -> int:
-        """A lower bound of the bytes one run's outputs take at ``size`` (float32): the
-        dimensions the graph fixes, open ones of rank >= 3 outputs taken at 1/32 of the input's
-        shorter side (the coarsest common stride; 1 for the batch), other open ones as 1."""
+    def output_floor_bytes(self, size: tuple[int, int], layout: str = "nchw") -> int:
+        """A lower bound of the bytes one run's outputs take at ``size`` (float32), from the
+        output shapes onnx's shape inference gives for that input (the graph's declared ones
+        where it cannot): dimensions left open count as 1, so nothing is overestimated."""
         total = 0
-        for o in self.outputs:
-            n = 1
-            for i, d in enumerate(o.shape):
-                if isinstance(d, int) and d > 0:
-                    n *= d
-                elif i > 0 and len(o.shape) >= 3:
-                    n *= max(1, min(size) // 32)
-            total += 4 * n
+        for shape in self._shapes_at(size, layout):
+            total += 4 * int(np.prod([d if isinstance(d, int) and d > 0 else 1 for d in shape],
+                                     dtype=np.float64))
         return total
+
+    def _shapes_at(self, size: tuple[int, int], layout: str) -> list[tuple]:
+        declared = [o.shape for o in self.outputs]
+        if self.kind != "onnx" or all(all(isinstance(d, int) for d in s) for s in declared):
+            return declared
+        try:  # offline tools only: the node never needs the onnx package
+            import onnx
+
+            proto = onnx.load(str(self.path), load_external_data=False)
+            dims = proto.graph.input[0].type.tensor_type.shape.dim
+            for d, v in zip(dims, (1, *size, 3) if layout == "nhwc" else (1, 3, *size)):
+                d.dim_value = v
+            inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+            shapes = [tuple(d.dim_value if d.HasField("dim_value") else None
+                            for d in o.type.tensor_type.shape.dim) for o in inferred.graph.output]
+        except Exception:  # any failure: the declared shapes are the bound
+            return declared
+        return shapes if len(shapes) == len(declared) else declared
 
     def run(self, size: tuple[int, int], layout: str = "nchw") -> dict[str, np.ndarray]:
         """Outputs by name for one seeded random batch at ``size``, (1, 3, H, W) or, for
