@@ -166,7 +166,8 @@ class HealthReport:
         if busy > self.live.stall_s:
             return f"a worker has been on one frame for {busy:.1f} s (engine stalled or too slow)"
         if self.cameraset is not None and self._input_since is not None and (
-                why := self.cameraset.no_input(output, now, self._input_since, STALE_INPUT_S)):
+                why := self.cameraset.no_input(output, now, self._input_since,
+                                               self.live.stall_s)):
             return why
         if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
             return why

@@ -115,12 +115,12 @@ class _Rig:
     def tick(self, header: Any) -> None:
         raise NotImplementedError
 
-    def watch(self, topic: str, msg_type: Any, key: str) -> None:
+    def watch(self, topic: str, msg_type: Any, key: str) -> Any:
         """Subscribe a node output raw (no deserialisation); its arrivals go to the meter."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self.client.node.create_subscription(
+        return self.client.node.create_subscription(
             msg_type, topic, lambda _raw: self.last_output.__setitem__(key, time.monotonic()),
             qos, raw=True)
 
@@ -221,6 +221,16 @@ def case_camera_goes_dark(rig: CamerasRig) -> dict[str, Any]:
     took = time.monotonic() - t0
     assert "front" not in msg.split("camera rear")[0], msg
     rig.flowing("floor_grid")  # the merge goes on with the front camera
+    # ~/rear/labels subscribed too: its silence is explained by the rear camera's images
+    from sensor_msgs.msg import Image
+
+    sub = rig.watch(f"{rig.node_fqn}/rear/labels", Image, "rear/labels")
+    try:
+        _l, msg, _v = rig.warn_with("rear/labels silent", "no images on", "rear/image")
+        assert "although images arrive" not in msg, msg
+    finally:
+        rig.client.node.destroy_subscription(sub)
+        rig.last_output.pop("rear/labels", None)
     rig.stopped.clear()
     rig.ok(timeout=30)
     return {"camera_dark_report_s": took}
@@ -413,18 +423,20 @@ def run(model: Path) -> dict[str, Any]:
     """Every case here, timed; ``blind_seconds`` of the two rigs (``make soak``)."""
     out: dict[str, Any] = {}
     blind = 0.0
-    for make, cases in ((CamerasRig, CAMERA_CASES), (DepthRig, DEPTH_CASES)):
+    plan: tuple[tuple[Callable[[Path], Any], tuple[Callable[[Any], dict[str, Any]], ...]], ...] \
+        = ((CamerasRig, CAMERA_CASES), (DepthRig, DEPTH_CASES))
+    for make, cases in plan:
         rig = make(model)
         try:
             for case in cases:
                 t0 = time.monotonic()
-                out.update(case(rig))  # type: ignore[operator]
+                out.update(case(rig))
                 name = case.__name__.removeprefix("case_")
                 out[f"hostile_{name}_s"] = time.monotonic() - t0
                 print(f"  {case.__name__}: {out[f'hostile_{name}_s']:.1f} s", flush=True)
         finally:
             blind += rig.blind.blind_s if rig.blind is not None else 0.0
-            out[f"{make.__name__}_exit_code"] = rig.close()
+            out[f"{type(rig).__name__}_exit_code"] = rig.close()
     out["sensors_blind_seconds"] = blind
     return out
 
