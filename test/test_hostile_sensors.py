@@ -69,7 +69,7 @@ def test_depth_case(depth_rig: hs.DepthRig, case) -> None:
 
 
 def test_three_cameras_triggered_together_see_about_the_same_latency() -> None:
-    """Three 640x480 cameras triggered together (published back to back) at 4 Hz into one node
+    """Three 640x480 cameras triggered together (published back to back) at 2 Hz into one node
     with the shipped model (an engine fixed at batch 1): each camera's median latency (publish
     -> labels received) within a factor 1.6 of the others' (it was ~3: the first camera's
     frame went alone, the other two waited for it and then for each other)."""
@@ -97,8 +97,8 @@ def test_three_cameras_triggered_together_see_about_the_same_latency() -> None:
 
         def trigger() -> None:
             t0 = time.monotonic()
-            for k in range(60):
-                if stop.wait(max(0.0, t0 + k / 4.0 - time.monotonic())):
+            for k in range(40):
+                if stop.wait(max(0.0, t0 + k / 2.0 - time.monotonic())):
                     return
                 for c in cams:
                     stamp = stamp_now(msgs[c], c)
@@ -122,5 +122,6 @@ def test_three_cameras_triggered_together_see_about_the_same_latency() -> None:
         rc = node.stop()
     assert rc == 0, node.tail()
     ratio = max(medians.values()) / min(medians.values())
+    print(f"per-camera median latency (ms): {medians}, {ratio:.2f}x apart")
     assert ratio < 1.6, f"per-camera median latency (ms) {medians}: {ratio:.2f}x apart"
     assert np.isfinite(ratio)
