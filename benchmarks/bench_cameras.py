@@ -9,6 +9,9 @@ cadence per camera for ``SECONDS`` s and the client takes every ``labels`` outpu
 Figures: ``cameras_throughput_hz_{one_node,three_nodes}`` (labels out per second, all cameras),
 ``cameras_throughput_ratio`` (one node / three nodes, median of per-round-pair ratios),
 ``cameras_latency_ms_{median,p99}_{camera}_{one_node,three_nodes}`` (publish -> labels received),
+``cameras_latency_spread_{one_node,three_nodes}`` (largest / smallest per-camera median: 1 when
+every camera sees the same latency; the cameras are triggered together, as synchronised ones
+are),
 ``cameras_rss_mb_{one_node,three_nodes}`` and ``cameras_rss_ratio`` (resident memory of the one
 process / of the three together, after the rounds), ``cameras_batch_size_mean`` (the one node's
 frames per engine call, from its /diagnostics). ``cameras_engine_ms_{three_calls,one_call}``:
@@ -178,6 +181,8 @@ def _figures(sets: tuple[_Set, _Set], rss: list[float], diag: dict[str, str]
             lat = np.asarray(s.latency[c] or [float("nan")])
             out[f"cameras_latency_ms_median_{c}_{s.name}"] = float(np.median(lat))
             out[f"cameras_latency_ms_p99_{c}_{s.name}"] = float(np.percentile(lat, 99))
+        medians = [out[f"cameras_latency_ms_median_{c}_{s.name}"] for c in CAMERAS]
+        out[f"cameras_latency_spread_{s.name}"] = max(medians) / min(medians)
     out["cameras_throughput_ratio"] = statistics.median(
         a / b for a, b in zip(one.throughput, three.throughput) if b > 0)
     out["cameras_rss_mb_one_node"], out["cameras_rss_mb_three_nodes"] = rss

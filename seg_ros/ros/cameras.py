@@ -147,7 +147,8 @@ class CameraSet:
 
 
 def batch_values(stats: Stats) -> dict[str, str]:
-    """Frames per engine batch over the last batches: how much batching really happens."""
+    """Frames served together per batch (one engine call, or in turn for an engine fixed at
+    batch 1) over the last batches: how much batching really happens."""
     sizes = list(stats.batch_sizes)
     if not sizes:
         return {"batch_size_mean": "nan", "batch_size_max": "0", "batches_multi": "0"}
@@ -184,15 +185,16 @@ class BatchServing:
                     if job is not None:
                         jobs.append(job)
             if jobs and seg.max_batch == 1:
+                self.stats.batch_sizes.append(len(jobs))  # frames served together
                 for job in jobs:
-                    self._run_batch([job], seg)
+                    self._run_batch([job], seg, count=False)
             elif jobs:
                 self._run_batch(jobs, seg)
         finally:
             for frame in frames:
                 cams[frame.camera].order.end(frame.seq)
 
-    def _run_batch(self, jobs: list[Job], seg: Segmenter) -> None:
+    def _run_batch(self, jobs: list[Job], seg: Segmenter, count: bool = True) -> None:
         t0 = time.perf_counter()
         outputs: list[dict[str, np.ndarray]] = []
         with self._guarded(*(j.camera for j in jobs)):
@@ -201,7 +203,8 @@ class BatchServing:
             outputs = seg.infer_batch(batch, any(j.need_conf for j in jobs))
             t2 = time.perf_counter()
             self.stats.engine_ms.append((t2 - t1) * 1e3)
-            self.stats.batch_sizes.append(len(jobs))
+            if count:
+                self.stats.batch_sizes.append(len(jobs))
             for job in jobs:  # the batch's shared stages count for each of its frames
                 job.timer.totals.update(preprocess=t1 - t0, engine=t2 - t1)
         for job, out in zip(jobs, outputs):
