@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,10 @@ CAMVID = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "dataset
 from seg_ros.ros.dds import use_local_env  # noqa: E402  (no rclpy import)
 
 use_local_env()
+# The venv is the tests' ROS install (`make ros-tools` builds tf2_ros, launch, vision_msgs and
+# ros2 into it): ament_index finds packages (seg_ros's launch files, vision_msgs' definitions)
+# where AMENT_PREFIX_PATH names it, as a sourced setup.bash would.
+os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
 
 from seg_ros.frames import read_rgb  # noqa: E402
 from seg_ros.testing import make_tiny_model  # noqa: E402  (torch only when called)
@@ -46,19 +51,3 @@ def tiny_model(tmp_path_factory) -> Path:
 def tiny_logits_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny_logits.onnx",
                            output_kind="logits")
-
-
-@pytest.fixture(scope="session")
-def vision_msgs_env(tmp_path_factory) -> dict[str, str]:
-    """PYTHONPATH, LD_LIBRARY_PATH and AMENT_PREFIX_PATH (current values included) under which
-    a child process imports vision_msgs (VisionClass, LabelInfo), built once per session by
-    test/vision_msgs_build.py since no vision_msgs wheel exists; merge them into its env."""
-    from vision_msgs_build import VisionMsgsBuildError, build_vision_msgs, missing_tools
-
-    reason = missing_tools()
-    if reason:
-        pytest.skip(f"vision_msgs cannot be built: {reason}")
-    try:
-        return build_vision_msgs(tmp_path_factory.mktemp("vision_msgs"))
-    except VisionMsgsBuildError as error:
-        pytest.fail(str(error), pytrace=False)

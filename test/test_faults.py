@@ -151,12 +151,6 @@ def test_camera_info_size_change_mid_stream(rig: Rig) -> None:
     wait_for(lambda: len(rig.grids) > n, 10, "floor grids again")
 
 
-def test_tf_lookup_failure(rig: Rig) -> None:
-    pytest.importorskip("tf2_ros", reason="tf2_ros is not importable here (no PyPI wheel): the "
-                        "tf path cannot run; the floor grid uses camera_pose")
-    pytest.skip("tf failure with tf2_ros installed: covered in test_floor_node")  # pragma: no cover
-
-
 def test_invalid_parameter_is_refused_reported_and_cleared(rig: Rig) -> None:
     res = rig.client.set_params(NODE, overlay_alpha=7.0)[0]
     assert not res.successful

@@ -266,18 +266,16 @@ print(json.dumps({"classes": [[c.class_id, c.class_name] for c in got[0].class_m
 """
 
 
-def test_vision_label_info_latched_to_a_late_subscriber(tiny_model: Path,
-                                                        vision_msgs_env: dict[str, str]) -> None:
+def test_vision_label_info_latched_to_a_late_subscriber(tiny_model: Path) -> None:
     domain = pick_domain()
     node = NodeProcess(param_args({"model_path": tiny_model, "threads": 1,
-                                   "unknown_below": 0.25}), domain, name="vision_node",
-                       env=vision_msgs_env)
+                                   "unknown_below": 0.25}), domain, name="vision_node")
     try:
         wait_for(lambda: "segmenting" in node.log() or not node.alive(), 60, "the node")
         time.sleep(1.0)  # the subscriber joins late: only transient-local reaches it
         out = subprocess.run([sys.executable, "-c", LATE_SUBSCRIBER,
                               "/vision_node/label_info/vision"],
-                             env={**local_env(domain), **vision_msgs_env}, capture_output=True,
+                             env=local_env(domain), capture_output=True,
                              text=True, timeout=60)
         got = json.loads(out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}")
     finally:

@@ -21,10 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
-
 import tf2_ros  # noqa: F401 - built into the venv by `make ros-tools`: never skipped
-
+import yaml
 from test_floor_map_node import camera_info, image_msg
 from test_floor_node import matrix_quaternion
 
@@ -247,7 +245,7 @@ def drive(pair: Pair, cameras: Sequence[str]) -> None:
     pair.warm(frames[0], T0 - 50)
     known = []
     for k, p in enumerate(POSES):
-        for j, camera in enumerate(cameras or [""]):
+        for j in range(max(1, len(cameras))):
             t = T0 + k + j / 2
             pair.pose(t, Pose2D(p.x + 0.3 * j, p.y, p.yaw + 0.02 * j))
         for j, camera in enumerate(cameras or [""]):

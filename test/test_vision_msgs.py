@@ -1,18 +1,18 @@
-"""The test-only vision_msgs build: a child process given ``vision_msgs_env`` imports
-vision_msgs, sends a LabelInfo over real DDS and gets it back, and the types carry the same
-hashes as the real vision_msgs, so they interoperate with it on the wire."""
+"""vision_msgs as `make ros-tools` builds it into the venv from the real package's source: a
+child process imports it from the venv, sends a LabelInfo over real DDS and gets it back, and
+the types carry the real vision_msgs hashes, so they interoperate with a robot's on the wire."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 
 import pytest
 
 from seg_ros.ros.dds import local_env
+from seg_ros.testing.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -68,19 +68,18 @@ rclpy.shutdown()
 
 
 @pytest.fixture(scope="module")
-def child_report(vision_msgs_env: dict[str, str]) -> dict:
-    """Run CHILD on its own random domain with the vision_msgs variables; its JSON report."""
-    env = local_env(random.randint(101, 230), base={**os.environ, **vision_msgs_env})
+def child_report() -> dict:
+    """Run CHILD on its own domain with the venv's environment; its JSON report."""
+    env = local_env(pick_domain(), base=dict(os.environ))
     result = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
                             text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_label_info_round_trip(child_report: dict, vision_msgs_env: dict[str, str]) -> None:
-    """A transient-local LabelInfo reaches a late subscriber whole, from the built prefix."""
-    site = vision_msgs_env["PYTHONPATH"].split(os.pathsep)[0]
-    assert child_report["module"].startswith(site)
+def test_label_info_round_trip(child_report: dict) -> None:
+    """A transient-local LabelInfo reaches a late subscriber whole, from the venv's package."""
+    assert child_report["module"].startswith(sys.prefix), child_report["module"]
     assert child_report["received"] == [{
         "frame_id": "camera", "threshold": 0.5,
         "class_map": [[1, "road"], [65535, "unlabeled"]]}]
