@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from foreign_models import HALF, IMAGENET, SIZE, reference, tf2onnx_like, wide_output
+from test_trt_flow import fake_trt  # noqa: F401 - the stand-in TensorRT fixture
 
 from seg_ros.cli import main
 from seg_ros.model_card import read_card
@@ -266,3 +267,30 @@ def test_an_nhwc_batch_equals_single_frames(tmp_path):
     for frame, outputs in zip(frames, seg.infer_batch(batch)):
         single = seg(frame)
         assert np.array_equal(seg.postprocess(outputs, frame.shape[:2]).labels, single.labels)
+
+
+@pytest.mark.usefixtures("fake_trt")
+def test_tensorrt_builds_and_binds_an_nhwc_input(tmp_path, camvid_frame):
+    """Through the stand-in TensorRT (test/fake_tensorrt.py; onnxruntime computes the engine's
+    outputs): the optimisation profile of the tf2onnx-style dynamic batch is NHWC, the input
+    buffer is bound NHWC, and the labels of a 2-frame batch equal onnxruntime's."""
+    from seg_ros.engines import open_engine, trt_build
+    from seg_ros.engines.trt_options import BuildOptions
+    from seg_ros.segmenter import Segmenter
+
+    carded = tmp_path / "c.onnx"
+    assert main(["card", str(tf2onnx_like(tmp_path / "m.onnx", "logits")), "--out",
+                 str(carded)]) == 0
+    from seg_ros.engines.trt_plan import profile_shapes
+
+    top = (2, *SIZE, 3)
+    assert profile_shapes((-1, *SIZE, 3), SIZE, 2, "nhwc") == ((1, *SIZE, 3), top, top)
+    out = trt_build.build_engine(carded, BuildOptions(out=tmp_path / "c.engine", max_batch=2))
+    engine = open_engine(out, "tensorrt", "cuda")
+    assert engine.input_shape == (1, *SIZE, 3) and engine.max_batch == 2
+    assert engine._buf[engine.input_name].host.shape == (2, *SIZE, 3)
+    seg, ref = Segmenter(engine), Segmenter(open_engine(carded, "onnxruntime"))
+    frames = [camvid_frame[0], camvid_frame[0][::-1].copy()]
+    per_frame = seg.infer_batch(seg.preprocess_batch(frames), want_confidence=False)
+    for f, outputs in zip(frames, per_frame):
+        np.testing.assert_array_equal(seg.labels(outputs, f.shape[:2]), ref(f).labels)
