@@ -12,7 +12,9 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from seg_ros.pipeline import ERROR, OK, WARN, Silence, percentiles
+from seg_ros.ros.cadence import DDS_CAUSE
 from seg_ros.ros.cameras import batch_values, camera_health
+from seg_ros.ros.compat import publisher_count
 
 STALE_INPUT_S = 5.0   # no image for this long -> diagnostics WARN
 
@@ -50,6 +52,7 @@ class HealthReport:
             **(self.depth.diagnostics_values() if hasattr(self, "depth") else {}),
             **self._model_values(),
             **self._camera_values(),
+            **self._reception_values(),
         }
         name = self.get_fully_qualified_name()  # type: ignore[attr-defined]
         return DiagnosticStatus(level=bytes([level]), name=f"{name}: segmentation",
@@ -125,11 +128,15 @@ class HealthReport:
         if self.serving() and getattr(self, "depth", None) is not None and (
                 depth := self.depth.health())[0]:
             found.append(depth)
-        if self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
+        if self.serving() and (blind := self._matched_silence(now)):
+            found.append((WARN, blind))  # publishers there, their images lost on the way
+        elif self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
             found.append((WARN, f"no images on {self._input_topics()}"))
         elif self.serving() and self.cameraset is not None and self._input_since is not None:
             found += camera_health(self.cameraset, self.camera_floors, self.watchdog, now,
                                    self._input_since, STALE_INPUT_S, self.live.stall_s)
+        if self.serving() and now - st.last_receive <= STALE_INPUT_S:
+            found += [(WARN, r.describe(self._camera_topic(c))) for c, r in self._half_blind()]
         if hasattr(self, "stages") and (stage := self.stages.health()):
             found.append((WARN, stage))  # one output lost frames; the others went out
         if hasattr(self, "detached_text") and (detached := self.detached_text()):
@@ -142,6 +149,45 @@ class HealthReport:
             return OK, "segmenting" if self.serving() else self.state_text()
         top = max(level for level, _ in found)
         return top, next(msg for level, msg in found if level == top)
+
+    def _half_blind(self) -> list[tuple[str, Any]]:
+        """(camera, Reception) of each input receiving well below its camera's rate."""
+        cadence = getattr(self, "cadence", None)
+        if cadence is None:
+            return []
+        return [(c, r) for c in cadence.cameras() if (r := cadence.half_blind(c)) is not None]
+
+    def _camera_topic(self, camera: str) -> str:
+        return f"camera {camera}" if camera else self._input_topics()
+
+    def _matched_silence(self, now: float) -> str:
+        """Why no image arrives although publishers are matched on the (single) image topic
+        for ``diagnostics.stall_s``: their frames are lost on the way; "" otherwise."""
+        sub = self.image_sub
+        count = publisher_count(self, sub) if sub is not None and self.cameraset is None else 0
+        if count == 0:
+            self._matched_since: float | None = None
+            return ""
+        if getattr(self, "_matched_since", None) is None:
+            self._matched_since = now
+        quiet = now - max(self._matched_since or now, self.stats.last_receive)
+        if quiet < self.live.stall_s:
+            return ""
+        return (f"half-blind: 0% of the camera's frames received on {sub.topic_name}: no image "
+                f"for {quiet:.1f} s although {count} publisher(s) matched: {DDS_CAUSE}")
+
+    def _reception_values(self) -> dict[str, str]:
+        """Per camera (single camera: no prefix): received share of its frames and its rate."""
+        cadence = getattr(self, "cadence", None)
+        if cadence is None:
+            return {}
+        out = {}
+        for c in cadence.cameras():
+            r = cadence.reception(c)
+            prefix = f"{c}." if c else ""
+            out[f"{prefix}input_received_fraction"] = f"{r.fraction:.2f}" if r else "unknown"
+            out[f"{prefix}camera_rate_hz"] = f"{1.0 / r.period_s:.2f}" if r else "unknown"
+        return out
 
     def _silent_outputs(self, now: float) -> list[Silence]:
         """Outputs somebody subscribes to that have been silent too long while images arrive

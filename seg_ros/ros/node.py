@@ -59,6 +59,7 @@ from seg_ros.pipeline import (
 )
 from seg_ros.render import Palette
 from seg_ros.ros import convert, intake, memory, param_types, params
+from seg_ros.ros.cadence import InputCadence
 from seg_ros.ros.camera_floor import CameraFloorGrids
 from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
 from seg_ros.ros.compat import add_parameter_callbacks
@@ -148,6 +149,7 @@ class SegmentationCore(HealthReport, BatchServing):
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
         self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
         self._input_since: float | None = None  # images arriving without a gap since then
+        self.cadence = InputCadence()  # image stamps per camera: half-blind input (health)
         self._busy_since: dict[str, float] = {}  # worker -> start of the frame it is on
         self._stop = threading.Event()  # this activation's workers stop (a new one each time)
         self._generation = 0  # activations so far (names later workers apart)
@@ -364,6 +366,7 @@ class SegmentationCore(HealthReport, BatchServing):
             self._input_since = now  # input (re)starts: silence is measured from here
         st.received += 1
         st.last_receive = now
+        self.cadence.note(camera, convert.stamp_ns(msg.header))
         return Frame(msg, st.last_receive, st.received, camera)
 
     def _on_intake_error(self, e: Exception) -> None:

@@ -1,0 +1,154 @@
+"""Camera-sized images over DDS on the distribution of this venv (Kilted: Fast DDS 3.x, Jazzy:
+2.14), live: the node process and its clients in the environment of seg_ros.ros.dds.local_env.
+
+* 640x480 and 1280x720 rgb8 frames, best effort (as camera drivers publish), reach the node and
+  come back as overlays: at least 95 % of them, and /diagnostics reports the camera's rate.
+* A camera process with Fast DDS's defaults (no profile, no LARGE_DATA) loses most frames, and
+  within 5 s /diagnostics WARNs, naming the received share and the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from seg_ros.ros.dds import discovery_localhost  # noqa: E402
+from seg_ros.testing import LiveClient, NodeLauncher, in_domain, pick_domain  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = pick_domain()
+NODE = "/segmentation_node"
+TOPIC = "/dds_cam/image_raw"
+LAUNCH = NodeLauncher(DOMAIN, REPO / "config" / "camvid.yaml")
+WARN = 1
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[LiveClient]:
+    yield from in_domain(DOMAIN, lambda: LiveClient(DOMAIN, name="dds_images_test"))
+
+
+@pytest.fixture(scope="module")
+def node(client: LiveClient, tiny_model: Path, tmp_path_factory) -> Iterator[Any]:
+    from sensor_msgs.msg import Image
+
+    log = tmp_path_factory.mktemp("dds_images") / "node.log"
+    proc = LAUNCH.start(["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
+                         "-r", f"image:={TOPIC}"], log)
+    probe = client.publisher(Image, TOPIC, depth=5, reliable=False)
+    try:
+        client.wait_ready(proc, probe, NODE, outputs=("overlay",))
+        client.node.destroy_publisher(probe)
+        yield proc
+    finally:
+        rc = proc.stop()
+    assert rc == 0, f"the node did not shut down cleanly ({rc}):\n{proc.tail()}"
+
+
+def camera_stream(pub: Any, msg: Any, hz: float, count: int) -> list[int]:
+    """Publish ``msg`` ``count`` times at ``hz``, stamped on a fixed cadence (a driver's capture
+    stamps: no scheduling jitter of this loaded test process in them); the stamps (ns)."""
+    period, t0, stamp0, stamps = round(1e9 / hz), time.monotonic(), time.time_ns(), []
+    for k in range(count):
+        time.sleep(max(0.0, t0 + k / hz - time.monotonic()))
+        msg.header.frame_id = "camera_optical"
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp0 + k * period, 10**9)
+        pub.publish(msg)
+        stamps.append(stamp0 + k * period)
+    return stamps
+
+
+def image(width: int, height: int) -> Any:
+    from sensor_msgs.msg import Image
+
+    rgb = np.random.default_rng(width).integers(0, 255, (height, width, 3), np.uint8)
+    return Image(height=height, width=width, encoding="rgb8", step=3 * width,
+                 data=rgb.tobytes())
+
+
+def camera_env() -> dict[str, str]:
+    """The environment of a camera driver started without the project's DDS settings: Fast
+    DDS's defaults (no profile, no LARGE_DATA), discovery on this machine only."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC_DISCOVERY",
+                                "ROS_LOCALHOST_ONLY"))}
+    return {**env, **discovery_localhost(env), "ROS_DOMAIN_ID": str(DOMAIN),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def test_camera_without_the_profile_is_reported_half_blind(client: LiveClient, node: Any
+                                                           ) -> None:
+    """640x480 rgb8 at 30 Hz from a process with Fast DDS defaults: most frames are lost and
+    /diagnostics says so within 5 s of the camera matching the node (the first images the node
+    gets: runs before the test below)."""
+    before = int(client.diagnostics(NODE, timeout=5.0)[2]["frames_received"])
+    cam = subprocess.Popen(
+        [sys.executable, "-m", "seg_ros.testing.camera", TOPIC, "640x480", "30", "12",
+         "--best-effort"], env=camera_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        assert cam.stdout is not None
+        first = cam.stdout.readline().strip()
+        assert first == "matched", first + cam.stdout.read()
+        matched = time.monotonic()
+        seen: list[tuple[float, int, str]] = []
+        while time.monotonic() - matched < 8.0:
+            level, message, _ = client.diagnostics(NODE, timeout=5.0)
+            seen.append((time.monotonic() - matched, level, message))
+            if level == WARN and "half-blind" in message:
+                break
+        out, _ = cam.communicate(timeout=60)
+    finally:
+        if cam.poll() is None:
+            cam.kill()
+            cam.wait()
+    t, level, message = seen[-1]
+    assert level == WARN and "half-blind" in message, seen
+    assert t <= 5.0, f"said only after {t:.1f} s: {seen}"
+    assert "% of the camera's frames received" in message and TOPIC in message
+    assert "LARGE_DATA" in message and "input_transport: compressed" in message
+    assert "by its stamps" not in message or "camera at 30.0 Hz" in message, message
+    published = int(out.split("published")[-1])
+    received = int(client.diagnostics(NODE, timeout=5.0)[2]["frames_received"]) - before
+    assert received < 0.5 * published, (received, published)
+    print(f"said after {t:.1f} s; the node received {received} of {published}: {message}")
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (1280, 720)])
+def test_best_effort_camera_frames_arrive_and_overlays_come_back(
+        client: LiveClient, node: Any, width: int, height: int) -> None:
+    from sensor_msgs.msg import Image
+
+    pub = client.publisher(Image, TOPIC, depth=5, reliable=False)
+    counter = client.count_outputs(NODE, ("overlay",))
+    try:
+        client.wait_ready(node, pub, NODE, outputs=("overlay",))
+        time.sleep(1.0)  # the overlay subscription matched on the node's side too
+        sent = camera_stream(pub, image(width, height), hz=4.0, count=40)
+        for stamp in sorted(sent)[-3:]:
+            counter.wait(stamp, 15.0)
+        got = set(counter.stamps("overlay")) & set(sent)
+        _, message, values = client.diagnostics(NODE, timeout=5.0)
+    finally:
+        counter.close()
+        client.node.destroy_publisher(pub)
+    assert len(got) >= 0.95 * len(sent), (
+        f"{width}x{height}: {len(got)} of {len(sent)} overlays; diagnostics: {message}\n"
+        f"{node.tail()}")
+    assert "half-blind" not in message, message
+    assert values.get("camera_rate_hz") not in (None, "unknown"), values
+    assert float(values["camera_rate_hz"]) == pytest.approx(4.0, rel=0.15), values
+    assert float(values["input_received_fraction"]) >= 0.95, values
+    print(f"{width}x{height}: {len(got)} of {len(sent)} overlays")
