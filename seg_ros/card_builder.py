@@ -203,8 +203,9 @@ def detect_output(arr: np.ndarray, kind: str, layout: str, n_classes: int | None
     asked = kind
     if kind == "auto":
         kind = _detect_kind(arr, layout, n_classes, input_size, model)
-    if kind == "labels":
-        return kind, "nchw" if layout == "auto" else layout, f"labels ({arr.dtype})"
+    if kind == "labels":  # (1, h, w, 1) ids are recorded as NHWC, as they are
+        lay = (_single_channel_layout(arr) or "nchw") if layout == "auto" else layout
+        return kind, lay, f"labels ({arr.dtype}, {lay.upper()})"
     if arr.dtype.kind not in "f":
         raise ConfigError(f"{model}: output {arr.shape} holds {arr.dtype}, so it is a label map, "
                           f"not {kind}: pass --output-kind labels (or --output NAME of the "

@@ -232,6 +232,10 @@ def test_no_traceback_for_any_model_onnxruntime_loads(kind, tmp_path):
     flags = ["--input-size", "32x32"] if kind == "all_dynamic" else []
     line = one_line_naming(cli("card", str(model), "--out", str(tmp_path / "x.onnx"), *flags))
     assert " --" in line or "re-export" in line, line
+    if kind == "nhwc_ids":  # with the classes named it is a label map, recorded as NHWC
+        r = cli("card", str(model), "--out", str(tmp_path / "x.onnx"), "--classes", "a,b,c")
+        assert r.returncode == 0, r.stderr
+        assert read_card(tmp_path / "x.onnx").layout == "nhwc"
 
 
 @pytest.mark.parametrize("order, resize", [("RGB", "stretch"), ("BGR", "letterbox")])

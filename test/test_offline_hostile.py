@@ -134,3 +134,32 @@ def test_bag_eval_refuses_a_bag_corrupted_mid_file(model, camvid_dir, tmp_path):
     refused(["bag", "eval", str(bag), "--model", str(model), "--json",
              str(tmp_path / "r.json")], "corrupt", "checksum")
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_bag_without_chunk_checksums_is_reported(camvid_dir, tmp_path):
+    """rosbags' own writer leaves every chunk's checksum 0: such a bag is not refused (nothing
+    is known to be wrong) but `bag eval` says its corruption could not be detected."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from seg_ros.bag.mcap_crc import add_chunk_crcs, count_crcs, unchecked_note
+
+    bag = tmp_path / "plain"
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
+        msg = store.types["std_msgs/msg/String"](data="hello")
+        for i in range(3):
+            w.write(conn, i, store.serialize_cdr(msg, conn.msgtype))
+    (mcap,) = bag.glob("*.mcap")
+    assert count_crcs(mcap).with_crc == 0
+    note = unchecked_note(bag)
+    assert note is not None and "cannot be detected" in note
+    assert add_chunk_crcs(mcap) == count_crcs(mcap).chunks > 0 and unchecked_note(bag) is None
+    from seg_ros.bag import iter_raw, open_reader
+
+    reader = open_reader(bag)  # the checksums written are the ones rosbags verifies
+    try:
+        assert len(list(iter_raw(reader, list(reader.connections), str(bag)))) == 3
+    finally:
+        reader.close()
