@@ -163,3 +163,10 @@ def test_a_bag_without_chunk_checksums_is_reported(camvid_dir, tmp_path):
         assert len(list(iter_raw(reader, list(reader.connections), str(bag)))) == 3
     finally:
         reader.close()
+
+
+def test_the_shipped_demo_bag_carries_chunk_checksums():
+    from seg_ros.bag.mcap_crc import unchecked_note
+
+    assert unchecked_note(Path(__file__).resolve().parents[1] / "data" / "camvid_demo_bag") \
+        is None
