@@ -1,6 +1,7 @@
 """Inference engines behind one small interface.
 
-An :class:`Engine` runs a fixed-shape NCHW float32 batch and returns the graph's outputs by
+An :class:`Engine` runs a fixed-shape float32 batch in the card's input layout (NCHW, or
+NHWC for channels-last graphs) and returns the graph's outputs by
 name; the card says which one to read and in what convention (``seg_ros.engines.outputs``
 checks it, the segmenter decodes it). Backends live one per file and are imported only when
 asked for, so a CPU robot never imports TensorRT and the node never imports torch unless the
@@ -27,7 +28,8 @@ class Engine(Protocol):
 
     backend: str
     card: ModelCard
-    input_shape: tuple[int, int, int, int]  # (1, C, H, W) of one frame, fixed at load
+    # (1, 3, H, W) of one frame, fixed at load; (1, H, W, 3) for a card's input_layout nhwc
+    input_shape: tuple[int, int, int, int]
     # optional ``max_batch``: frames one infer() call takes: 1 (absent: fixed at 1; batches run
     # as a loop), N (a fixed batch, padded when fewer frames wait) or 0 (dynamic: any number)
 
