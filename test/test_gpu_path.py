@@ -35,6 +35,7 @@ from seg_ros.engines.gpu import (
     tensorrt_problems,
 )
 from seg_ros.engines.onnxruntime import (
+    make_cache_dirs,
     provider_report,
     providers_for,
     session_log_level,
@@ -316,6 +317,22 @@ def test_tensorrt_provider_runs_fp16_and_only_asks_what_ort_knows() -> None:
     trt_ep = providers_for("tensorrt:1", ["TensorrtExecutionProvider", *CUDA_EP], "/c")
     assert trt_ep[0][0] == "TensorrtExecutionProvider" and trt_ep[0][1]["device_id"] == "1"
     assert trt_ep[0][1]["trt_fp16_enable"] == "True" and trt_ep[-1] == "CPUExecutionProvider"
+
+
+def test_tensorrt_provider_cache_tree_is_made_before_the_session(tmp_path: Path) -> None:
+    """onnxruntime's TensorRT provider makes only the last level of trt_engine_cache_path
+    (a fresh ~/.cache/seg_ros/engines fails and the session silently runs on CUDA)."""
+    cache = tmp_path / "home" / ".cache" / "seg_ros" / "engines"
+    asked = providers_for("tensorrt", ["TensorrtExecutionProvider", *CUDA_EP], str(cache))
+    make_cache_dirs(asked)
+    assert cache.is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(EngineError, match="cache folder .*file/engines cannot be made .*"
+                                          "engine_cache_dir"):
+        make_cache_dirs(providers_for("tensorrt", ["TensorrtExecutionProvider", *CUDA_EP],
+                                      str(blocker / "engines")))
+    make_cache_dirs(["CPUExecutionProvider"])  # nothing to make
 
 
 def test_cpu_onnxruntime_shadowing_gpu_build_is_named() -> None:

@@ -71,6 +71,40 @@ def tensorrt_provider_options(precision: str, cache_dir: str | None,
     return opts
 
 
+CACHE_OPTIONS = ("trt_engine_cache_path", "trt_timing_cache_path")
+
+
+def make_cache_dirs(providers: list) -> None:
+    """Create the TensorRT provider's cache folders, the whole tree: the provider itself makes
+    only the last level, and on a fresh machine (``~/.cache/seg_ros/engines``) it fails and the
+    session silently runs on CUDA instead. EngineError naming the folder when it cannot."""
+    for p in providers:
+        if isinstance(p, str):
+            continue
+        for key in CACHE_OPTIONS:
+            if key in p[1]:
+                try:
+                    Path(p[1][key]).expanduser().mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise EngineError(f"TensorRT engine cache folder {p[1][key]} cannot be made "
+                                      f"({e.strerror}): set engine_cache_dir to a writable "
+                                      "folder") from None
+
+
+def preload_gpu_libraries(ort: object, device: str) -> None:
+    """``onnxruntime.preload_dlls()`` (onnxruntime-gpu >= 1.21) for a GPU device: loads the
+    CUDA and cuDNN libraries of the nvidia-* pip wheels so the CUDA provider finds them without
+    LD_LIBRARY_PATH. Where they come from the system (JetPack, a CUDA install) it finds none
+    and the system ones load as before; a failure here is left to the provider report."""
+    preload = getattr(ort, "preload_dlls", None)
+    if device == "cpu" or preload is None:
+        return
+    try:
+        preload(cuda=True, cudnn=True, msvc=False)
+    except Exception:  # the session's provider check reports what did not load
+        return
+
+
 def _ort_version() -> str:
     import onnxruntime as ort
 
@@ -149,6 +183,8 @@ class OnnxRuntimeEngine:
         so.log_severity_level = session_log_level(device)
         providers = providers_for(device, ort.get_available_providers(), trt_cache_dir,
                                   precision)
+        make_cache_dirs(providers)
+        preload_gpu_libraries(ort, device)
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
