@@ -12,6 +12,7 @@ Outputs (relative to the node, all with the input image's header):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_ros import codec
+from seg_ros.errors import CodecError
 from seg_ros.intrinsics import parse_output_size, received_intrinsics, scaled_intrinsics
 from seg_ros.masks import ClassMask, mark_unknown
 from seg_ros.pipeline import OutputOrder, StageTimer, Stats
@@ -125,6 +127,12 @@ class OutputPublishers:
         """The input camera_info scaled to the output size, with the frame's header."""
         if info is None or self.info_pub.get_subscription_count() == 0:
             return
+        fx, fy = float(info.k[0]), float(info.k[4])
+        if info.width == 0 or info.height == 0 or not (fx > 0 and fy > 0 and math.isfinite(
+                fx + fy)):
+            raise CodecError(f"camera_info unusable for {self.info_pub.topic_name}: "
+                             f"{info.width}x{info.height}, fx {fx:g}, fy {fy:g}; publish the "
+                             "camera's calibrated camera_info (non-zero size, focal lengths > 0)")
         src = received_intrinsics(info.width, info.height, info.k, info.p,
                                   (info.binning_x, info.binning_y),
                                   (info.roi.x_offset, info.roi.y_offset, info.roi.width,

@@ -99,6 +99,7 @@ def case_bad_odometry(rig: HostileRig) -> dict[str, Any]:
            "inf y": ((0.0, math.inf, yaw_q(0.0)), "position.y"),
            "x 1e300": ((1e300, 0.0, yaw_q(0.0)), "outside any plausible world")}
     out: dict[str, Any] = {}
+    stages = rig.client.diagnostics(rig.node_fqn)[2].get("output_stage_failures", "")
     with MapWatch(rig) as watch:
         rig.odom_maker = odometry(0.0, 0.0, yaw_q(0.0))
         watch.fusing()
@@ -120,7 +121,7 @@ def case_bad_odometry(rig: HostileRig) -> dict[str, Any]:
             watch.fusing()
             out[f"odometry_{name.replace(' ', '_')}_resume_s"] = time.monotonic() - t0
         values = rig.client.diagnostics(rig.node_fqn)[2]
-        assert values.get("output_stage_failures", "") == "", values["output_stage_failures"]
+        assert values.get("output_stage_failures", "") == stages, "a stage failed on odometry"
         out["odometry_rejected"] = int(values["floor_map_odom_rejected"])
     settle(rig)
     return out
@@ -218,8 +219,40 @@ def case_integer_for_double(rig: HostileRig) -> dict[str, Any]:
     return {"integer_for_double_sets": 4}
 
 
-RAW_CASES = (case_bad_odometry, case_odometry_quaternions, case_time_goes_back,
-             case_integer_for_double)
+def case_one_stage_fails(rig: HostileRig) -> dict[str, Any]:
+    """An all-zero camera_info with ~/camera_info subscribed: that output's stage fails (one
+    line naming it, counted in output_stage_failures, WARN); labels, overlay and the frame's
+    accounting go on (before, the exception cost the rest of the frame: frames_processed
+    stopped and /diagnostics showed Python's text)."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    info_sub = rig.watch("camera_info", CameraInfo, metered=False)
+    overlay_sub = rig.watch("overlay", Image)
+    try:
+        n0 = rig.counts.get("camera_info", 0)
+        wait_for(lambda: rig.counts.get("camera_info", 0) > n0 + 2, 15, "~/camera_info")
+        processed, failed = rig.counter("frames_processed"), rig.counter("frames_failed")
+        rig.info_k, rig.info_extra = (0.0,) * 9, {"width": 0, "height": 0}
+        _l, _m, values = rig.diag(
+            lambda lvl, _m, v: lvl >= WARN and "camera_info=" in v.get("output_stage_failures",
+                                                                       ""), 15,
+            "the camera_info stage's failure counted")
+        rig.flowing("labels", n=5)
+        rig.flowing("overlay", n=5)
+        now = rig.client.diagnostics(rig.node_fqn)[2]
+        assert int(now["frames_processed"]) >= processed + 5, "frames no longer accounted"
+        assert int(now["frames_failed"]) == failed, "a stage failure failed the whole frame"
+        assert "camera_info unusable" in now["last_error"], now["last_error"]
+        assert "Traceback" not in now["last_error"] and "\n" not in now["last_error"]
+    finally:
+        rig.unwatch("camera_info", info_sub)
+        rig.unwatch("overlay", overlay_sub)
+    settle(rig)
+    return {"stage_failures": values["output_stage_failures"]}
+
+
+RAW_CASES = (case_one_stage_fails, case_bad_odometry, case_odometry_quaternions,
+             case_time_goes_back, case_integer_for_double)
 
 
 # ------------------------------------------------------------------ nodes of their own
