@@ -33,6 +33,11 @@ class StampBuffer(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def newest(self) -> int | None:
+        """The newest stamp held (ns), None when empty."""
+        return self._newest if self._items else None
+
     def put(self, stamp_ns: int, item: T) -> None:
         with self._lock:
             items, newest = self._items, self._newest

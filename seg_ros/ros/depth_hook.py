@@ -57,6 +57,7 @@ from seg_ros.ros.points import cloud_msg
 TOPIC = "~/points"
 DEPTH_TOPIC, DEPTH_INFO_TOPIC = "depth/image", "depth/camera_info"
 KEEP_MARGIN_S = 0.25  # stamp time kept beyond max(skew, latency) for matching
+MAX_LAG_S = 2.0  # the most stamp time a colour frame's match may reach back (clocks apart)
 MAX_KEPT = 256  # depth images kept at most (memory bound, whatever the rate)
 RECENT_S = 10.0  # a fault this recent names the cause of a silent ~/points
 INFO_CHANGES_WARN = 3  # depth/colour camera pairs changing this often in RECENT_S: WARN
@@ -178,6 +179,7 @@ class DepthInput:
         self._fault: tuple[str, float] = ("", 0.0)  # latest fault line, monotonic time
         self._pair: tuple[Any, ...] = ()  # the last (depth, colour) camera pair matched
         self._pair_changes: deque[float] = deque(maxlen=64)  # when it changed (monotonic)
+        self._lags: deque[int] = deque(maxlen=100)  # newest depth stamp - colour stamp, ns
         self.depth_info: Any = None
         self._models: dict[int, tuple[Any, CameraModel | None]] = {}  # id(msg) -> model
         self._recent: OrderedDict[tuple[int, int, int], DepthFrame | None] = OrderedDict()
@@ -227,10 +229,13 @@ class DepthInput:
             self.maps.get(*cameras, inline=False)
 
     def _span_ns(self) -> int:
-        """Stamp time of depth kept: max(skew, the node's p99 latency) + KEEP_MARGIN_S."""
+        """Stamp time of depth kept: max(skew, the node's p99 latency, the p99 of how far back
+        matches reached (newest depth stamp - colour stamp, at most MAX_LAG_S)) + margin."""
         lat = list(getattr(getattr(self.node, "stats", None), "lat_receive_ms", ()) or ())
         p99_ns = int(np.percentile(lat, 99) * 1e6) if lat else 0
-        return max(self._cfg.max_skew_ns, p99_ns) + int(KEEP_MARGIN_S * 1e9)
+        lags = list(getattr(self, "_lags", ()))
+        lag_ns = min(int(np.percentile(lags, 99)), int(MAX_LAG_S * 1e9)) if lags else 0
+        return max(self._cfg.max_skew_ns, p99_ns, lag_ns) + int(KEEP_MARGIN_S * 1e9)
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.depth_info = msg
@@ -278,6 +283,8 @@ class DepthInput:
         return frame
 
     def _match(self, stamp: int, colour_size: tuple[int, int]) -> DepthFrame | None:
+        if (newest := self.buffer.newest) is not None:
+            self._lags.append(newest - stamp)
         near = self.buffer.nearest(stamp, None)
         self.last_skew_ms = float("nan") if near is None else near[1] / 1e6
         if near is None or near[1] > self._cfg.max_skew_ns:
