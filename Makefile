@@ -5,6 +5,11 @@ PYTHON ?= python3
 # .venv-jazzy from requirements-jazzy.txt; the default is Kilted in .venv. Only a value given on
 # the command line counts: a shell that sourced a ROS install exports ROS_DISTRO for that install.
 ifeq ($(origin ROS_DISTRO),command line)
+ifneq ($(ROS_DISTRO),kilted)
+OTHER_DISTRO := $(ROS_DISTRO)
+endif
+endif
+ifdef OTHER_DISTRO
 ifeq ($(wildcard requirements-$(ROS_DISTRO).txt),)
 $(error ROS_DISTRO=$(ROS_DISTRO): no requirements-$(ROS_DISTRO).txt; use kilted (default) or jazzy)
 endif

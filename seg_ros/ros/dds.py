@@ -34,12 +34,13 @@ def rclpy_major() -> int | None:
 
 
 def discovery_localhost(env: Mapping[str, str]) -> dict[str, str]:
-    """The variable that keeps discovery on loopback for the ROS in ``env``:
+    """The variable that keeps discovery on loopback for the ROS in use (the rclpy wheel's
+    version, else ``ROS_DISTRO`` of a sourced install, from ``env`` or this process):
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST from Iron on, ROS_LOCALHOST_ONLY=1 before (Humble),
     where the newer one is silently ignored."""
+    major = rclpy_major()  # the rclpy wheel of this venv, over a ROS_DISTRO left in the shell
     distro = (env.get("ROS_DISTRO") or os.environ.get("ROS_DISTRO", "")).lower()
-    major = rclpy_major() if not distro else None
-    if distro in LOCALHOST_ONLY_DISTROS or (major is not None and major < 4):
+    if (major < 4) if major is not None else distro in LOCALHOST_ONLY_DISTROS:
         return {"ROS_LOCALHOST_ONLY": "1"}
     return {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 
