@@ -42,6 +42,7 @@ from seg_ros.floor import (
     Pose2D,
     PoseBuffer,
 )
+from seg_ros.floor.map import checked_pose, local_grid_spec, pose_problem
 
 CAMERA = CameraModel(320, 240, (250.0, 0.0, 159.5, 0.0, 250.0, 119.5, 0.0, 0.0, 1.0),
                      (-0.1, 0.02, 0.0, 0.0, 0.0))
@@ -193,6 +194,46 @@ def test_pose_buffer_interpolates_and_ages() -> None:
     assert len(buf) == 4 and buf.at(1.05, 0.1) is None and buf.newest() == 2.3
     buf.add(2.15, Pose2D(9.0, 0.0, 0.0))  # out of order: sorted in
     assert buf.at(2.15, 0.1).x == 9.0
+
+
+@pytest.mark.parametrize("x, y, q, why", [
+    (math.nan, 0.0, (0, 0, 0, 1), "position.x is nan"),
+    (0.0, -math.inf, (0, 0, 0, 1), "position.y is -inf"),
+    (0.0, 0.0, (0, 0, math.nan, 1), "orientation.z is nan"),
+    (1e300, 0.0, (0, 0, 0, 1), "outside any plausible world"),
+    (0.0, 0.0, (0, 0, 2 * math.sin(math.pi / 4), 2 * math.cos(math.pi / 4)), "not a unit"),
+    (0.0, 0.0, (0, 0, 0, 0), "a zero quaternion"),
+])
+def test_checked_pose_refuses_what_no_map_can_use(x, y, q, why) -> None:
+    pose, reason = checked_pose(x, y, q)
+    assert pose is None and why in reason, reason
+
+
+def test_checked_pose_normalises_within_tf2_tolerance() -> None:
+    q = tuple(1.004 * c for c in (0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4)))
+    pose, why = checked_pose(3.0, -4.0, q)
+    assert why == "" and pose is not None
+    assert (pose.x, pose.y, pose.yaw) == pytest.approx((3.0, -4.0, math.pi / 2))
+    assert pose_problem(Pose2D(math.nan, 0.0, 0.0)) and pose_problem(Pose2D(2e7, 0.0, 0.0))
+    m = FloorMap(MapSpec(resolution=0.5, width_m=4.0, height_m=4.0))
+    g = local_grid_spec(0.5, 1.0)
+    with pytest.raises(ValueError, match="not finite"):
+        m.fuse(np.zeros((g.rows, g.cols), np.int8), g, Pose2D(math.nan, 0.0, 0.0), 1.0)
+
+
+def test_time_going_back_state() -> None:
+    buf = PoseBuffer()
+    for t in (10.0, 10.1, 10.2):
+        buf.add(t, Pose2D(t, 0.0, 0.0))
+    assert buf.drop_after(10.05) == 2 and buf.newest() == 10.0
+    buf.clear()
+    assert len(buf) == 0 and buf.newest() is None
+    m = FloorMap(MapSpec(resolution=0.5, width_m=4.0, height_m=4.0, half_life_s=1.0))
+    m.decay_to(100.0)
+    m.reset_time()
+    assert m.stamp_s is None
+    m.decay_to(5.0)  # after the reset an earlier stamp restarts the clock
+    assert m.stamp_s == 5.0
 
 
 def test_pose2d_conventions() -> None:
