@@ -1,13 +1,17 @@
 """`make gpu-check`: every GPU backend this machine has, checked end to end in minutes.
 
-On whatever GPU stack it finds (onnxruntime-gpu's CUDA and TensorRT providers, TensorRT with
-cuda-python or torch CUDA buffers) it builds the shipped CamVid model's engines (fp32, fp16,
-int8 where this TensorRT still calibrates), runs the CamVid val frames through each backend
+On whatever GPU stack it finds (onnxruntime-gpu's CUDA and TensorRT providers, TensorRT 10.3 ..
+11.x with cuda-python or torch CUDA buffers, torch on CUDA) it builds the shipped CamVid model's
+engines (fp32, fp16, int8 calibrated -- a calibrator on 10.x, a Q/DQ copy on 11.x -- and the
+shipped Q/DQ int8 model), runs the CamVid val frames through each backend
 and reports per backend: labels agreement with onnxruntime on the CPU, val mIoU, latency
 median / p99 of a whole frame (pre-process, engine, post-process) at 480x360 and 640x480, and
 the node end to end over real topics. What the machine lacks is reported as "not available",
-not as a failure. The one step that needs no GPU -- the TensorRT-bound ONNX (labels cast to
-int32) against the shipped ONNX on onnxruntime -- runs everywhere.
+not as a failure; so is the node run where rclpy is missing. A GPU machine with only torch
+(CUDA) and the CPU onnxruntime gets the torch row: the shipped model rebuilt as TorchScript
+(benchmarks/torch_program.py), labels against onnxruntime CPU, latency. The one step that
+needs no GPU -- the TensorRT-bound ONNX (labels cast to int32) against the shipped ONNX on
+onnxruntime -- runs everywhere.
 
 Exit status 0 only when everything that could run passed. ``--json PATH`` writes the figures.
 """
@@ -15,6 +19,7 @@ Exit status 0 only when everything that could run passed. ``--json PATH`` writes
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -65,6 +70,7 @@ class Candidate:
     missing: Callable[[], str | None]
     node_params: dict[str, str] | None = None
     int8: bool = False
+    model: Callable[[], Path] | None = None  # the file to open (default: the shipped ONNX)
 
 
 # --- what this machine has ------------------------------------------------------------------
@@ -103,7 +109,7 @@ def _ort_missing(provider: str, env: dict[str, Any]) -> Callable[[], str | None]
     return missing
 
 
-def _trt_missing(buffers: str = "auto", int8: bool = False) -> Callable[[], str | None]:
+def _trt_missing(buffers: str = "auto") -> Callable[[], str | None]:
     def missing() -> str | None:
         from seg_ros.engines.gpu import (
             CudaRuntimeFacts,
@@ -118,15 +124,28 @@ def _trt_missing(buffers: str = "auto", int8: bool = False) -> Callable[[], str 
         elif buffers == "cuda-python":
             facts = CudaRuntimeFacts(facts.cuda_python, None)
         problems = tensorrt_problems(0, facts)
-        if problems:
-            return "missing " + " and ".join(problems)
-        if int8:
-            import tensorrt as trt
-
-            if not hasattr(trt, "IInt8EntropyCalibrator2"):
-                return f"TensorRT {trt.__version__} has no implicit int8 calibration"
-        return None
+        return "missing " + " and ".join(problems) if problems else None
     return missing
+
+
+def _torch_missing() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "no torch"
+    from seg_ros.engines.torch import torch_cuda_version
+
+    if torch_cuda_version() is None:
+        return "torch has no CUDA (a CPU build, or no GPU / driver)"
+    return None
+
+
+def _torch_model() -> Path:
+    """TorchScript of the shipped model (benchmarks/torch_program.py), made once."""
+    from benchmarks.torch_program import torch_program
+    from seg_ros.engines.trt_cache import DEFAULT_CACHE_DIR
+
+    return torch_program(MODEL, Path(DEFAULT_CACHE_DIR).expanduser().parent / "camvid.pt")
 
 
 def candidates(env: dict[str, Any], calib: Path) -> list[Candidate]:
@@ -150,9 +169,14 @@ def candidates(env: dict[str, Any], calib: Path) -> list[Candidate]:
                   _trt_missing("cuda-python")),
         Candidate("tensorrt fp16, torch CUDA buffers", "tensorrt", "cuda",
                   {**trt, "precision": "fp16", "cuda_buffers": "torch"}, _trt_missing("torch")),
-        Candidate("tensorrt int8 (calibrated, CamVid train)", "tensorrt", "cuda",
+        Candidate("tensorrt int8 (calibrated on CamVid train)", "tensorrt", "cuda",
                   {**trt, "precision": "int8", "calib_data": str(calib)},
-                  _trt_missing(int8=True), int8=True),
+                  _trt_missing(), int8=True),
+        Candidate("tensorrt int8 (Q/DQ models/camvid.trt-int8.onnx)", "tensorrt", "cuda",
+                  {**trt, "precision": "int8"}, _trt_missing(), int8=True,
+                  model=lambda: MODEL.with_name("camvid.trt-int8.onnx")),
+        Candidate("torch CUDA (TorchScript of the same model)", "torch", "cuda", {},
+                  _torch_missing, model=_torch_model),
         Candidate("auto (the node's defaults)", "auto", "cpu", {},
                   lambda: None if env["gpus"] else "no CUDA GPU", {}),
     ]
@@ -203,7 +227,10 @@ def latency_ms(engine: Any, frame: np.ndarray, runs: int = 200
     warm = runs // 10
     for name, (w, h) in SIZES.items():
         rgb = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-        times = samples_ms(lambda _k, rgb=rgb: seg(rgb), runs, warm)
+        def one(_k: int, rgb: np.ndarray = rgb) -> Any:
+            return seg(rgb)
+
+        times = samples_ms(one, runs, warm)
         out[name] = (float(np.median(times)), float(np.percentile(times, 99)))
     return out
 
@@ -292,11 +319,15 @@ def check(cand: Candidate, ref: Reference, with_node: bool, runs: int = 200) -> 
     try:
         if cand.backend != "auto":
             t0 = time.perf_counter()
-            engine = open_engine(MODEL, cand.backend, cand.device, **cand.options)
+            model = cand.model() if cand.model is not None else MODEL
+            engine = open_engine(model, cand.backend, cand.device, **cand.options)
             row.open_s = time.perf_counter() - t0
             measure(row, engine, ref, runs)
             del engine
-        if with_node and cand.node_params is not None:
+        if with_node and cand.node_params is not None and importlib.util.find_spec(
+                "rclpy") is None:
+            row.detail += "; node not run: rclpy is not installed"
+        elif with_node and cand.node_params is not None:
             row.node_ms, answered, described = node_end_to_end(cand.node_params, ref.frames)
             row.detail = row.detail or described
             row.detail += f"; node: {answered}/50 frames, engine {described!r}"

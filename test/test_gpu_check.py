@@ -17,13 +17,34 @@ pytestmark = pytest.mark.usefixtures("camvid_dir")
 
 @pytest.mark.skipif(cuda_device_count() > 0, reason="this machine has a GPU")
 def test_without_a_gpu_every_gpu_row_is_not_available(tmp_path: Path, capsys) -> None:
-    assert gpu_check.main(["--json", str(tmp_path / "g.json")]) == 0
+    from seg_ros.cli import main
+
+    assert main(["gpu-check", "--json", str(tmp_path / "g.json")]) == 0  # = make gpu-check
     out = capsys.readouterr().out
     rows = json.loads((tmp_path / "g.json").read_text())["rows"]
     assert rows[0]["name"].startswith("export for TensorRT") and rows[0]["status"] == "pass"
     assert len(rows) > 5 and all(r["status"] == "not available" for r in rows[1:])
     assert all(r["detail"] for r in rows[1:])  # each says what is missing
     assert "tensorrt fp16" in out and "0 failed" in out
+    torch_row = next(r for r in rows if r["name"].startswith("torch CUDA"))
+    assert torch_row["detail"] == "torch has no CUDA (a CPU build, or no GPU / driver)"
+
+
+def test_torch_row_runs_the_shipped_model_rebuilt_as_torchscript(tmp_path: Path) -> None:
+    """The row a GPU machine with only torch (CUDA) gets, run here on the CPU: the shipped
+    ONNX rebuilt in torch (BN-folded Conv weights by module path) gives onnxruntime's labels."""
+    from benchmarks.torch_program import module_path, torch_program
+
+    assert module_path("/net/encoder/features.1/conv/conv.0/conv.0.0/Conv") == \
+        "net.encoder.features.1.conv.0.0"
+    ref, _ = reference(3)
+    program = tmp_path / "camvid.pt"
+    cand = Candidate("torch", "torch", "cpu", {}, lambda: None,
+                     model=lambda: torch_program(gpu_check.MODEL, program))
+    row = check(cand, ref, with_node=False, runs=3)
+    assert row.status == "pass", row.detail
+    assert row.agreement is not None and row.agreement >= 0.999 and program.is_file()
+    assert row.detail.startswith("torch ")
 
 
 def test_a_backend_is_measured_and_run_through_a_node() -> None:

@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("seg_ros.cli.export", "export a training checkpoint to ONNX with its model card"),
     "eval": ("seg_ros.cli.eval", "mIoU of a model on a dataset split (per-class IoU table)"),
     "build-engine": ("seg_ros.cli.build_engine", "build a TensorRT engine (fp32/fp16/int8) + card"),
-    "quantize": ("seg_ros.cli.quantize", "int8 QDQ ONNX for the CPU, calibrated on frames"),
+    "quantize": ("seg_ros.cli.quantize", "int8 Q/DQ ONNX (CPU or TensorRT) or its fp16 graph"),
+    "gpu-check": ("seg_ros.cli.gpu_check", "every GPU backend here, end to end (make gpu-check)"),
     "floor": ("seg_ros.cli.floor", "project a label image onto the floor: nav2 map.yaml + map.pgm"),
     "floor-map": ("seg_ros.cli.floor_map", "fuse label images along a path into one nav2 map"),
 }
