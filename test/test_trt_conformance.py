@@ -65,6 +65,15 @@ def test_io_types_map_from_the_real_enums(real_trt: dict) -> None:
     assert real_trt["modes"] == ["INPUT", "OUTPUT"]
 
 
+def test_build_engine_runs_to_the_real_builder_and_io_checks_take_real_enums(real_trt: dict
+                                                                            ) -> None:
+    """`seg-ros build-engine models/camvid.onnx` with the real module gets through its checks
+    and plan to trt.Builder, where the missing GPU stops it in one line."""
+    assert real_trt["errors"]["build"].startswith("TensorRT could not create its Builder")
+    assert real_trt["io"] == {"input": ["input", "float32"],
+                              "outputs": [["labels", "int32"], ["confidence", "float32"]]}
+
+
 def test_a_tensorrt_that_cannot_start_is_one_line(real_trt: dict) -> None:
     """The real bindings raise TypeError from trt.Builder / trt.Runtime when the library's
     factory returns NULL; seg_ros says what and what to do, in one line."""

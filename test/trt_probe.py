@@ -182,7 +182,7 @@ def run_project(trt: Any) -> dict[str, Any]:
     dtypes = {n: str(numpy_dtype(getattr(trt.DataType, n))) for n in TRT_TO_NUMPY}
     assert all(np.dtype(v) == TRT_TO_NUMPY[k] for k, v in dtypes.items())
     modes = [trt_dtype_name(trt.TensorIOMode.INPUT), trt_dtype_name(trt.TensorIOMode.OUTPUT)]
-    errors = {}
+    errors = {"build": build_until_the_gpu(trt)}
     logger = trt.Logger(trt.Logger.WARNING)
     try:
         trt_build.open_builder(trt, logger, 0, runtime=lambda index: None)
@@ -194,9 +194,68 @@ def run_project(trt: Any) -> dict[str, Any]:
         engine._deserialize(trt, Path("model.engine"))
     except EngineError as e:
         errors["runtime"] = str(e)
-    return {"caps": {"flags": sorted(caps.flags), "implicit_int8": caps.implicit_int8,
+    return {"io": io_binding(trt),
+            "caps": {"flags": sorted(caps.flags), "implicit_int8": caps.implicit_int8,
                      "strongly_typed": caps.strongly_typed},
             "plans": plans, "dtypes": dtypes, "modes": modes, "errors": errors}
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "camvid.onnx"
+
+
+def build_until_the_gpu(trt: Any) -> str:
+    """``seg-ros build-engine models/camvid.onnx`` (fp16) with the real module: argument checks,
+    the precision plan, the device, then the real ``trt.Builder`` -- where no GPU stops it.
+    Returns the one line it ends with."""
+    import tempfile
+
+    from seg_ros.engines import trt_build
+    from seg_ros.engines.gpu import GpuInfo
+    from seg_ros.engines.trt_options import BuildOptions
+    from seg_ros.errors import EngineError
+
+    trt_build.tensorrt_problems = lambda index=0: []  # type: ignore[assignment]
+    trt_build.current_gpu = lambda index=0: GpuInfo("no GPU here", "8.7")  # type: ignore
+    trt_build.cuda_runtime = lambda index=0, buffers="auto": None  # type: ignore
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            trt_build.build_engine(SHIPPED, BuildOptions(out=Path(tmp) / "m.engine"),
+                                   log=lambda s: None)
+        except EngineError as e:
+            return str(e)
+    return "built"
+
+
+def io_binding(trt: Any) -> dict[str, Any]:
+    """The engine's I/O checks (tensor_specs, validate_specs) over an engine answering with the
+    real module's TensorIOMode / DataType members, as the shipped model's engine would."""
+    from seg_ros.engines.trt_io import tensor_specs, validate_specs
+    from seg_ros.model_card import read_card
+
+    card = read_card(SHIPPED)
+    h, w = card.input_size
+    io = {"input": (trt.TensorIOMode.INPUT, trt.DataType.FLOAT, (1, 3, h, w)),
+          "labels": (trt.TensorIOMode.OUTPUT, trt.DataType.INT32, (1, h, w)),
+          "confidence": (trt.TensorIOMode.OUTPUT, trt.DataType.FLOAT, (1, h, w))}
+
+    class Engine:
+        num_io_tensors = len(io)
+
+        def get_tensor_name(self, index: int) -> str:
+            return list(io)[index]
+
+        def get_tensor_mode(self, name: str) -> Any:
+            return io[name][0]
+
+        def get_tensor_dtype(self, name: str) -> Any:
+            return io[name][1]
+
+        def get_tensor_shape(self, name: str) -> Any:
+            return io[name][2]
+
+    inp, outputs = validate_specs(tensor_specs(Engine()), card, "probe.engine")
+    return {"input": [inp.name, str(inp.dtype)],
+            "outputs": [[o.name, str(o.dtype)] for o in outputs]}
 
 
 def probe_tensorrt() -> dict[str, Any]:
