@@ -49,13 +49,13 @@ def fp16_model(model: Any) -> tuple[Any, list[str]]:
         convert_float_to_float16,
     )
 
-    from seg_ros.engines.quantize import _name_nodes, float_tail_nodes
+    from seg_ros.engines.quantize import float_tail_nodes, name_nodes
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     if is_fp16_model(copy):
         return copy, []
-    _name_nodes(copy)  # the block list works by node name
+    name_nodes(copy)  # the block list works by node name
     kept = float_tail_nodes(copy)
     try:
         converted = convert_float_to_float16(

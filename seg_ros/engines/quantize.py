@@ -135,7 +135,7 @@ def stem_nodes(model: object, convs: int) -> list[str]:
     return names
 
 
-def _name_nodes(model: object) -> None:
+def name_nodes(model: object) -> None:
     """Give unnamed nodes a unique name: nodes_to_exclude works by name."""
     seen: set[str] = set()
     for i, n in enumerate(model.graph.node):  # type: ignore[attr-defined]
@@ -222,7 +222,7 @@ def quantize_onnx(
         log(f"pre-processing {model.name} (shape inference, optimisation)")
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=False)
         proto = onnx.load(str(pre))
-        _name_nodes(proto)
+        name_nodes(proto)
         onnx.save(proto, str(pre))
         stem = stem_nodes(proto, FLOAT_CONVS[target] if float_convs is None else float_convs)
         excluded = sorted({*stem, *float_tail_nodes(proto)})
