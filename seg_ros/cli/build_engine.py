@@ -1,4 +1,9 @@
-"""`seg-ros build-engine MODEL.onnx --precision fp16`: a TensorRT engine + its card sidecar."""
+"""`seg-ros build-engine MODEL.onnx --precision fp16`: a TensorRT engine + its card sidecar.
+
+TensorRT 10.x builds fp16 / int8 with its builder flags (int8: a calibrator over --calib-data);
+TensorRT 11.x (strongly typed) builds an fp16 copy of the graph for fp16 and a symmetric int8
+Q/DQ copy calibrated on --calib-data for int8 (docs/gpu.md). A Q/DQ model (`seg-ros quantize
+MODEL --target tensorrt`) builds as int8 on both without --calib-data."""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from seg_ros.engines.trt_cache import PRECISIONS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="exported ONNX model (with its embedded card)")
     p.add_argument("--precision", default="fp16", choices=PRECISIONS,
-                   help="engine precision (int8 needs --calib-data)")
+                   help="engine precision (int8: --calib-data DIR, or give the Q/DQ model "
+                        "`seg-ros quantize --target tensorrt` writes)")
     p.add_argument("--calib-data", default=None,
                    help="int8: folder of training frames to calibrate on (never the eval split)")
     p.add_argument("--calib-frames", type=int, default=100,
