@@ -122,6 +122,7 @@ class HostileRig:
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
         domain = pick_domain()
+        self.domain = domain
         self.node_fqn = f"/{name}"
         self.compressed = compressed
         topic = f"/{name}_cam/image"

@@ -212,11 +212,38 @@ def case_integer_for_double(rig: HostileRig) -> dict[str, Any]:
                            DescribeParameters.Request(names=list(restart))).descriptors
     assert all(d.read_only and "restart the node" in d.additional_constraints for d in desc), [
         (d.name, d.read_only, d.additional_constraints) for d in desc]
+    cli = _ros2_param_set(rig, "max_rate_hz", "40")  # the real tool, where it is installed
+    assert cli is None or "Set parameter successful" in cli, cli
+    cli = _ros2_param_set(rig, "workers", "3")
+    assert cli is None or "restart the node to change workers" in cli, cli
     back = rig.set_params(max_rate_hz=0.0, overlay_alpha=0.5,
                           **{"map.hit": 0.85, "diagnostics.stall_s": 1.0})
     assert all(r.successful for r in back), back
     settle(rig)
-    return {"integer_for_double_sets": 4}
+    return {"integer_for_double_sets": 4, "ros2_param_set_checked": cli is not None}
+
+
+def _ros2_param_set(rig: HostileRig, name: str, value: str) -> str | None:
+    """``ros2 param set`` on the rig's node (its output), or None where ros2cli's param verb
+    is not installed."""
+    import shutil
+
+    from seg_ros.ros.dds import local_env
+
+    ros2 = shutil.which("ros2", path=str(Path(sys.executable).parent)) or shutil.which("ros2")
+    if ros2 is None:
+        return None
+    cmd = [ros2, "param", "set", "--no-daemon", rig.node_fqn, name, value]
+    out = ""
+    for _ in range(5):  # without the daemon discovery can miss the node on a loaded machine
+        run = subprocess.run(cmd, env=local_env(rig.domain), capture_output=True, text=True,
+                             timeout=60)
+        out = run.stdout + run.stderr
+        if "invalid choice: 'param'" in out:
+            return None
+        if "Node not found" not in out:
+            return out
+    return out
 
 
 def case_one_stage_fails(rig: HostileRig) -> dict[str, Any]:
