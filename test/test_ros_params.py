@@ -121,6 +121,30 @@ def test_descriptors_carry_type_range_and_read_only() -> None:
     assert d.type == ParameterType.PARAMETER_STRING_ARRAY
 
 
+def test_every_start_up_parameter_is_read_only_with_one_wording() -> None:
+    """read_only in the plain node; in the managed node only those that are read_only even
+    there (read at configure otherwise: they may change while unconfigured)."""
+    for spec in params.SPECS:
+        d, managed = params.descriptor(spec), params.descriptor(spec, managed=True)
+        assert d.read_only == (not spec.live), spec.name
+        assert managed.read_only == spec.read_only, spec.name
+        assert (params.RESTART_NOTE in d.additional_constraints) == (not spec.live), spec.name
+    assert params.restart_reason("cameras").startswith("restart the node to change cameras")
+
+
+def test_failure_cause_is_one_line_with_where_it_was_raised() -> None:
+    from seg_ros.ros.stages import failure_cause
+
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError as e:
+        cause = failure_cause(e)
+    assert "\n" not in cause and cause.startswith("internal error ZeroDivisionError at ")
+    assert "test_ros_params.py:" in cause and "division by zero" in cause
+    assert failure_cause(ConfigError("camera_info unusable:\n  zero size")) == (
+        "camera_info unusable: zero size")
+
+
 def test_qos_profile() -> None:
     q = params.qos_profile("best_effort", 1, "volatile")
     assert q.reliability == ReliabilityPolicy.BEST_EFFORT and q.depth == 1
