@@ -43,6 +43,15 @@ def camvid_frame(camvid_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def frame_png(camvid_frame, tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """The first val frame written as a PNG file, and its RGB pixels."""
+    rgb = camvid_frame[0]
+    path = tmp_path_factory.mktemp("frames") / "frame.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path, rgb
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
 

@@ -108,14 +108,6 @@ def reference_labels(model: Path, convention: str, rgb: np.ndarray) -> np.ndarra
     return up.argmax(0).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def frame_png(camvid_frame, tmp_path_factory) -> tuple[Path, np.ndarray]:
-    rgb = camvid_frame[0]
-    path = tmp_path_factory.mktemp("frames") / "frame.png"
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path, rgb
-
-
 @pytest.mark.parametrize("convention", list(CARD_FLAGS))
 def test_carded_model_segments_like_onnxruntime(convention, frame_png, tmp_path, capsys):
     path, rgb = frame_png

@@ -58,14 +58,6 @@ def torch_logits1(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def frame_png(camvid_frame, tmp_path_factory) -> tuple[Path, np.ndarray]:
-    rgb = camvid_frame[0]
-    path = tmp_path_factory.mktemp("frames") / "frame.png"
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path, rgb
-
-
 def card_and_reference(case: str, tmp_path: Path, rgb: np.ndarray
                        ) -> tuple[Path, np.ndarray, str]:
     """(carded model, reference labels of ``rgb``, what `card` printed) for one case."""
