@@ -180,17 +180,8 @@ def evaluate_bag(
     unchecked = unchecked_note(bag)
     if unchecked:  # reported, never silent: these frames are scored as read
         print(f"warning: {unchecked}", file=sys.stderr)
-    if data.labels_topic is None or data.meta["truth_frames"] == 0:
-        raise BagError(
-            f"bag {bag} has no ground-truth labels topic (*{LABELS_SUFFIX}*, mono8 Image or PNG "
-            "CompressedImage) matching its frames: make it with `seg-ros bag make --labels DIR`"
-            " or name it with --labels-topic"
-        )
-    if rate is not None and not rate > 0:
-        raise BagError(f"--rate {rate} must be > 0 (leave it out for lockstep)")
+    _check_inputs(bag, data, rate, out_bag)
     card = read_card(model)  # fails fast, before starting a node, on a bad model path
-    if out_bag is not None and Path(out_bag).exists():
-        raise BagError(f"{out_bag} exists already: choose another --out or delete it first")
 
     log_dir = Path(log_dir) if log_dir else Path(png).parent if png else Path(tempfile.mkdtemp(
         prefix="seg_ros_eval_"))
@@ -231,6 +222,22 @@ def evaluate_bag(
         contact_sheet(data, run.recv, run.grids, card, png, report)
         report["png"] = str(png)
     return report
+
+
+def _check_inputs(bag: str | Path, data: BagFrames, rate: float | None,
+                  out_bag: str | Path | None) -> None:
+    """Refuse, before a node starts, a bag without ground truth, a bad rate or an existing
+    output bag."""
+    if data.labels_topic is None or data.meta["truth_frames"] == 0:
+        raise BagError(
+            f"bag {bag} has no ground-truth labels topic (*{LABELS_SUFFIX}*, mono8 Image or PNG "
+            "CompressedImage) matching its frames: make it with `seg-ros bag make --labels DIR`"
+            " or name it with --labels-topic"
+        )
+    if rate is not None and not rate > 0:
+        raise BagError(f"--rate {rate} must be > 0 (leave it out for lockstep)")
+    if out_bag is not None and Path(out_bag).exists():
+        raise BagError(f"{out_bag} exists already: choose another --out or delete it first")
 
 
 def _depth_report(data: BagFrames, run: Run) -> dict[str, Any] | None:
