@@ -7,6 +7,12 @@
 The node subscribes ``image`` (default <camera>/image_raw; <image>/compressed with
 input_transport:=compressed) and ``camera_info`` (default <camera>/camera_info); its outputs are
 /<namespace>/segmentation_node/{labels,confidence,color_mask,overlay,floor_grid,label_info}.
+RGB-D and map users remap the depth pair and the odometry with ``depth``, ``depth_camera_info``
+and ``odom`` (defaults: the node's own depth/image, depth/camera_info and odom), e.g.
+
+    ros2 launch seg_ros segmentation.launch.py camera:=/camera \
+        depth:=/camera/aligned_depth_to_color/image_raw \
+        depth_camera_info:=/camera/aligned_depth_to_color/camera_info odom:=/odometry/filtered
 
 Parameters come from ``params_file`` (default: the shipped config/camvid.yaml). ``model``,
 ``input_transport``, ``backend`` and ``device`` override it only when given on the command line:
@@ -34,6 +40,8 @@ PARAMETER_ARGUMENTS = {
     "device": ("device", "cpu | cuda | cuda:N (onnxruntime also: tensorrt)"),
 }
 UNSET = ""  # the default of every argument above: "not given, keep the params file's value"
+# launch argument -> the node's input topic it remaps (default: the topic itself, no change)
+INPUT_REMAPS = {"depth": "depth/image", "depth_camera_info": "depth/camera_info", "odom": "odom"}
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, str]:
@@ -69,7 +77,8 @@ def _node_action(context: Any) -> list[Any]:
         parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
         remappings=[("image", image),
                     ("image/compressed", [image, "/compressed"]),
-                    ("camera_info", LaunchConfiguration("camera_info"))],
+                    ("camera_info", LaunchConfiguration("camera_info")),
+                    *((topic, LaunchConfiguration(arg)) for arg, topic in INPUT_REMAPS.items())],
     )]
 
 
@@ -89,6 +98,12 @@ def generate_launch_description() -> Any:
             description="image topic; with input_transport:=compressed, <image>/compressed"),
         arg("camera_info", default_value=[camera, "/camera_info"],
             description="camera_info topic (kept for the floor grid)"),
+        arg("depth", default_value=INPUT_REMAPS["depth"],
+            description="depth image topic (RGB-D: ~/points, grid.source depth)"),
+        arg("depth_camera_info", default_value=INPUT_REMAPS["depth_camera_info"],
+            description="camera_info of the depth image (when its size differs)"),
+        arg("odom", default_value=INPUT_REMAPS["odom"],
+            description="nav_msgs/Odometry for ~/floor_map (without tf)"),
         arg("params_file", default_value=[FindPackageShare("seg_ros"), "/config/camvid.yaml"],
             description="node parameters (ROS 2 YAML)"),
         *(arg(name, default_value=UNSET, description=f"{text}; '' = the params file's value")

@@ -158,10 +158,15 @@ def test_cameras_launch_file_remaps_each_camera_to_its_driver() -> None:
     spec.loader.exec_module(mod)  # imports neither launch nor launch_ros
     assert mod.remappings({"front": "/front_camera/", "rear": "/rear_camera"}) == [
         ("front/image", "/front_camera/image_raw"),
+        ("front/image/compressed", "/front_camera/image_raw/compressed"),
         ("front/camera_info", "/front_camera/camera_info"),
-        ("rear/image", "/rear_camera/image_raw"), ("rear/camera_info", "/rear_camera/camera_info")]
-    assert mod.remappings({"left": "/l"}, compressed=True)[0] == (
-        "left/image/compressed", "/l/image_raw/compressed")
+        ("rear/image", "/rear_camera/image_raw"),
+        ("rear/image/compressed", "/rear_camera/image_raw/compressed"),
+        ("rear/camera_info", "/rear_camera/camera_info")]
+    # the params file's model and input_transport stand unless given on the command line
+    assert mod.overrides("", "") == {}
+    assert mod.overrides("m.onnx", "compressed") == {"model_path": "m.onnx",
+                                                     "input_transport": "compressed"}
 
 
 @pytest.mark.parametrize("value, error", [
