@@ -91,3 +91,36 @@ def test_type_hashes_match_real_vision_msgs(child_report: dict) -> None:
     hashes = child_report["hashes"]
     assert {name: hashes.get(name) for name in REAL_HASHES} == REAL_HASHES
     assert child_report["wire_hashes"] == [REAL_HASHES["vision_msgs/msg/LabelInfo"]]
+
+
+# A ROS install without vision_msgs (rosdep skipped it, or a source build without it): the
+# import is blocked in the node's interpreter the way Python reports a missing package.
+WITHOUT_VISION_MSGS = ("-c", "import sys; sys.modules['vision_msgs'] = None; "
+                       "from seg_ros.cli import main; sys.exit(main(sys.argv[1:]))", "node")
+
+
+def test_without_vision_msgs_the_node_says_once_why(tiny_model) -> None:
+    """The node still segments; at start one WARN says ~/label_info/vision is off, why, and
+    the fix; the topic is not offered."""
+    from seg_ros.testing import NodeProcess, param_args, wait_for
+
+    domain = pick_domain()
+    node = NodeProcess(param_args({"model_path": tiny_model, "threads": 1}), domain,
+                       name="no_vision_node", module=WITHOUT_VISION_MSGS)
+    try:
+        wait_for(lambda: "segmenting" in node.log() or not node.alive(), 90, "the node")
+        assert node.alive(), node.tail()
+        topics = subprocess.run(
+            [sys.executable, "-c", "import rclpy, time; rclpy.init(); "
+             "n = rclpy.create_node('probe'); end = time.monotonic() + 30\n"
+             "while time.monotonic() < end and '/no_vision_node/label_info' not in "
+             "dict(n.get_topic_names_and_types()): time.sleep(0.2)\n"
+             "time.sleep(2); print([t for t, _ in n.get_topic_names_and_types()])"],
+            env=local_env(domain), capture_output=True, text=True, timeout=60).stdout
+    finally:
+        assert node.stop() == 0, node.tail()
+    lines = [line for line in node.log().splitlines() if "label_info/vision" in line]
+    assert len(lines) == 1 and "[WARN]" in lines[0], lines
+    assert "vision_msgs is not importable" in lines[0] and "vision-msgs" in lines[0], lines[0]
+    assert "/no_vision_node/label_info" in topics, topics
+    assert "/no_vision_node/label_info/vision" not in topics, topics

@@ -53,6 +53,52 @@ def typestore() -> Any:
     return _TYPESTORE
 
 
+def register_installed(msgtype: str) -> bool:
+    """Teach the typestore ``msgtype`` ("pkg/msg/Name") and every type it uses from the .msg
+    files of the local ROS install (<share>/pkg/msg, found with the ament index), so a bag can
+    hold any type the install knows (e.g. vision_msgs/msg/LabelInfo). False when some
+    definition is not installed."""
+    from rosbags.typesys import get_types_from_msg
+
+    store, todo, found = typestore(), [msgtype], {}
+    while todo:
+        name = todo.pop()
+        if name in store.types or name in found:
+            continue
+        text = installed_definition(name)
+        if text is None:
+            return False
+        types = get_types_from_msg(text, name)
+        found.update(types)
+        todo.extend(_used_types(types[name]))
+    store.register(found)
+    return True
+
+
+def installed_definition(msgtype: str) -> str | None:
+    """The .msg text of ``msgtype`` in the local ROS install, or None."""
+    pkg, kind, name = [*msgtype.split("/"), "", ""][:3]
+    if kind != "msg" or not pkg or not name:
+        return None
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory(pkg)) / "msg" / f"{name}.msg"
+    except Exception:  # ament_index_python missing, or the package not installed
+        return None
+    return path.read_text() if path.is_file() else None
+
+
+def _used_types(definition: Any) -> Iterator[str]:
+    """The "pkg/msg/Name" strings inside a rosbags type definition (its fields' types)."""
+    if isinstance(definition, str):
+        if definition.count("/") == 2:
+            yield definition
+    elif isinstance(definition, (list, tuple)):
+        for part in definition:
+            yield from _used_types(part)
+
+
 def interface_dir() -> Path | None:
     """seg_ros's .msg folder: the repository's msg/ in a source checkout, else the installed
     <share>/seg_ros/msg (colcon install or the venv's share/); None when neither exists."""

@@ -12,7 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from seg_ros.bag import STORAGES, BagError, commit, discard, staging, typestore
+from seg_ros.bag import (
+    STORAGES,
+    BagError,
+    commit,
+    discard,
+    register_installed,
+    staging,
+    typestore,
+)
 from seg_ros.ros.dds import LOCALHOST_PROFILE, PROFILE_VARS
 
 # Every process talks over Fast DDS's large-data transport (default UDP drops big images); on
@@ -149,8 +157,9 @@ class RawBagWriter:
 
     Connections are added by :meth:`declare` (with the QoS profiles the recorded publishers
     offered, written to metadata.yaml) or on first use of a topic. Types unknown to the
-    typestore (Kilted + seg_ros's interface) are skipped (listed in :attr:`skipped`) since the
-    bag could not describe them.
+    typestore (Kilted + seg_ros's interface) are learnt from the local ROS install's .msg files
+    (:func:`seg_ros.bag.register_installed`); those it lacks too are skipped (listed in
+    :attr:`skipped`) since the bag could not describe them.
     """
 
     def __init__(self, out: str | Path, storage: str = "mcap") -> None:
@@ -174,7 +183,7 @@ class RawBagWriter:
         if topic in self._conns:
             return True
         ts = typestore()
-        if msgtype not in ts.types:
+        if msgtype not in ts.types and not register_installed(msgtype):
             self.skipped.add(f"{topic} [{msgtype}]")
             return False
         self._conns[topic] = self._writer.add_connection(

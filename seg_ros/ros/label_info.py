@@ -17,10 +17,12 @@ try:  # the generated interface is optional: a source tree without it built stil
 except ImportError:  # pragma: no cover - depends on the install
     SegmentationInfo = None  # type: ignore[misc, assignment]
 
-try:  # on robots with vision_msgs installed (not on PyPI)
+try:  # on robots with vision_msgs installed (no PyPI wheel: `make ros-tools` builds it)
     from vision_msgs.msg import LabelInfo, VisionClass
-except ImportError:
+    VISION_MSGS_MISSING = ""
+except ImportError as _e:
     LabelInfo = VisionClass = None
+    VISION_MSGS_MISSING = str(_e)  # said once at start: ~/label_info/vision is off
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -41,6 +43,12 @@ class LabelInfoPublishers:
             self.info_pub = node.create_publisher(SegmentationInfo, "~/label_info", LATCHED)
         if LabelInfo is not None:
             self.vision_pub = node.create_publisher(LabelInfo, "~/label_info/vision", LATCHED)
+        else:
+            node.get_logger().warning(
+                "~/label_info/vision (vision_msgs/LabelInfo, read by Nav2's semantic "
+                f"segmentation layer) is off: vision_msgs is not importable "
+                f"({VISION_MSGS_MISSING}); install ros-$ROS_DISTRO-vision-msgs (rosdep install "
+                "--from-paths src) and restart the node")
 
     def publish(self, card: Any, engine: str, labels_encoding: str, threshold: float) -> None:
         stamp = self.node.get_clock().now().to_msg()
