@@ -45,6 +45,8 @@ except ImportError:  # pragma: no cover - depends on the install
     tf2_ros = None
 
 TOPIC = "~/floor_grid"
+# config/camvid.yaml's camera_pose: the CamVid car's camera, not a robot's (a WARN at start)
+EXAMPLE_CAMERA_POSE = (0.0, 0.0, 1.2, 0.0, 0.03, 0.0)
 LOG_THROTTLE_S = 10.0
 INLINE_BUILD_S = 0.05  # lookup tables that build faster than this are built on the worker
 WARN, ERROR = 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -227,6 +229,13 @@ class FloorGrid:
         add_parameter_callbacks(node, self._check_params, self._apply_params)
         self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}; "
                       f"fused on {self.map.pub.topic_name}: {self.map.describe()}")
+        if self.pose_source() == "camera_pose" and np.allclose(
+                list(values["camera_pose"]), EXAMPLE_CAMERA_POSE, rtol=0.0, atol=1e-9):
+            self.log.warning(
+                "the floor outputs (~/floor_grid, ~/floor_map) use config/camvid.yaml's "
+                "example camera_pose, the CamVid car's camera (1.2 m up, pitched 0.03 rad): on "
+                "a robot they come from a made-up pose. Use config/robot.yaml (use_tf: true) or "
+                "set camera_pose to your camera's mount")
 
     # --- parameters (executor thread) --------------------------------------------------------
 
