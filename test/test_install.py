@@ -216,8 +216,6 @@ def rosdep_env(tmp_path_factory) -> dict[str, str]:
                ROS_HOME=str(home / "ros"), ROSDISTRO_INDEX_URL=f"file://{ROSDISTRO}/index-v4.yaml",
                ROS_PYTHON_VERSION="3")
     env.pop("ROS_DISTRO", None)  # each test names its distribution
-    # packages on AMENT_PREFIX_PATH count as installed for rosdep: resolve as a bare robot does
-    env.pop("AMENT_PREFIX_PATH", None)
     for installed in ("AMENT_PREFIX_PATH", "ROS_PACKAGE_PATH", "CMAKE_PREFIX_PATH"):
         env.pop(installed, None)  # a robot before its install: no package counts as present
     update = subprocess.run([str(rosdep), "update"], env=env,
