@@ -72,8 +72,9 @@ $(ROS_TOOLS): $(PIP_STAMP) scripts/build_ros_tools.sh scripts/pip_ros_fixups.cma
 	bash scripts/build_ros_tools.sh $(VENV) $(ROS_SRC)
 	touch $@
 
+# TESTS: test files or folders to run (default: all of test/)
 test: $(STAMP) $(ROS_TOOLS)
-	$(PY) -m pytest -q -ra test
+	$(PY) -m pytest -q -ra $(or $(TESTS),test)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
