@@ -92,7 +92,7 @@ soak: $(STAMP)
 # every GPU backend found here (onnxruntime-gpu, TensorRT), checked end to end in < 5 min;
 # without a GPU it reports them "not available" and exits 0
 gpu-check: $(STAMP)
-	$(PY) -m benchmarks.gpu_check
+	$(VENV)/bin/seg-ros gpu-check
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

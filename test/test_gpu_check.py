@@ -1,4 +1,4 @@
-"""`make gpu-check` (benchmarks/gpu_check.py) on this machine, and its measuring code run for
+"""`make gpu-check` (seg_ros/gpucheck) on this machine, and its measuring code run for
 real on the one backend every machine has: onnxruntime on the CPU, through a real node."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu_check
-from benchmarks.gpu_check import Candidate, Reference, Row, check, reference, verdict
+from seg_ros import gpucheck
 from seg_ros.engines.gpu import cuda_device_count
+from seg_ros.gpucheck import Candidate, Reference, Row, check, reference, verdict
 
 pytestmark = pytest.mark.usefixtures("camvid_dir")
 
@@ -33,14 +33,14 @@ def test_without_a_gpu_every_gpu_row_is_not_available(tmp_path: Path, capsys) ->
 def test_torch_row_runs_the_shipped_model_rebuilt_as_torchscript(tmp_path: Path) -> None:
     """The row a GPU machine with only torch (CUDA) gets, run here on the CPU: the shipped
     ONNX rebuilt in torch (BN-folded Conv weights by module path) gives onnxruntime's labels."""
-    from benchmarks.torch_program import module_path, torch_program
+    from seg_ros.train.torch_program import module_path, torch_program
 
     assert module_path("/net/encoder/features.1/conv/conv.0/conv.0.0/Conv") == \
         "net.encoder.features.1.conv.0.0"
     ref, _ = reference(3)
     program = tmp_path / "camvid.pt"
     cand = Candidate("torch", "torch", "cpu", {}, lambda: None,
-                     model=lambda: torch_program(gpu_check.MODEL, program))
+                     model=lambda: torch_program(gpucheck.MODEL, program))
     row = check(cand, ref, with_node=False, runs=3)
     assert row.status == "pass", row.detail
     assert row.agreement is not None and row.agreement >= 0.999 and program.is_file()
