@@ -49,20 +49,46 @@ class _Enum(enum.IntEnum):
 
 
 # enum values as in the real bindings (10.3 .. 11.4 agree on these)
-DataType = _Enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4,
-                                     "UINT8": 5, "FP8": 6, "BF16": 7, "INT64": 8, "INT4": 9})
-TensorIOMode = _Enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
-MemoryPoolType = _Enum("MemoryPoolType", {"WORKSPACE": 0})
-DeviceType = _Enum("DeviceType", {"GPU": 0, "DLA": 1})
-ErrorCode = _Enum("ErrorCode", {"SUCCESS": 0, "INTERNAL_ERROR": 1,
-                                       "UNSUPPORTED_NODE": 8})
-BuilderFlag = _Enum("BuilderFlag", {"FP16": 0, "INT8": 1, "GPU_FALLBACK": 3})
-NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag",
-                                             {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1})
-# TensorRT 11.x: no precision builder flags, STRONGLY_TYPED renumbered
-BuilderFlag11 = _Enum("BuilderFlag", {"GPU_FALLBACK": 3})
-NetworkDefinitionCreationFlag11 = _Enum("NetworkDefinitionCreationFlag",
-                                               {"STRONGLY_TYPED": 0})
+class DataType(_Enum):
+    FLOAT, HALF, INT8, INT32, BOOL, UINT8, FP8, BF16, INT64, INT4 = range(10)
+
+
+class TensorIOMode(_Enum):
+    NONE, INPUT, OUTPUT = range(3)
+
+
+class MemoryPoolType(_Enum):
+    WORKSPACE = 0
+
+
+class DeviceType(_Enum):
+    GPU, DLA = range(2)
+
+
+class ErrorCode(_Enum):
+    SUCCESS, INTERNAL_ERROR, UNSUPPORTED_NODE = 0, 1, 8
+
+
+class BuilderFlag(_Enum):
+    FP16, INT8, GPU_FALLBACK = 0, 1, 3
+
+
+class NetworkDefinitionCreationFlag(_Enum):
+    EXPLICIT_BATCH, STRONGLY_TYPED = 0, 1
+
+
+class _TensorRT11:
+    """TensorRT 11.x: no precision builder flags, STRONGLY_TYPED renumbered (same class names)."""
+
+    class BuilderFlag(_Enum):
+        GPU_FALLBACK = 3
+
+    class NetworkDefinitionCreationFlag(_Enum):
+        STRONGLY_TYPED = 0
+
+
+BuilderFlag11 = _TensorRT11.BuilderFlag
+NetworkDefinitionCreationFlag11 = _TensorRT11.NetworkDefinitionCreationFlag
 
 RECORD: dict[str, Any] = {}  # what the last build and load were asked, for the tests
 FAIL: set[str] = set()  # builder runtime parser parse build deserialize context execute calib
@@ -70,8 +96,9 @@ DLA_CORES = 0
 
 
 class Logger:
-    Severity = _Enum("Severity", {"INTERNAL_ERROR": 0, "ERROR": 1, "WARNING": 2,
-                                         "INFO": 3, "VERBOSE": 4})
+    class Severity(_Enum):
+        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
+
     WARNING = Severity.WARNING
 
     def __init__(self, min_severity: Any = Severity.WARNING) -> None:
@@ -95,7 +122,8 @@ def _nullptr(what: str) -> None:
 
 class INetworkDefinition:
     def __init__(self, flags: int) -> None:
-        self.flags, self.model = flags, None
+        self.flags = flags
+        self.model = onnx.ModelProto()  # OnnxParser.parse fills it
 
     @property
     def num_inputs(self) -> int:
@@ -296,7 +324,7 @@ class IExecutionContext:
         shape = self.get_tensor_shape(name)
         n = int(np.prod(shape)) * dtype.itemsize
         raw = (ctypes.c_ubyte * n).from_address(self.addresses[name])
-        return np.frombuffer(raw, np.uint8).view(dtype).reshape(shape)
+        return np.frombuffer(memoryview(raw), np.uint8).view(dtype).reshape(shape)
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         RECORD["stream"] = stream_handle
