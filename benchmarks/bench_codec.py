@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import itertools
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import cv2
@@ -98,7 +99,7 @@ def _bench_size(w: int, h: int) -> dict[str, float]:
     for enc in sorted(ENCODINGS):
         step, data = _raw_message(enc, rgb)
         out[f"decode_ms_{enc}_{size}"] = median_ms(
-            _cold(lambda d, e=enc, s=step: decode_raw(e, h, w, s, d), data), repeats=reps
+            _cold(partial(decode_raw, enc, h, w, step), data), repeats=reps
         )
     padded = np.zeros((h, w * 3 + 64), np.uint8)
     padded[:, : w * 3] = rgb.reshape(h, -1)
@@ -108,10 +109,10 @@ def _bench_size(w: int, h: int) -> dict[str, float]:
     for codec in ("jpeg", "png"):
         fmt, blob = encode_compressed(rgb, codec)
         out[f"decode_ms_{codec}_{size}"] = median_ms(
-            _cold(lambda d, f=fmt: decode_compressed(f, d), blob), repeats=reps
+            _cold(partial(decode_compressed, fmt), blob), repeats=reps
         )
         out[f"encode_ms_{codec}_{size}"] = median_ms(
-            lambda c=codec: encode_compressed(rgb, c), repeats=reps
+            partial(encode_compressed, rgb, codec), repeats=reps
         )
     labels = (rgb[..., 0] // 32).astype(np.int64)  # argmax output dtype
     out[f"encode_ms_mono8_int64_labels_{size}"] = median_ms(

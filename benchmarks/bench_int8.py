@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def run() -> dict[str, float]:
     rounds: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(ROUNDS):
         for name, engine in engines.items():
-            rounds[name].append(median_ms(lambda e=engine: e.infer(batch), repeats=10, warmup=2))
+            rounds[name].append(median_ms(partial(engine.infer, batch), repeats=10, warmup=2))
     times = {name: statistics.median(v) for name, v in rounds.items()}
     size = f"{shape[3]}x{shape[2]}"
     return {

@@ -64,8 +64,7 @@ def _scene_labels(size: tuple[int, int]) -> np.ndarray:
     """A CamVid val label image at ``size`` = (w, h), or a banded street when it is absent."""
     root = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" / "camvid"))
     paths = sorted((root / "valannot").glob("*.png"))
-    if paths:
-        lab = cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)
+    if paths and (lab := cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)) is not None:
         return cv2.resize(lab, size, interpolation=cv2.INTER_NEAREST)
     w, h = size
     lab = np.zeros((h, w), np.uint8)
@@ -80,8 +79,8 @@ def run() -> dict[str, float]:
     cv2.setNumThreads(1)  # the target is for one core
     out: dict[str, float] = {}
     for layout in ("nchw", "nhwc"):
-        card = ModelCard(name="ade-like", class_names=[f"c{i}" for i in range(CLASSES)],
-                         colors=[(i, i, i) for i in range(CLASSES)], input_size=FRAME,
+        card = ModelCard(name="ade-like", class_names=tuple(f"c{i}" for i in range(CLASSES)),
+                         colors=tuple((i, i, i) for i in range(CLASSES)), input_size=FRAME,
                          output_kind="logits", layout=layout)
         seg = Segmenter(_Spec(card, (1, 3, *FRAME)))  # type: ignore[arg-type]
         raw = scene_logits(layout)

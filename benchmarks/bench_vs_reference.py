@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import cv2
@@ -84,8 +85,8 @@ def run() -> dict[str, float]:
     for n, (values, ref) in SETUP.items():
         args = [*param_args({"model_path": model, **values}), "-r", f"image:={n}_in/image",
                 *(("-r", f"__node:={n[1:]}") if ref else ())]
-        nodes[n] = NodeProcess(args, domain, name=n[1:], **(
-            {"module": ("-m", "benchmarks.reference_node")} if ref else {}))
+        nodes[n] = (NodeProcess(args, domain, n[1:], ("-m", "benchmarks.reference_node"))
+                    if ref else NodeProcess(args, domain, n[1:]))
     client = LiveClient(domain)
     try:
         pubs = {n: client.publisher(Image, f"{n}_in/image", depth=1) for n in nodes}
@@ -97,7 +98,7 @@ def run() -> dict[str, float]:
         for n, proc in nodes.items():
             client.wait_ready(proc, pubs[n], n, OUTPUTS)
         for n in nodes:  # matched both ways and warm
-            wait_for(lambda n=n: _latency(pubs[n], msgs["640x480"], counters[n]), 30,
+            wait_for(partial(_latency, pubs[n], msgs["640x480"], counters[n]), 30,
                      f"{n} to answer")
             for _ in range(3):
                 _latency(pubs[n], msgs["640x480"], counters[n])
@@ -125,14 +126,14 @@ def run() -> dict[str, float]:
     lat_ms = {n: statistics.median(v) for n, v in lat.items() if v}
     out: dict[str, float] = {}
     for size in FLOOD_HZ:
-        ref = max(med[(REF1, size)], med[(REF2, size)])
+        ref_hz = max(med[(REF1, size)], med[(REF2, size)])
         out[f"throughput_hz_{size}"] = med[(SEG_THR, size)]
         out[f"throughput_hz_{size}_latency_setup"] = med[(SEG_LAT, size)]
-        out[f"reference_throughput_hz_{size}"] = ref
+        out[f"reference_throughput_hz_{size}"] = ref_hz
         out[f"reference_1thread_throughput_hz_{size}"] = med[(REF1, size)]
         out[f"reference_2threads_throughput_hz_{size}"] = med[(REF2, size)]
         key = "vs_reference_throughput_ratio" + ("" if size == "640x480" else f"_{size}")
-        out[key] = med[(SEG_THR, size)] / ref
+        out[key] = med[(SEG_THR, size)] / ref_hz
     ref_lat = min(lat_ms[REF1], lat_ms[REF2])
     out.update({
         "latency_ms_640x480": lat_ms[SEG_LAT],

@@ -29,9 +29,9 @@ from seg_ros.model_card import read_card  # the model's mean/std/colours (a user
 class ReferenceSegmentationNode(Node):
     def __init__(self) -> None:
         super().__init__("reference_segmentation")
-        model_path = self.declare_parameter("model_path", "models/camvid.onnx").value
-        threads = self.declare_parameter("threads", 1).value
-        self.alpha = self.declare_parameter("overlay_alpha", 0.5).value
+        model_path: str = self.declare_parameter("model_path", "models/camvid.onnx").value
+        threads: int = self.declare_parameter("threads", 1).value
+        self.alpha: float = self.declare_parameter("overlay_alpha", 0.5).value
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
