@@ -11,12 +11,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from seg_ros.bag import IMAGE, BagError, image_from_msg, open_reader, typestore
+from seg_ros.bag import (
+    IMAGE,
+    BagError,
+    image_from_msg,
+    open_reader,
+    register_installed,
+    typestore,
+)
 from seg_ros.bag.make import default_camera, make_bag
 from seg_ros.frames import read_rgb
 from seg_ros.testing import pick_domain
@@ -30,11 +38,14 @@ def _frames(camvid_dir: Path, n: int = N_FRAMES) -> list[Path]:
     return sorted((camvid_dir / "val").iterdir())[:n]
 
 
-def _read_all(bag: Path) -> dict[str, list[tuple[int, object, str]]]:
-    out: dict[str, list] = {}
+def _read_all(bag: Path) -> dict[str, list[tuple[int, Any, str]]]:
+    """topic -> (time ns, message, type) of a bag: messages are rosbags' generated classes."""
+    out: dict[str, list[tuple[int, Any, str]]] = {}
     reader = open_reader(bag)
     try:
         for conn, t, raw in reader.messages():
+            if conn.msgtype not in typestore().types:  # e.g. vision_msgs' (~/label_info/vision)
+                assert register_installed(conn.msgtype), conn.msgtype
             msg = typestore().deserialize_cdr(raw, conn.msgtype)
             out.setdefault(conn.topic, []).append((t, msg, conn.msgtype))
     finally:
@@ -93,6 +104,7 @@ def test_make_reads_back(camvid_dir: Path, tmp_path: Path, storage: str) -> None
         assert img.data.tobytes() == read_rgb(path).tobytes()
         _, lab, _ = msgs["/camera/labels_gt"][i]
         truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
+        assert truth is not None
         assert lab.encoding == "mono8"
         assert lab.data.tobytes() == truth.tobytes()
         _, info, _ = msgs["/camera/camera_info"][i]
@@ -114,6 +126,7 @@ def test_make_compressed(camvid_dir: Path, tmp_path: Path) -> None:
         assert np.abs(rgb.astype(int) - read_rgb(path)).mean() < 4  # JPEG q90
         _, lab, ty = msgs["/camera/labels_gt/compressed"][i]
         truth = cv2.imread(str(camvid_dir / "valannot" / path.name), cv2.IMREAD_UNCHANGED)
+        assert truth is not None
         np.testing.assert_array_equal(image_from_msg(lab, ty, keep_ids=True), truth)
 
 
@@ -148,6 +161,7 @@ def test_make_label_size_mismatch_leaves_nothing(camvid_dir: Path, tmp_path: Pat
     for i, p in enumerate(_frames(camvid_dir, 3)):
         shutil.copy(p, images / p.name)
         truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
+        assert truth is not None
         if i == 2:
             truth = cv2.resize(truth, (240, 180), interpolation=cv2.INTER_NEAREST)
         cv2.imwrite(str(labels / p.name), truth)
@@ -279,6 +293,7 @@ def _direct_summary(camvid_dir: Path, model: Path, frames: list[Path]) -> dict:
     cm = np.zeros((card.num_classes, card.num_classes), np.int64)
     for p in frames:
         truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
+        assert truth is not None
         pred = seg(read_rgb(p), want_confidence=False).labels
         cm += metrics.confusion_matrix(pred, truth, card.num_classes, card.ignore_index)
     return metrics.summary(cm, list(card.class_names))
@@ -381,7 +396,8 @@ def test_shipped_demo_bag() -> None:
     data = load_frames(bag)
     assert len(data.frames) == 30 and data.meta["truth_frames"] == 30
     assert data.image_type == "sensor_msgs/msg/CompressedImage"
-    assert all(f.truth.shape == f.size == (360, 480) and f.info_raw for f in data.frames)
+    assert all(f.truth is not None and f.truth.shape == f.size == (360, 480) and f.info_raw
+               for f in data.frames)
 
 
 # ------------------------------------------------------------------ latched topics (label_info)

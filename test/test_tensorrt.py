@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def test_ensure_engine_builds_once_and_rebuilds_on_change(tiny_model: Path,
         return out
 
     logs: list[str] = []
-    kw = dict(build=fake_build, log=logs.append)
+    kw: dict[str, Any] = {"build": fake_build, "log": logs.append}
     first = ensure_engine(tiny_model, tmp_path, "fp16", ORIN, "10.3.0", **kw)
     again = ensure_engine(tiny_model, tmp_path, "fp16", ORIN, "10.3.0", **kw)
     assert first == again and len(built) == 1
@@ -239,7 +240,8 @@ def test_calibration_cache_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "m.calib"
     assert read_calibration_cache(path) is None and read_calibration_cache(None) is None
     write_calibration_cache(path, memoryview(b"TRT-10-EntropyCalibration2\ninput: 3c010a14\n"))
-    assert read_calibration_cache(path).startswith(b"TRT-10-EntropyCalibration2")
+    cached = read_calibration_cache(path)
+    assert cached is not None and cached.startswith(b"TRT-10-EntropyCalibration2")
     assert not list(path.parent.glob("*.tmp"))
 
 
