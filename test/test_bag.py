@@ -346,7 +346,7 @@ def _assert_outputs_of_input_frames_only(got: dict, out_bag: Path) -> None:
 
     inputs = {START_NS + i * 100_000_000 for i in range(N_FRAMES)}
     for topic, msgs in got.items():
-        if topic in ("/diagnostics", INFO_TOPIC):
+        if topic in ("/diagnostics", INFO_TOPIC, f"{INFO_TOPIC}/vision"):  # latched, once
             continue
         stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m, _ in msgs}
         assert stamps <= inputs, f"{topic} holds frames not in the input bag: {stamps - inputs}"
@@ -354,6 +354,7 @@ def _assert_outputs_of_input_frames_only(got: dict, out_bag: Path) -> None:
     if importlib.util.find_spec("seg_ros.msg") is None:
         return  # interface not generated: the node has no label_info
     assert len(got[INFO_TOPIC]) == 1
+    assert len(got[f"{INFO_TOPIC}/vision"]) == 1  # vision_msgs/LabelInfo recorded too
     meta = yaml.safe_load((out_bag / "metadata.yaml").read_text())
     offered = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
                for t in meta["rosbag2_bagfile_information"]["topics_with_message_count"]}
