@@ -80,9 +80,16 @@ def test_cuda_python_runtime_without_driver_is_one_clear_line() -> None:
 
 def test_device_is_selected_before_the_builder_exists() -> None:
     order: list[str] = []
-    trt = SimpleNamespace(Builder=lambda logger: order.append("trt.Builder") or "builder")
-    _cuda, builder = open_builder(trt, None, 1,  # TensorRT stand-in: it cannot run here
-                                  runtime=lambda i: order.append(f"select cuda:{i}") or "rt")
+
+    def make_builder(logger: object) -> str:  # TensorRT stand-in: it cannot run here
+        order.append("trt.Builder")
+        return "builder"
+
+    def select(index: int) -> str:
+        order.append(f"select cuda:{index}")
+        return "rt"
+
+    _cuda, builder = open_builder(SimpleNamespace(Builder=make_builder), None, 1, runtime=select)
     assert order == ["select cuda:1", "trt.Builder"] and builder == "builder"
 
 
@@ -140,10 +147,15 @@ def test_infer_selects_the_device_then_runs_on_the_stream_handle() -> None:
     stream_seen: list[int] = []
     engine.cuda, engine.path, engine.input_name = cuda, Path("m.engine"), "input"
     engine.output_names = ["labels"]
-    engine._buf = {"input": cuda.alloc((1, 3, 2, 2), np.float32),
-                   "labels": cuda.alloc((1, 2, 2), np.int32)}
-    engine.context = SimpleNamespace(  # TensorRT execution context stand-in
-        execute_async_v3=lambda s: stream_seen.append(s) or cuda.calls.append("execute") or True)
+    engine._buf = {"input": cuda.alloc((1, 3, 2, 2), np.dtype(np.float32)),
+                   "labels": cuda.alloc((1, 2, 2), np.dtype(np.int32))}
+
+    def execute(stream: int) -> bool:
+        stream_seen.append(stream)
+        cuda.calls.append("execute")
+        return True
+
+    engine.context = SimpleNamespace(execute_async_v3=execute)  # TensorRT context stand-in
     out = engine.infer(np.ones((1, 3, 2, 2), np.float32))
     assert cuda.calls == ["activate", "upload", "execute", "download", "synchronize"]
     assert stream_seen == [0x51] and out["labels"].shape == (1, 2, 2)
@@ -250,14 +262,17 @@ def test_auto_chain_with_each_missing_piece() -> None:
                             False)
     assert cpu_robot == Choice("onnxruntime", "cpu")  # nothing to warn about
     no_trt = onnx_choice("cpu", ["the tensorrt Python package"], CUDA_EP, 1, False)
-    assert no_trt.device == "cuda:0" and "tensorrt Python package" in no_trt.reason
+    assert no_trt.device == "cuda:0" and no_trt.reason is not None
+    assert "tensorrt Python package" in no_trt.reason
     assert "onnxruntime CUDA" in no_trt.reason
     no_runtime = onnx_choice("cpu", ["a CUDA runtime for buffers (pip install cuda-python, "
                                      "or a CUDA build of torch)"], CPU_EP, 1, True)
-    assert no_runtime.device == "cpu" and "cuda-python" in no_runtime.reason
+    assert no_runtime.device == "cpu" and no_runtime.reason is not None
+    assert "cuda-python" in no_runtime.reason
     assert "install onnxruntime-gpu" in no_runtime.reason  # a GPU but a CPU onnxruntime
     no_gpu = onnx_choice("cuda", ["a CUDA GPU"], CUDA_EP, 0, True)
-    assert no_gpu == Choice("onnxruntime", "cpu", no_gpu.reason) and "CUDA GPU" in no_gpu.reason
+    assert no_gpu == Choice("onnxruntime", "cpu", no_gpu.reason) and no_gpu.reason is not None
+    assert "CUDA GPU" in no_gpu.reason
     assert onnx_choice("tensorrt", ["x"], CUDA_EP, 1, True) == Choice("onnxruntime", "tensorrt")
 
 
@@ -300,7 +315,7 @@ def test_onnxruntime_silent_cpu_fallback_is_reported(tiny_model: Path) -> None:
     with pytest.warns(UserWarning):  # onnxruntime only warns, and runs on the CPU
         session = ort.InferenceSession(str(tiny_model), providers=asked)
     note = provider_report(asked, session.get_providers())
-    assert note.startswith("asked CUDAExecutionProvider but onnxruntime runs "
+    assert note is not None and note.startswith("asked CUDAExecutionProvider but onnxruntime runs "
                            "CPUExecutionProvider: ")
     assert provider_report(["CPUExecutionProvider"], session.get_providers()) is None
     assert session_log_level("cpu") == 3 and session_log_level("cuda:0") == 2
@@ -337,6 +352,7 @@ def test_tensorrt_provider_cache_tree_is_made_before_the_session(tmp_path: Path)
 
 def test_cpu_onnxruntime_shadowing_gpu_build_is_named() -> None:
     hint = shadowing_hint(["onnxruntime", "onnxruntime-gpu"])
+    assert hint is not None
     assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu" in hint
     assert shadowing_hint(["onnxruntime"]) is None and shadowing_hint(["onnxruntime-gpu"]) is None
 

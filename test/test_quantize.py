@@ -53,6 +53,7 @@ def test_quantized_labels_agree_with_fp32(quantized: QuantizeReport, tiny_model:
         rgb = read_rgb(path)
         a, b = fp32(rgb), int8(rgb)
         agree.append(float(np.mean(a.labels == b.labels)))
+        assert a.confidence is not None and b.confidence is not None
         assert np.abs(a.confidence.astype(int) - b.confidence).mean() < 2  # of 255
     assert min(agree) >= MIN_AGREEMENT, agree
 
@@ -82,7 +83,7 @@ def test_frame_reader_feeds_preprocessed_frames(camvid_dir: Path) -> None:
     assert got[3] is None and reader.count == 3
     pre = preprocessor(card)
     for feed, path in zip(got[:3], frames):
-        assert feed["input"].shape == (1, 3, 180, 240)
+        assert feed is not None and feed["input"].shape == (1, 3, 180, 240)
         np.testing.assert_array_equal(feed["input"], pre.preprocess(read_rgb(path)))
     reader.rewind()
     assert reader.get_next() is not None
@@ -185,6 +186,7 @@ def test_fp16_graph_keeps_io_and_tail_fp32_and_agrees(tmp_path: Path, camvid_dir
         rgb = read_rgb(path)
         a, b = fp32(rgb), fp16(rgb)
         same, total = same + int((a.labels == b.labels).sum()), total + a.labels.size
+        assert a.confidence is not None and b.confidence is not None
         assert np.abs(a.confidence.astype(int) - b.confidence).mean() < 1  # of 255
     assert same / total >= 0.995, same / total
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import fake_tensorrt
 import numpy as np
@@ -28,6 +29,14 @@ from seg_ros.segmenter import Segmenter
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "camvid.onnx"
 GPU = GpuInfo("Fake GPU", "8.7")
+
+
+def _open_trt(model: Path, device: str, **options: Any) -> tensorrt.TensorRTEngine:
+    """``open_engine`` as the node calls it, for a test that reads the TensorRT engine's own
+    attributes (its plan path, its batch limit)."""
+    engine = open_engine(model, "tensorrt", device, **options)
+    assert isinstance(engine, tensorrt.TensorRTEngine)
+    return engine
 
 
 class HostCuda:
@@ -72,8 +81,8 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
 def test_fp16_engine_from_onnx_builds_once_runs_and_agrees(fake_trt, tmp_path: Path,
                                                            camvid_frame) -> None:
     logs: list[str] = []
-    engine = open_engine(SHIPPED, "tensorrt", "cuda:1", engine_cache_dir=str(tmp_path),
-                         log=logs.append)
+    engine = _open_trt(SHIPPED, "cuda:1", engine_cache_dir=str(tmp_path),
+                       log=logs.append)
     assert fake_trt["builder_device"] == 1  # device 1 selected before the builder existed
     assert fake_trt["flags"] == ["FP16"] and fake_trt["profiles"] == 0  # static input
     parsed = onnx.load_from_string(fake_trt["parsed_bytes"])
@@ -89,8 +98,8 @@ def test_fp16_engine_from_onnx_builds_once_runs_and_agrees(fake_trt, tmp_path: P
     np.testing.assert_array_equal(got.labels, ref.labels)  # int32 labels, same classes
     np.testing.assert_array_equal(got.confidence, ref.confidence)
     fake_trt.pop("flags")
-    again = open_engine(SHIPPED, "tensorrt", "cuda:1", engine_cache_dir=str(tmp_path),
-                        log=logs.append)
+    again = _open_trt(SHIPPED, "cuda:1", engine_cache_dir=str(tmp_path),
+                      log=logs.append)
     assert again.path == engine.path and "flags" not in fake_trt  # no second build
     assert any("cache hit" in m for m in logs) and any("built " in m for m in logs)
 
@@ -108,8 +117,8 @@ def _calib_folder(tmp_path: Path, camvid_dir: Path, broken: bool) -> Path:
 def test_int8_calibration_runs_and_is_recorded(fake_trt, tmp_path: Path,
                                                camvid_dir: Path) -> None:
     calib = _calib_folder(tmp_path, camvid_dir, broken=False)
-    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path / "c"),
-                         precision="int8", calib_data=str(calib), log=lambda s: None)
+    engine = _open_trt(SHIPPED, "cuda", engine_cache_dir=str(tmp_path / "c"),
+                       precision="int8", calib_data=str(calib), log=lambda s: None)
     assert fake_trt["calibration_batches"] == 3 and fake_trt["flags"] == ["INT8", "FP16"]
     built = read_sidecar(engine.path).provenance[PROVENANCE_KEY]
     assert built["calib_frames"] == 3 and "implicit calibration" in built["precision_path"]
@@ -159,7 +168,7 @@ def test_batch_engine_runs_several_cameras_in_one_call(fake_trt, tmp_path: Path)
     model = make_tiny_model(tmp_path / "dyn.onnx", batch=0)
     out = trt_build.build_engine(model, BuildOptions(out=tmp_path / "dyn.engine", max_batch=3))
     assert read_sidecar(out).provenance[PROVENANCE_KEY]["max_batch"] == 3
-    engine = open_engine(out, "tensorrt", "cuda")
+    engine = _open_trt(out, "cuda")
     assert engine.max_batch == 3
     seg = Segmenter(engine)
     frames = camvid_frames(3, (320, 240))
@@ -198,8 +207,8 @@ def trt11(fake_trt, monkeypatch: pytest.MonkeyPatch):
 def test_trt11_fp16_builds_an_fp16_graph_whose_labels_agree(trt11, tmp_path: Path,
                                                            camvid_frame) -> None:
     logs: list[str] = []
-    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path),
-                         log=logs.append)
+    engine = _open_trt(SHIPPED, "cuda", engine_cache_dir=str(tmp_path),
+                       log=logs.append)
     assert trt11["flags"] == [] and trt11["strongly_typed"] and trt11["network_flags"] == 0
     parsed = onnx.load_from_string(trt11["parsed_bytes"])
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in parsed.graph.initializer)
@@ -213,6 +222,7 @@ def test_trt11_fp16_builds_an_fp16_graph_whose_labels_agree(trt11, tmp_path: Pat
     got = Segmenter(engine)(camvid_frame[0])
     ref = Segmenter(open_engine(SHIPPED, "onnxruntime"))(camvid_frame[0])
     assert np.mean(got.labels == ref.labels) >= 0.995
+    assert got.confidence is not None and ref.confidence is not None
     assert np.abs(got.confidence.astype(int) - ref.confidence).mean() < 1  # of 255
 
 
@@ -220,8 +230,8 @@ def test_trt11_int8_from_a_float_model_quantizes_qdq_without_calibrator(
         trt11, tmp_path: Path, camvid_dir: Path) -> None:
     calib = _calib_folder(tmp_path, camvid_dir, broken=False)
     logs: list[str] = []
-    engine = open_engine(SHIPPED, "tensorrt", "cuda", engine_cache_dir=str(tmp_path / "c"),
-                         precision="int8", calib_data=str(calib), log=logs.append)
+    engine = _open_trt(SHIPPED, "cuda", engine_cache_dir=str(tmp_path / "c"),
+                       precision="int8", calib_data=str(calib), log=logs.append)
     assert "calibration_batches" not in trt11 and trt11["flags"] == []
     parsed = onnx.load_from_string(trt11["parsed_bytes"])
     from seg_ros.engines.trt_onnx import has_qdq, qdq_problems
