@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,13 +29,12 @@ from seg_ros.train.transforms import train_transform
 CARD = camvid_card()
 
 
-def _cfg(camvid_dir: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=str(camvid_dir), out=str(out), arch="mnv2_lraspp",
-                arch_options={"output_stride": 32, "width": 16}, epochs=2, batch_size=2,
-                crop=(64, 96), encoder_weights="none", workers=0, eval_every=100, limit=4,
-                val_limit=1, loss="wce:1.0,dice:0.5")
-    base.update(kw)
-    return TrainConfig(**base)
+def _cfg(camvid_dir: Path, out: Path, **kw: Any) -> TrainConfig:
+    base = TrainConfig(data=str(camvid_dir), out=str(out), arch="mnv2_lraspp",
+                       arch_options={"output_stride": 32, "width": 16}, epochs=2, batch_size=2,
+                       crop=(64, 96), encoder_weights="none", workers=0, eval_every=100,
+                       limit=4, val_limit=1, loss="wce:1.0,dice:0.5")
+    return dataclasses.replace(base, **kw)
 
 
 def test_steps_on_real_frames_lower_the_loss(camvid_dir) -> None:
@@ -92,8 +93,8 @@ def test_training_at_base_scale_evaluates_on_full_size_labels(camvid_dir, tmp_pa
     assert tuple(ckpt["card"]["input_size"]) == (72, 96)
     assert ckpt["config"]["base_scale"] == 0.2
     # every val pixel was counted at the label resolution (360x480), not the input's
-    assert np.array(ckpt["confusion"]).sum() == int(
-        (cv2.imread(str(sorted((camvid_dir / "valannot").iterdir())[0]), 0) < 11).sum())
+    truth = cv2.imread(str(sorted((camvid_dir / "valannot").iterdir())[0]), 0)
+    assert truth is not None and np.array(ckpt["confusion"]).sum() == int((truth < 11).sum())
 
 
 def test_time_limit_estimate_skips_start_up_and_first_eval() -> None:
@@ -132,6 +133,7 @@ def test_export_round_trip_on_a_real_frame(camvid_frame, tmp_path) -> None:
     with torch.no_grad():  # give BN non-trivial statistics, as after training
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     path = export_onnx(net, card, tmp_path / "m.onnx")
