@@ -119,7 +119,7 @@ def render(camera: CameraModel, pose: CameraPose, world: World) -> np.ndarray:
     labels = np.full(len(rays), SKY, np.uint8)
     hit = origin + np.where(down, dist, 0.0)[:, None] * rays
     labels[down] = floor_class(hit[down, 0], hit[down, 1], world.floor)
-    inv = inverse(rays) if world.boxes else None
+    inv = inverse(rays)
     for box in world.boxes:
         d = box_distance(origin, inv, box)
         nearer = d < dist

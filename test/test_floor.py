@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -157,7 +158,7 @@ def test_pose_conventions() -> None:
     # A 4x4 of the body frame (camera_link) gives the same optical pose as x y z r p y.
     body = np.eye(4)
     cp, sp = math.cos(0.3), math.sin(0.3)
-    body[:3, :3] = [[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]]
+    body[:3, :3] = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     body[:3, 3] = (0.2, 0.0, 1.0)
     assert CameraPose.from_matrix(body, frame="body") == pose
     assert CameraPose.from_matrix(pose.matrix) == pose  # tf2 T_grid_optical
@@ -181,7 +182,8 @@ def test_lut_rebuilds_only_on_change() -> None:
     proj = painted(SPEC, camera, pitched())
     first = proj.update(labels, TRAVERSABLE).copy()
     for _ in range(3):  # equal values in new objects, as each camera_info / tf lookup gives
-        proj.configure(camera=CameraModel(640, 480, list(K640), list(PLUMB_BOB)),
+        proj.configure(camera=CameraModel(640, 480, tuple(map(float, K640)),
+                                          tuple(map(float, PLUMB_BOB))),
                        pose=pitched(), spec=GridSpec(**SPEC.__dict__))
         np.testing.assert_array_equal(proj.update(labels, TRAVERSABLE), first)
     assert proj.builds == 1
@@ -281,7 +283,8 @@ def test_camera_errors() -> None:
         CameraModel(640, 480, K640, roi=Roi(400, 0, 320, 240))
 
 
-BAD_CAMERA_INFOS = {  # what a hostile or broken driver sends -> the words of the refusal
+# what a hostile or broken driver sends -> the words of the refusal
+BAD_CAMERA_INFOS: dict[str, tuple[dict[str, Any], str]] = {
     "NaN fx": (dict(K=(math.nan, 0, 320, 0, 500, 240, 0, 0, 1)), "NaN or inf"),
     "NaN cx": (dict(K=(500, 0, math.nan, 0, 500, 240, 0, 0, 1)), "NaN or inf"),
     "inf fy": (dict(K=(500, 0, 320, 0, math.inf, 240, 0, 0, 1)), "NaN or inf"),
@@ -298,7 +301,7 @@ BAD_CAMERA_INFOS = {  # what a hostile or broken driver sends -> the words of th
 @pytest.mark.parametrize("case", BAD_CAMERA_INFOS)
 def test_camera_info_with_nan_inf_or_absurd_values_is_refused(case: str) -> None:
     fields, match = BAD_CAMERA_INFOS[case]
-    kw = {"K": K640, **fields}
+    kw: dict[str, Any] = {"K": K640, **fields}
     with pytest.raises(ConfigError, match=match):
         CameraModel(640, 480, **kw)
 
@@ -323,7 +326,8 @@ def test_grid_errors() -> None:
 
 def read_pgm(path: Path) -> np.ndarray:
     data = path.read_bytes()
-    tokens, pos = [], 0
+    tokens: list[str] = []
+    pos = 0
     while len(tokens) < 4:  # magic, width, height, maxval; '#' comments allowed
         while data[pos:pos + 1].isspace():
             pos += 1

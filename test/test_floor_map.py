@@ -183,9 +183,10 @@ def test_pose_buffer_interpolates_and_ages() -> None:
     buf.add(1.0, Pose2D(0.0, 0.0, math.pi - 0.1))
     buf.add(1.1, Pose2D(1.0, 2.0, -math.pi + 0.1))  # yaw crosses +-pi: the short way round
     mid = buf.at(1.05, max_age_s=0.1)
+    assert mid is not None
     assert (mid.x, mid.y) == pytest.approx((0.5, 1.0)) and abs(mid.yaw) == pytest.approx(math.pi)
     assert buf.at(1.1, 0.1) == Pose2D(1.0, 2.0, -math.pi + 0.1)
-    assert buf.at(1.15, 0.1).x == 1.0  # held from the newest within max age
+    assert buf.at(1.15, 0.1) == Pose2D(1.0, 2.0, -math.pi + 0.1)  # the newest, within max age
     assert buf.at(1.25, 0.1) is None and buf.at(0.85, 0.1) is None
     buf.add(2.0, Pose2D(5.0, 0.0, 0.0))  # a gap of 0.9 s: nothing in between
     assert buf.at(1.5, 0.1) is None
@@ -193,7 +194,7 @@ def test_pose_buffer_interpolates_and_ages() -> None:
         buf.add(t, Pose2D(t, 0.0, 0.0))
     assert len(buf) == 4 and buf.at(1.05, 0.1) is None and buf.newest() == 2.3
     buf.add(2.15, Pose2D(9.0, 0.0, 0.0))  # out of order: sorted in
-    assert buf.at(2.15, 0.1).x == 9.0
+    assert buf.at(2.15, 0.1) == Pose2D(9.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("x, y, q, why", [
@@ -210,7 +211,8 @@ def test_checked_pose_refuses_what_no_map_can_use(x, y, q, why) -> None:
 
 
 def test_checked_pose_normalises_within_tf2_tolerance() -> None:
-    q = tuple(1.004 * c for c in (0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4)))
+    s, c = 1.004 * math.sin(math.pi / 4), 1.004 * math.cos(math.pi / 4)
+    q = (0.0, 0.0, s, c)
     pose, why = checked_pose(3.0, -4.0, q)
     assert why == "" and pose is not None
     assert (pose.x, pose.y, pose.yaw) == pytest.approx((3.0, -4.0, math.pi / 2))

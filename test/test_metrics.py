@@ -19,25 +19,23 @@ from seg_ros import metrics
 C, IGNORE = 11, 11
 
 
-def _reference(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray | float]:
+def _reference(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """torchmetrics' (confusion matrix, per-class IoU, pixel accuracy)."""
     p, t = torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(target.astype(np.int64))
-    kw = dict(num_classes=C, ignore_index=IGNORE)
-    return {
-        "cm": MulticlassConfusionMatrix(**kw)(p, t).numpy(),
-        "iou": MulticlassJaccardIndex(average="none", **kw)(p, t).numpy(),
-        "pixel_acc": float(MulticlassAccuracy(average="micro", **kw)(p, t)),
-    }
+    return (MulticlassConfusionMatrix(C, ignore_index=IGNORE)(p, t).numpy(),
+            MulticlassJaccardIndex(C, average="none", ignore_index=IGNORE)(p, t).numpy(),
+            float(MulticlassAccuracy(C, average="micro", ignore_index=IGNORE)(p, t)))
 
 
 def _check(pred: np.ndarray, target: np.ndarray) -> None:
     cm = metrics.confusion_matrix(pred, target, C, IGNORE)
-    ref = _reference(pred, target)
-    np.testing.assert_array_equal(cm, ref["cm"])
+    ref_cm, ref_iou, ref_acc = _reference(pred, target)
+    np.testing.assert_array_equal(cm, ref_cm)
     iou = metrics.iou_per_class(cm)
     present = np.isfinite(iou)
-    np.testing.assert_allclose(iou[present], ref["iou"][present], atol=1e-6)
-    assert metrics.mean_iou(cm) == pytest.approx(float(np.mean(ref["iou"][present])), abs=1e-6)
-    assert metrics.pixel_accuracy(cm) == pytest.approx(ref["pixel_acc"], abs=1e-6)
+    np.testing.assert_allclose(iou[present], ref_iou[present], atol=1e-6)
+    assert metrics.mean_iou(cm) == pytest.approx(float(np.mean(ref_iou[present])), abs=1e-6)
+    assert metrics.pixel_accuracy(cm) == pytest.approx(ref_acc, abs=1e-6)
 
 
 def test_random_maps_match_torchmetrics() -> None:
@@ -51,7 +49,8 @@ def test_random_maps_match_torchmetrics() -> None:
 
 def test_real_label_maps_match_torchmetrics(camvid_dir) -> None:
     names = sorted((camvid_dir / "valannot").iterdir())[:3]
-    labels = [cv2.imread(str(n), cv2.IMREAD_GRAYSCALE) for n in names]
+    labels = [lab for n in names if (lab := cv2.imread(str(n), cv2.IMREAD_GRAYSCALE)) is not None]
+    assert len(labels) == len(names) == 3
     # "Prediction" = the next frame's labels, void filled with class 0.
     for a, b in itertools.pairwise(labels):
         _check(np.where(b == IGNORE, 0, b), a)
