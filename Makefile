@@ -78,7 +78,7 @@ test: $(STAMP) $(ROS_TOOLS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy seg_ros benchmarks test
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
