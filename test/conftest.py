@@ -39,6 +39,7 @@ def camvid_frame(camvid_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(RGB uint8 360x480x3, labels uint8 360x480) of the first val frame."""
     name = sorted((camvid_dir / "val").iterdir())[0].name
     labels = cv2.imread(str(camvid_dir / "valannot" / name), cv2.IMREAD_GRAYSCALE)
+    assert labels is not None, name
     return read_rgb(camvid_dir / "val" / name), labels
 
 

@@ -150,8 +150,9 @@ def odd_model(path: Path, kind: str) -> Path:
         nodes = [helper.make_node("Cast", ["x"], ["y"], to=f)]
         out = helper.make_tensor_value_info("y", f, x4)
     elif kind in ("unbatched", "grey", "all_dynamic"):
-        shape = {"unbatched": [32, 32, 3], "grey": [1, 1, 32, 32],
-                 "all_dynamic": ["n", "h", "w", "c"]}[kind]
+        shapes: dict[str, list[int | str]] = {"unbatched": [32, 32, 3], "grey": [1, 1, 32, 32],
+                                              "all_dynamic": ["n", "h", "w", "c"]}
+        shape = shapes[kind]
         ins = [helper.make_tensor_value_info("x", f, shape)]
         nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2])] \
             if kind == "all_dynamic" else [helper.make_node("Identity", ["x"], ["t"])]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import array
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -118,7 +120,8 @@ def _message(rows: np.ndarray, pad: int, trailing: int = 0) -> tuple[int, bytes]
     return rows.shape[1] + pad, data
 
 
-CONTAINERS = {
+# bytes -> the buffer type a message's data field arrives as
+CONTAINERS: dict[str, Callable[[bytes], Any]] = {
     "bytes": bytes,
     "bytearray": bytearray,
     "memoryview": memoryview,

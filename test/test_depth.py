@@ -3,6 +3,8 @@ the known truth of a ray-traced RGB-D world (test/rgbd_world.py). ROS-free."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from rgbd_world import (
@@ -37,7 +39,7 @@ SPEC = GridSpec(resolution=0.05, width_m=6.0, height_m=6.0, origin_x=0.0, origin
                 max_range_m=8.0)
 
 
-def pinhole(width: int = W, height: int = H, f: float = F, **kw: object) -> CameraModel:
+def pinhole(width: int = W, height: int = H, f: float = F, **kw: Any) -> CameraModel:
     return CameraModel(width, height, (f, 0, (width - 1) / 2, 0, f, (height - 1) / 2, 0, 0, 1),
                        **kw)
 

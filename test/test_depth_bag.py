@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +33,9 @@ def _depth_folder(camvid_dir: Path, folder: Path, scale: int = 1) -> dict[str, n
     folder.mkdir()
     maps = {}
     for i, frame in enumerate(sorted((camvid_dir / "val").iterdir())[:N_FRAMES]):
-        h, w = cv2.imread(str(frame)).shape[:2]
+        image = cv2.imread(str(frame))
+        assert image is not None, frame
+        h, w = image.shape[:2]
         h, w = h // scale, w // scale
         mm = np.tile(np.linspace(9000, 1500, h)[:, None] + 10 * i, (1, w)).astype(np.uint16)
         mm[: h // 5] = 0
@@ -41,8 +44,9 @@ def _depth_folder(camvid_dir: Path, folder: Path, scale: int = 1) -> dict[str, n
     return maps
 
 
-def _read(bag: Path) -> dict[str, list[tuple[int, object]]]:
-    out: dict[str, list] = {}
+def _read(bag: Path) -> dict[str, list[Any]]:
+    """topic -> its messages (rosbags' generated classes), in bag order."""
+    out: dict[str, list[Any]] = {}
     reader = open_reader(bag)
     try:
         for conn, _, raw in reader.messages():

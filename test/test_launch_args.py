@@ -12,6 +12,7 @@ import os
 import threading
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -94,12 +95,14 @@ def _node_parameters(names: list[str], timeout_s: float = 30.0) -> dict[str, str
 
     node = rclpy.create_node("launch_args_probe")
     try:
-        client = node.create_client(GetParameters, "/segmentation_node/get_parameters")
+        # the service type has no stubs: the client's request / response types are unknown
+        client: Any = node.create_client(GetParameters, "/segmentation_node/get_parameters")
         assert client.wait_for_service(timeout_sec=timeout_s), "the launched node never came up"
         future = client.call_async(GetParameters.Request(names=names))
         rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
-        assert future.result() is not None, "get_parameters timed out"
-        return {n: v.string_value for n, v in zip(names, future.result().values)}
+        result = future.result()
+        assert result is not None, "get_parameters timed out"
+        return {n: v.string_value for n, v in zip(names, result.values)}
     finally:
         node.destroy_node()
 
@@ -124,7 +127,8 @@ def test_launch_keeps_params_file_values(tmp_path: Path, tiny_model: Path) -> No
     service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
         launch_arguments={"params_file": str(params), "device": "cpu"}.items())]))
-    got: dict[str, object] = {}
+    got: dict[str, str] = {}
+    errors: list[BaseException] = []
 
     def probe() -> None:
         """Read the launched node's parameters, then end the launch (thread-safe shutdown)."""
@@ -132,7 +136,7 @@ def test_launch_keeps_params_file_values(tmp_path: Path, tiny_model: Path) -> No
         try:
             got.update(_node_parameters(["model_path", "input_transport", "device"]))
         except BaseException as e:  # reported by the main thread
-            got["error"] = e
+            errors.append(e)
         finally:
             rclpy.shutdown()
             service.shutdown()
@@ -141,7 +145,7 @@ def test_launch_keeps_params_file_values(tmp_path: Path, tiny_model: Path) -> No
     thread.start()
     service.run()  # LaunchService runs only in the main thread (it installs signal handlers)
     thread.join(30)
-    if "error" in got:
-        raise got["error"]
+    if errors:
+        raise errors[0]
     assert got == {"model_path": str(tiny_model), "input_transport": "compressed",
                    "device": "cpu"}

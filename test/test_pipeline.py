@@ -108,7 +108,9 @@ def test_mailbox_latest_frame_wins() -> None:
     assert box.take(timeout=0.01) is None
     assert not box.put(Frame("a", 1.0))
     assert box.put(Frame("b", 2.0))  # overwrote "a"
-    assert box.dropped == 1 and box.take(0.01).msg == "b" and box.take(0.01) is None
+    taken = box.take(0.01)
+    assert box.dropped == 1 and taken is not None and taken.msg == "b"
+    assert box.take(0.01) is None
     got: list[Any] = []
     t = threading.Thread(target=lambda: got.append(box.take(timeout=5)))
     t.start()

@@ -198,7 +198,7 @@ class _HumbleLike:
         return getattr(self._real, name)
 
 
-def test_parameter_fallback_checks_then_applies():
+def test_parameter_fallback_checks_then_applies() -> None:
     """Without post-set callbacks a refused change is never applied, an accepted one is, once."""
     rclpy = pytest.importorskip("rclpy")
     from rcl_interfaces.msg import SetParametersResult

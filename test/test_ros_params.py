@@ -55,12 +55,20 @@ def test_plugin_backend_accepted() -> None:
 def test_registered_backend_is_a_valid_backend_parameter() -> None:
     """The parameter takes the engines' own list: a registered backend is not refused."""
     from seg_ros.engines import _REGISTERED, register_backend
+    from seg_ros.model_card import ModelCard, camvid_card
 
     class Vendor:
-        def infer(self, batch, outputs=None):
+        """A vendor runtime as the Engine protocol states it (never opened here)."""
+
+        backend = "vendor_rt"
+        card: ModelCard = camvid_card()
+        input_shape = (1, 3, 360, 480)
+
+        def infer(self, batch: np.ndarray, outputs: list[str] | None = None
+                  ) -> dict[str, np.ndarray]:
             return {}
 
-        def describe(self):
+        def describe(self) -> str:
             return "vendor"
 
     assert params.check_value("backend", "vendor_rt") is not None
@@ -247,7 +255,8 @@ def test_params_file_names_every_parameter() -> None:
 def test_max_rate_below_a_frame_per_100_s_is_refused_and_names_are_suggested() -> None:
     from seg_ros.ros.params import check_value, closest_name
 
-    assert "below 0.01 Hz" in check_value("max_rate_hz", 1e-12)
+    reason = check_value("max_rate_hz", 1e-12)
+    assert reason is not None and "below 0.01 Hz" in reason
     assert check_value("max_rate_hz", 0.0) is None and check_value("max_rate_hz", 0.01) is None
     assert closest_name("overlay_alfa", ["overlay_alpha", "max_rate_hz"]) == (
         " (did you mean overlay_alpha?)")

@@ -27,6 +27,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 CACHE = Path(os.environ.get("SEG_ROS_TEST_CACHE",
                             Path.home() / ".cache" / "seg_ros" / "conformance"))
@@ -141,13 +142,22 @@ def cuda_bindings_12() -> Prepared:
     return Prepared(CUDA_BINDINGS_12, _extract(wheel, CACHE / "cuda-bindings-12"))
 
 
-def onnxruntime_gpu_facts() -> dict[str, object]:
-    """{"version", "trt_options": names its TensorRT provider parses, "trt_needs": the sonames
-    the provider links}, read from the wheel once and kept as JSON (the 280 MB wheel is
-    deleted once the provider library is out of it)."""
+class OrtGpuFacts(TypedDict):
+    """What onnxruntime-gpu's TensorRT provider library says of itself."""
+
+    version: str
+    trt_options: list[str]  # the option names its TensorRT provider parses
+    trt_needs: list[str]  # the sonames the provider links
+
+
+def onnxruntime_gpu_facts() -> OrtGpuFacts:
+    """The facts of the pinned onnxruntime-gpu, read from the wheel once and kept as JSON (the
+    280 MB wheel is deleted once the provider library is out of it)."""
     facts = CACHE / f"{ONNXRUNTIME_GPU.replace('==', '-')}.json"
     if facts.is_file():
-        return dict(json.loads(facts.read_text()))
+        kept = json.loads(facts.read_text())
+        return OrtGpuFacts(version=kept["version"], trt_options=kept["trt_options"],
+                           trt_needs=kept["trt_needs"])
     lib = "onnxruntime/capi/libonnxruntime_providers_tensorrt.so"
     root = CACHE / "ort-provider" / ONNXRUNTIME_GPU.split("==")[1]
     if not (root / lib).is_file():
@@ -156,8 +166,8 @@ def onnxruntime_gpu_facts() -> dict[str, object]:
         wheel.unlink()
     strings = re.findall(rb"[\x20-\x7e]{4,}", (root / lib).read_bytes())  # as strings(1)
     names = sorted({t.decode() for t in strings if re.fullmatch(rb"trt_[a-z0-9_]+|device_id", t)})
-    out = {"version": ONNXRUNTIME_GPU.split("==")[1], "trt_options": names,
-           "trt_needs": needed_libraries(root / lib)}
+    out = OrtGpuFacts(version=ONNXRUNTIME_GPU.split("==")[1], trt_options=names,
+                      trt_needs=needed_libraries(root / lib))
     facts.write_text(json.dumps(out, indent=1))
     return out
 

@@ -208,16 +208,18 @@ def build_until_the_gpu(trt: Any) -> str:
     the precision plan, the device, then the real ``trt.Builder`` -- where no GPU stops it.
     Returns the one line it ends with."""
     import tempfile
+    from unittest import mock
 
     from seg_ros.engines import trt_build
     from seg_ros.engines.gpu import GpuInfo
     from seg_ros.engines.trt_options import BuildOptions
     from seg_ros.errors import EngineError
 
-    trt_build.tensorrt_problems = lambda index=0: []  # type: ignore[assignment]
-    trt_build.current_gpu = lambda index=0: GpuInfo("no GPU here", "8.7")  # type: ignore
-    trt_build.cuda_runtime = lambda index=0, buffers="auto": None  # type: ignore
-    with tempfile.TemporaryDirectory() as tmp:
+    # past the GPU checks to the real trt.Builder (their arguments do not matter here)
+    with mock.patch.multiple(trt_build, tensorrt_problems=lambda *a, **k: [],
+                             current_gpu=lambda *a, **k: GpuInfo("no GPU here", "8.7"),
+                             cuda_runtime=lambda *a, **k: None), \
+            tempfile.TemporaryDirectory() as tmp:
         try:
             trt_build.build_engine(SHIPPED, BuildOptions(out=Path(tmp) / "m.engine"),
                                    log=lambda s: None)
