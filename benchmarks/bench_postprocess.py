@@ -12,9 +12,7 @@ planes over it, so boundaries fall where a street scene's do.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,9 +21,9 @@ from benchmarks.timing import median_ms
 from seg_ros.model_card import ModelCard
 from seg_ros.postprocess import argmax_channels
 from seg_ros.segmenter import Segmenter
+from seg_ros.train.data import default_data_dir
 
 CLASSES, FRAME, STRIDE = 150, (480, 640), 4
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -62,8 +60,7 @@ def scene_logits(layout: str = "nchw") -> np.ndarray:
 
 def _scene_labels(size: tuple[int, int]) -> np.ndarray:
     """A CamVid val label image at ``size`` = (w, h), or a banded street when it is absent."""
-    root = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "datasets" / "camvid"))
-    paths = sorted((root / "valannot").glob("*.png"))
+    paths = sorted((default_data_dir() / "valannot").glob("*.png"))
     if paths and (lab := cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)) is not None:
         return cv2.resize(lab, size, interpolation=cv2.INTER_NEAREST)
     w, h = size
