@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,9 +147,8 @@ def test_each_camera_equals_the_single_camera_node_pixel_for_pixel(rig: Rig) -> 
         assert msg.header.frame_id == f"{cam.name}_optical"
         assert msg.header.stamp == cam.msg.header.stamp
         assert (msg.width, msg.height) == cam.size
-        ref = single.request(lambda h, cam=cam: (setattr(cam.msg, "header", h),
-                                                 rig.single_pub.publish(cam.msg)),
-                             cam.msg.header, outputs=["labels"])["labels"]
+        ref = single.request(sender(rig.single_pub, cam), cam.msg.header,
+                             outputs=["labels"])["labels"]
         np.testing.assert_array_equal(labels_of(msg), labels_of(ref), err_msg=cam.name)
     _, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
     assert int(values["batch_size_max"]) == 3, values  # the frames above went as one batch
@@ -221,6 +220,19 @@ def test_a_camera_named_twice_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert lines and "lists a camera twice" in lines[-1] and "give each camera once" in lines[-1]
 
 
+def sender(pub: Any, cam: Cam, info_pub: Any = None) -> Callable[[Any], None]:
+    """``publish(header)`` for ``Collector.request``: ``cam``'s frame with that header on
+    ``pub``, then its camera_info on ``info_pub`` when given."""
+
+    def publish(header: Any) -> None:
+        cam.msg.header = header
+        pub.publish(cam.msg)
+        if info_pub is not None:
+            info_pub.publish(camera_info(cam))
+
+    return publish
+
+
 def camera_info(cam: Cam) -> CameraInfo:
     """A plumb_bob pinhole of the camera's size, focal length 0.8 x its width."""
     w, h = cam.size
@@ -270,10 +282,8 @@ def test_floor_grid_per_camera_and_merged(rig: Rig) -> None:
     assert (cells["front"] != -1).any() and (cells["rear"] != -1).any()
     np.testing.assert_array_equal(cells["merged"], merge_grids([cells["front"],
                                                                 cells["rear"]]))
-    ref = single.request(lambda h: (setattr(front.msg, "header", h),
-                                    rig.single_pub.publish(front.msg),
-                                    rig.single_info.publish(camera_info(front))),
-                         grids["front"].header, outputs=["floor_grid"], timeout=20)["floor_grid"]
+    ref = single.request(sender(rig.single_pub, front, rig.single_info), grids["front"].header,
+                         outputs=["floor_grid"], timeout=20)["floor_grid"]
     np.testing.assert_array_equal(np.asarray(ref.data, np.int8), np.asarray(grids["front"].data,
                                                                               np.int8))
     _, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
@@ -293,9 +303,8 @@ def test_a_bad_frame_on_one_camera_is_rejected_for_that_camera_only(rig: Rig) ->
         stamp_now(bad, "left_optical")
         rig.pubs[left.name].publish(bad)
         time.sleep(0.1)
-    got = multi.request(lambda h: (setattr(front.msg, "header", h),
-                                   rig.pubs[front.name].publish(front.msg)),
-                        _header("front_optical"), outputs=["front/labels"])
+    got = multi.request(sender(rig.pubs[front.name], front), _header("front_optical"),
+                        outputs=["front/labels"])
     assert got["front/labels"].header.frame_id == "front_optical"
     _, _, values = rig.client.diagnostics(MULTI, after=time.monotonic())
     assert int(values["left.frames_rejected"]) >= 1, values
