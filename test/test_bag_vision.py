@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import vision_msgs.msg  # noqa: F401 - built into the venv by `make ros-tools`: never skipped
@@ -55,8 +56,8 @@ def test_bag_record_label_info_vision_reads_back(tiny_model: Path, tmp_path: Pat
     with AnyReader([out]) as reader:
         conns = [c for c in reader.connections if c.topic == TOPIC]
         assert [c.msgtype for c in conns] == ["vision_msgs/msg/LabelInfo"]
-        msgs = [reader.deserialize(raw, c.msgtype)
-                for c, _t, raw in reader.messages(connections=conns)]
+        msgs: list[Any] = [reader.deserialize(raw, c.msgtype)  # classes made from the schema
+                           for c, _t, raw in reader.messages(connections=conns)]
     assert len(msgs) == 1
     names = [(c.class_id, c.class_name) for c in msgs[0].class_map]
     assert names[:2] == [(0, "Sky"), (1, "Building")] and len(names) == 11

@@ -168,8 +168,10 @@ def test_bag_eval_of_a_640x480_bag_matches_every_frame(camvid_dir: Path, tiny_mo
     frames.mkdir()
     labels.mkdir()
     for p in sorted((camvid_dir / "val").iterdir())[:8]:
-        cv2.imwrite(str(frames / p.name), cv2.resize(cv2.imread(str(p)), (640, 480)))
+        frame = cv2.imread(str(p))
         truth = cv2.imread(str(camvid_dir / "valannot" / p.name), cv2.IMREAD_UNCHANGED)
+        assert frame is not None and truth is not None, p
+        cv2.imwrite(str(frames / p.name), cv2.resize(frame, (640, 480)))
         cv2.imwrite(str(labels / p.name),
                     cv2.resize(truth, (640, 480), interpolation=cv2.INTER_NEAREST))
     make_bag(frames, tmp_path / "bag", labels, rate=5.0, start_ns=1_700_000_000 * 10**9,

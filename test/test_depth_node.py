@@ -166,13 +166,14 @@ def node(harness: Harness, tmp_path_factory: Any) -> Iterator[Any]:
 def cloud_arrays(msg: Any) -> dict[str, np.ndarray]:
     """Decode an organised PointCloud2 by its declared fields (offsets, datatypes)."""
     kinds = {2: "u1", 4: "<u2", 7: "<f4"}
-    dtype = np.dtype({"names": [f.name for f in msg.fields],
+    names = [f.name for f in msg.fields]
+    dtype = np.dtype({"names": names,
                       "formats": [kinds[f.datatype] for f in msg.fields],
                       "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
     assert msg.row_step == msg.point_step * msg.width and not msg.is_bigendian
     data = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.row_step)
     points = data.view(dtype).reshape(msg.height, msg.width)
-    return {name: points[name] for name in dtype.names}
+    return {name: points[name] for name in names}
 
 
 def labels_of(msg: Any) -> np.ndarray:

@@ -89,10 +89,10 @@ class Rig:
         """Wait for a /diagnostics status at level ``want``; returns (level, message, values)."""
         got: list[Any] = []
 
-        def check() -> bool:
+        def check() -> tuple[int, str, dict[str, str]] | None:
             lvl, msg, values = self.client.diagnostics(NODE, timeout=5.0)
             got.append((lvl, msg))
-            return (lvl, msg, values) if lvl == want else False
+            return (lvl, msg, values) if lvl == want else None
 
         try:
             return wait_for(check, timeout, f"diagnostics level {want}")
@@ -104,7 +104,8 @@ class Rig:
         n = len(self.labels.stamps("labels"))
         wait_for(lambda: len(self.labels.stamps("labels")) >= n + 3, 10, "labels to flow")
 
-    def close(self) -> int:
+    def close(self) -> int | None:
+        """Stop the traffic and the node; the node's exit code (NodeProcess.stop)."""
         self._stop.set()
         self._thread.join(2)
         self.client.close()

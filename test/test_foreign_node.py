@@ -76,7 +76,8 @@ def foreign_model(kind: str, tmp_path: Path, rgb: np.ndarray) -> tuple[Path, np.
 
 
 @pytest.mark.parametrize("kind", ["torch_logits", "tf_nhwc_binary_logits"])
-def test_node_runs_a_carded_foreign_model_without_onnx(kind, camvid_frame, tmp_path):
+def test_node_runs_a_carded_foreign_model_without_onnx(
+        kind: str, camvid_frame: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header

@@ -326,13 +326,17 @@ def test_bad_frames_are_counted_and_skipped(harness: Harness, nodes: dict, camvi
             harness.cmp_pub.publish(bad_cmp[i])
         time.sleep(0.3)  # one at a time: a frame overwritten in the mailbox is a drop instead
     # ... and the next good frame is processed
-    for name, pub, make in (
-            (RAW, harness.raw_pub.publish, lambda h: image_msg(rgb, "rgb8", h)),
-            (CMP, harness.cmp_pub.publish, lambda h: CompressedImage(header=h, format=fmt,
-                                                                      data=byte_array(jpeg)))):
+
+    def send_raw(header: Any) -> None:
+        harness.raw_pub.publish(image_msg(rgb, "rgb8", header))
+
+    def send_compressed(header: Any) -> None:
+        harness.cmp_pub.publish(CompressedImage(header=header, format=fmt, data=byte_array(jpeg)))
+
+    for name, send in ((RAW, send_raw), (CMP, send_compressed)):
         col = harness.collect(name, ("labels",))
         try:
-            col.request(lambda h, pub=pub, make=make: pub(make(h)), harness.next_header())
+            col.request(send, harness.next_header())
         finally:
             col.close()
     for name, n_bad in ((RAW, len(bad_raw)), (CMP, len(bad_cmp))):
@@ -430,6 +434,7 @@ def test_launch_description() -> None:
 
     spec = importlib.util.spec_from_file_location(
         "seg_launch", REPO / "launch" / "segmentation.launch.py")
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ld = mod.generate_launch_description()

@@ -180,10 +180,10 @@ def test_nav2_layer_contract_mask_and_compressed_outputs(rig: Rig) -> None:
     mask = np.frombuffer(got["mask"].data, np.uint8).reshape(H, W)
     assert ((mask == 255) == np.isin(lab, [3, 8])).all() and set(np.unique(mask)) <= {0, 255}
     png = cv2.imdecode(np.frombuffer(got["labels/compressed"].data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert (png == lab).all() and "png" in got["labels/compressed"].format
+    assert png is not None and (png == lab).all() and "png" in got["labels/compressed"].format
     raw = np.frombuffer(got["overlay"].data, np.uint8).reshape(H, W, 3).astype(int)
     jpg = cv2.imdecode(np.frombuffer(got["overlay/compressed"].data, np.uint8), cv2.IMREAD_COLOR)
-    assert np.abs(jpg[..., ::-1].astype(int) - raw).mean() < 6
+    assert jpg is not None and np.abs(jpg[..., ::-1].astype(int) - raw).mean() < 6
     assert got["overlay/compressed"].format.startswith("rgb8; jpeg compressed")
 
 

@@ -228,9 +228,10 @@ def test_topic_hz_on_labels_and_echo_once_on_label_info(tools: Tools, managed: P
         lines: list[str] = []
         try:
             assert hz.stdout is not None
+            out = hz.stdout
 
             def rate() -> float | None:
-                line = hz.stdout.readline()
+                line = out.readline()
                 lines.append(line)
                 m = re.search(r"average rate: ([0-9.]+)", line)
                 return float(m.group(1)) if m and len(lines) > 4 else None

@@ -112,7 +112,8 @@ class Pair:
         self.odom_grids = self.client.collect(self.names["odom"], list(grids), types=grids)
         self.tf = TfPublisher(domain, log_dir / "tf_publisher.log")
         cams = ["-p", f"cameras:={json.dumps(self.cameras)}"] if cameras else []
-        poses = {f"{c}.camera_pose": p for c, p in zip(cameras, (FRONT, REAR))} if cameras \
+        poses: dict[str, list[float] | float] = {
+            f"{c}.camera_pose": p for c, p in zip(cameras, (FRONT, REAR))} if cameras \
             else {"camera_pose": CAMVID_POSE}
         if cameras:  # a grid around the robot: the rear camera sees it too
             poses["grid.origin_x"] = -10.0
