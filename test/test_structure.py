@@ -3,7 +3,8 @@ block of six lines is written twice, no function grows past 80 lines.
 
 Rooms and arrows follow ARCHITECTURE: the ROS-free core (codec, model card, engines, segmenter,
 render, floor, pipeline, metrics) knows nothing of the rooms downstream of it; ``ros`` is the
-node's glue; ``bag``, ``train`` and ``testing`` are tools around it; ``cli`` calls them all.
+node's glue; ``bag``, ``train`` and ``testing`` are tools around it, ``gpucheck`` a tool over
+them; ``cli`` calls them all.
 Every import counts, lazy ones inside functions included.
 """
 
@@ -23,13 +24,14 @@ BLOCK_LINES = 6
 CORE = {"seg_ros", "errors", "frames", "codec", "model_card", "card_builder", "preprocess",
         "postprocess", "render", "metrics", "pipeline", "segmenter", "engines", "floor", "builds"}
 # room -> the rooms it must never import (its downstream: the flow runs the other way)
-DOWNSTREAM = {"ros", "bag", "train", "testing", "cli"}
+DOWNSTREAM = {"ros", "bag", "train", "testing", "gpucheck", "cli"}
 NEVER = {
     **{room: DOWNSTREAM for room in CORE},
     "ros": DOWNSTREAM - {"ros"},
     "train": DOWNSTREAM - {"train"},
-    "bag": {"train", "cli"},
-    "testing": {"bag", "cli"},
+    "bag": {"train", "gpucheck", "cli"},
+    "testing": {"bag", "gpucheck", "cli"},
+    "gpucheck": {"cli"},  # a tool over all of them: engines, a node (testing), torch (train)
     "cli": set(),
 }
 NEVER["engines"] = DOWNSTREAM | {"segmenter"}  # engines do not know the segmenter
