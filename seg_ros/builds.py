@@ -77,6 +77,7 @@ class BackgroundCache(Generic[K, V]):
         with self._cond:
             if key not in (self._wanted, self._failed, self._building):
                 self._wanted = key
+                self.status.building = self._label(key) if self._label else ""
                 self._cond.notify()
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name=self._thread_name,

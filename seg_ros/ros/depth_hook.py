@@ -189,6 +189,7 @@ class DepthInput:
         self.last_skew_ms = float("nan")  # gap to the nearest depth image, matched or not
         self.grid_source_last = "none"  # what marked the last floor grid
         self._unmatched_stamp = -1
+        self._pending_stamp = -1  # the last stamp whose depth waited for its maps (not cached)
         self._marker_cache: tuple[tuple[Any, ...], DepthGridMarker] | None = None
         self._trav_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
         s = getattr(node, "startup", None)
@@ -276,6 +277,8 @@ class DepthInput:
             if key in self._recent:
                 return self._recent[key]
         frame = self._match(stamp, colour_size)
+        if frame is None and self._pending_stamp == stamp:
+            return None  # maps still building: the same stamp seen again may get its depth
         with self._lock:
             self._recent[key] = frame
             while len(self._recent) > 4:
@@ -312,6 +315,7 @@ class DepthInput:
         self._note_pair(cameras)
         maps = self.maps.get(*cameras)
         if maps is None:
+            self._pending_stamp = stamp
             self.counters.maps_pending += 1
             st = self.maps.status
             why = (f"depth maps failed: {st.last_error}" if st.last_error else
