@@ -14,12 +14,23 @@ import pytest
 from seg_ros.ros import dds
 
 NS = {"d": "http://www.eprosima.com"}
+PROFILE_BOTH = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+PROFILE_3 = ("FASTDDS_DEFAULT_PROFILES_FILE",)
 
 
-def test_local_env_names_the_profile_for_fast_dds_2_and_3() -> None:
-    env = dds.local_env(42, base={"PATH": "/usr/bin"})
-    assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(
-        dds.LOCALHOST_PROFILE)
+@pytest.mark.parametrize(("rclpy", "distro", "names"), [
+    (3, "", PROFILE_BOTH), (7, "", PROFILE_BOTH), (9, "", PROFILE_3), (10, "", PROFILE_3),
+    (None, "humble", PROFILE_BOTH), (None, "jazzy", PROFILE_BOTH), (None, "kilted", PROFILE_3),
+    (None, "", PROFILE_BOTH)])
+def test_local_env_names_the_profile_as_each_fast_dds_reads_it(
+        monkeypatch, rclpy: int | None, distro: str, names: tuple[str, ...]) -> None:
+    """Fast DDS 2.x (Humble, Jazzy) reads FASTRTPS_; 3.x (Kilted on) reads FASTDDS_ and warns
+    at every start when FASTRTPS_ is set; unknown: both."""
+    monkeypatch.setattr(dds, "rclpy_major", lambda: rclpy)
+    monkeypatch.delenv("ROS_DISTRO", raising=False)
+    env = dds.local_env(42, base={"PATH": "/usr/bin", "ROS_DISTRO": distro})
+    assert tuple(k for k in dds.PROFILE_VARS if k in env) == names
+    assert {env[k] for k in names} == {str(dds.LOCALHOST_PROFILE)}
     assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
     assert (env["ROS_DOMAIN_ID"], env["PATH"]) == ("42", "/usr/bin")
 
@@ -63,19 +74,18 @@ def test_the_profile_names_its_own_transports() -> None:
 
 @pytest.mark.parametrize("loopback", ["ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST",
                                       "ROS_LOCALHOST_ONLY=1"])
-def test_bag_processes_set_both_profile_names(loopback: str) -> None:
-    """seg_ros.bag.rosio (play, record, eval) sets the profile under both names; one given
-    already names it for the other."""
-    code = ("import os, seg_ros.bag.rosio; "
-            "print(os.environ['FASTDDS_DEFAULT_PROFILES_FILE'], "
-            "os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'])")
+def test_bag_processes_set_the_profile_names_of_their_fast_dds(loopback: str) -> None:
+    """seg_ros.bag.rosio (play, record, eval) sets the profile under the name(s) the installed
+    Fast DDS reads; one given already names it for the other."""
+    code = ("import os, seg_ros.bag.rosio; from seg_ros.ros.dds import profile_vars; "
+            "print(*(os.environ[v] for v in profile_vars()))")
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC", "ROS_LOCALHOST"))}
     key, value = loopback.split("=")
     out = subprocess.run([sys.executable, "-c", code], env={**base, key: value},
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == [str(dds.LOCALHOST_PROFILE)] * 2
+    assert out == [str(dds.LOCALHOST_PROFILE)] * len(dds.profile_vars())
     mine = {**base, key: value, "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
     out = subprocess.run([sys.executable, "-c", code], env=mine, capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["/etc/my_profile.xml"] * 2
+    assert out == ["/etc/my_profile.xml"] * len(dds.profile_vars())

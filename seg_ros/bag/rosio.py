@@ -21,17 +21,17 @@ from seg_ros.bag import (
     staging,
     typestore,
 )
-from seg_ros.ros.dds import LOCALHOST_PROFILE, PROFILE_VARS
+from seg_ros.ros.dds import LOCALHOST_PROFILE, PROFILE_VARS, profile_vars
 
 # Every process talks over Fast DDS's large-data transport (default UDP drops big images); on
 # loopback-only discovery the shared-memory profile, under the variable name of each Fast DDS
-# (2.x FASTRTPS_, 3.x FASTDDS_): one that is set already names the profile for both.
+# (2.x FASTRTPS_, 3.x FASTDDS_): one that is set already names the profile for the other.
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 if (os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
         or os.environ.get("ROS_LOCALHOST_ONLY") == "1"):
     _profile = next((os.environ[v] for v in PROFILE_VARS if os.environ.get(v)),
                     str(LOCALHOST_PROFILE))
-    for _var in PROFILE_VARS:
+    for _var in profile_vars():
         os.environ.setdefault(_var, _profile)
 
 
