@@ -37,7 +37,7 @@ def scene_depth_mm(rays: RayTable, pose: CameraPose) -> np.ndarray:
 def run() -> dict[str, float]:
     from std_msgs.msg import Header
 
-    from seg_ros.ros.points import cloud_msg
+    from seg_ros.ros.outputs.points import cloud_msg
 
     camera = CameraModel(W, H, K, D, "plumb_bob")
     pose = CameraPose.from_xyz_rpy(0.0, 0.0, 1.0, 0.0, 0.45, 0.0)

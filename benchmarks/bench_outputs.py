@@ -59,25 +59,25 @@ def run() -> dict[str, float]:
     import rclpy
     from std_msgs.msg import Header
 
-    from seg_ros.ros.publishing import OutputPublishers
+    from seg_ros.ros.outputs import images
 
     overlay, labels = _overlay_and_labels()
     ctx, node, raw_pub, jpeg_pub = _publishers()
     header = Header(frame_id="camera")
-    raw = OutputPublishers.image(overlay, "rgb8", header)
-    jpeg = OutputPublishers.compressed(overlay, "jpeg", 80, header)
-    png = OutputPublishers.compressed(labels, "png", 100, header)
+    raw = images.image(overlay, "rgb8", header)
+    jpeg = images.compressed(overlay, "jpeg", 80, header)
+    png = images.compressed(labels, "png", 100, header)
     out = {
         "overlay_raw_bytes_640x480": float(len(raw.data)),
         "overlay_jpeg80_bytes_640x480": float(len(jpeg.data)),
         "labels_raw_bytes_640x480": float(labels.size),
         "labels_png_bytes_640x480": float(len(png.data)),
         "overlay_raw_publish_ms_640x480": median_ms(
-            lambda: raw_pub.publish(OutputPublishers.image(overlay, "rgb8", header))),
+            lambda: raw_pub.publish(images.image(overlay, "rgb8", header))),
         "overlay_jpeg80_publish_ms_640x480": median_ms(
-            lambda: jpeg_pub.publish(OutputPublishers.compressed(overlay, "jpeg", 80, header))),
+            lambda: jpeg_pub.publish(images.compressed(overlay, "jpeg", 80, header))),
         "labels_png_encode_ms_640x480": median_ms(
-            lambda: OutputPublishers.compressed(labels, "png", 100, header)),
+            lambda: images.compressed(labels, "png", 100, header)),
     }
     out["overlay_jpeg_bytes_ratio"] = out["overlay_raw_bytes_640x480"] / out[
         "overlay_jpeg80_bytes_640x480"]

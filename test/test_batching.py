@@ -130,7 +130,7 @@ def test_batched_graphs_load_with_their_batch_size(models: dict[str, Path]) -> N
 def test_cameras_params_file_names_three_cameras_and_only_real_parameters() -> None:
     import yaml
 
-    from seg_ros.ros import floor_hook, params
+    from seg_ros.ros import floor_config, params
     from seg_ros.ros.camera_floor import camera_pose_from
 
     repo = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_cameras_params_file_names_three_cameras_and_only_real_parameters() -> N
         "ros__parameters"]
     cams = params.camera_names(values["cameras"])
     assert cams == ("front", "left", "rear")
-    known = {s.name for s in params.SPECS} | {s.name for s in floor_hook.SPECS} | {
+    known = {s.name for s in params.SPECS} | {s.name for s in floor_config.SPECS} | {
         "grid.merge", *(f"{c}.camera_pose" for c in cams)}
     assert set(values) <= known, set(values) - known
     for c in cams:

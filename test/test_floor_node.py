@@ -361,7 +361,7 @@ def test_pose_from_transform_matches_camera_pose() -> None:
     the same CameraPose as the equivalent camera_pose parameter."""
     from geometry_msgs.msg import TransformStamped
 
-    from seg_ros.ros.floor_hook import pose_from_transform
+    from seg_ros.ros.floor_config import pose_from_transform
 
     want = CameraPose.from_xyz_rpy(0.3, -0.1, 1.2, 0.02, 0.25, -0.4)
     m = want.matrix
@@ -376,7 +376,7 @@ def test_pose_from_transform_matches_camera_pose() -> None:
 def test_config_validation() -> None:
     """The parameters' ROS-free validation: defaults, origin_y default, refusals naming fixes."""
     from seg_ros.errors import ConfigError
-    from seg_ros.ros.floor_hook import SPECS, config_from
+    from seg_ros.ros.floor_config import SPECS, config_from
 
     names = ["Sky", "Road", "Pavement"]
     base = {s.name: s.default for s in SPECS}

@@ -29,7 +29,7 @@ def test_robot_yaml_is_taken_whole_and_uses_tf(tmp_path: Path) -> None:
     from rcl_interfaces.srv import GetParameters
     from rclpy.parameter import parameter_value_to_python
 
-    from seg_ros.ros.floor_hook import EXAMPLE_CAMERA_POSE
+    from seg_ros.ros.floor_config import EXAMPLE_CAMERA_POSE
 
     values = yaml.safe_load((REPO / "config" / "robot.yaml").read_text())["/**"][
         "ros__parameters"]

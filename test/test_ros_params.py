@@ -242,14 +242,14 @@ def test_params_file_names_every_parameter() -> None:
     doc = yaml.safe_load((repo / "config" / "camvid.yaml").read_text())
     values = doc["/**"]["ros__parameters"]
     from seg_ros.model_card import CAMVID_CLASSES
-    from seg_ros.ros import depth_hook, floor_hook, floor_map
+    from seg_ros.ros import depth_hook, floor_config, floor_map
 
-    floor = {s.name for s in floor_hook.SPECS}
+    floor = {s.name for s in floor_config.SPECS}
     others = {s.name for m in (floor_map, depth_hook) for s in m.SPECS}
     assert set(values) == set(DEFAULTS) | floor | others
     for name, value in values.items():
         assert params.check_value(name, value) is None, name
-    floor_hook.config_from({n: values[n] for n in floor}, CAMVID_CLASSES, (3, 4))  # no raise
+    floor_config.config_from({n: values[n] for n in floor}, CAMVID_CLASSES, (3, 4))  # no raise
 
 
 def test_max_rate_below_a_frame_per_100_s_is_refused_and_names_are_suggested() -> None:
@@ -264,7 +264,8 @@ def test_max_rate_below_a_frame_per_100_s_is_refused_and_names_are_suggested() -
 
 
 def test_start_up_messages_are_one_readable_line() -> None:
-    from seg_ros.ros.node import _readable_types, _ros_args_error
+    from seg_ros.ros.node_params import _readable_types
+    from seg_ros.ros.runner import _ros_args_error
 
     assert _readable_types("expected '3' got '4'") == "expected 'double' got 'string'"
     line = _ros_args_error(RuntimeError(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from seg_ros.ros.depth_hook import TOPIC as POINTS_TOPIC
+from seg_ros.ros.outputs.points import TOPIC as POINTS_TOPIC
 from seg_ros.ros.floor_hook import TOPIC as FLOOR_TOPIC
 from seg_ros.ros.floor_map import TOPIC as MAP_TOPIC
 from seg_ros.ros.node import OUTPUTS

@@ -8,12 +8,12 @@ tf's (map.frame <- grid_frame); otherwise camera ``c``'s pose is its ``c.camera_
 ([x, y, z, roll, pitch, yaw], m and rad, camera in grid_frame) and the map's pose odometry's.
 A ``c.camera_pose`` set while tf is in use is said once at start and not used. Every other floor
 parameter (grid.*, grid_frame, obstacle mode, traversable classes) is the node's one floor
-configuration (seg_ros.ros.floor_hook), so all grids share one GridSpec.
+configuration (seg_ros.ros.floor_config), so all grids share one GridSpec.
 
 ``grid.merge: true`` merges the latest grid of every camera (those within ``MERGE_MAX_AGE_S``
 of stamp time) into one ``~/floor_grid``: occupied where any camera sees an obstacle, else free
 where any sees floor, else unknown. Each camera's grid is fused into ``~/floor_map`` (the fused
-map) as its own observation at its own stamp.
+map, an output of its own) as its own observation at its own stamp.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from seg_ros.errors import ConfigError
 from seg_ros.floor import CameraModel, CameraPose, GroundProjector
 from seg_ros.floor.lut_cache import LutCache
 from seg_ros.ros import convert
-from seg_ros.ros.floor_params import declare
+from seg_ros.ros.param_groups import ParamGroup
 from seg_ros.ros.params import ParamSpec
 
 LOG_THROTTLE_S = 10.0
@@ -89,14 +89,20 @@ def camera_specs(cameras: Sequence[str]) -> list[ParamSpec]:
     return specs
 
 
+def group(cameras: Sequence[str]) -> ParamGroup:
+    """The several-camera floor parameters as a group (declared when ``cameras`` is set)."""
+    return ParamGroup("cameras", "Several cameras", tuple(camera_specs(cameras)),
+                      what="floor grid", when="with `cameras` set")
+
+
 class CameraFloorGrids:
     """~/c/floor_grid for each camera, the merged ~/floor_grid and the fused map's input."""
 
-    def __init__(self, node: Any, cameras: Sequence[str], floor: Any) -> None:
+    def __init__(self, node: Any, cameras: Sequence[str], floor: Any, group: ParamGroup) -> None:
         from nav_msgs.msg import OccupancyGrid
 
-        self.floor, self.lock = floor, threading.Lock()
-        values = declare(node, camera_specs(cameras), "floor grid")
+        self.floor, self.lock, self.group = floor, threading.Lock(), group
+        values = group.values
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.grids = {c: _CameraGrid(node.create_publisher(OccupancyGrid, f"~/{c}/floor_grid",
                                                            qos),
@@ -112,16 +118,16 @@ class CameraFloorGrids:
                 "with use_tf:=false)")
 
     def merging(self) -> bool:
-        return bool(self.node.get_parameter("grid.merge").value)
+        return bool(self.group.values["grid.merge"])
 
-    def wanted(self, camera: str, camera_info: Any) -> bool:
-        """Somebody listens to this camera's grid, the merged grid or the fused map, and the
-        camera has a camera_info and a pose source."""
+    def listened(self, camera: str) -> bool:
+        """Somebody listens to this camera's grid or the merged grid."""
+        return self.grids[camera].pub.get_subscription_count() > 0 or (
+            self.merging() and self.floor.pub.get_subscription_count() > 0)
+
+    def ready(self, camera: str, camera_info: Any) -> bool:
+        """The camera has a camera_info and a pose source (else why is remembered)."""
         g, f = self.grids[camera], self.floor
-        listened = g.pub.get_subscription_count() > 0 or f.map.subscribed() or (
-            self.merging() and f.pub.get_subscription_count() > 0)
-        if not listened:
-            return False
         if camera_info is None:
             g.skipped = f"no camera_info has arrived on {camera}/camera_info"
             return False
@@ -131,11 +137,12 @@ class CameraFloorGrids:
         return True
 
     def __call__(self, camera: str, labels: np.ndarray, header: Header, camera_info: Any,
-                 confidence: np.ndarray | None) -> None:
-        """This camera's grid from its labels at the camera's size; published, merged, fused."""
+                 confidence: np.ndarray | None) -> np.ndarray | None:
+        """This camera's grid from its labels at the camera's size, published and merged (None
+        when it cannot be made)."""
         cells = self._grid(camera, labels, header, camera_info, confidence)
         if cells is None:
-            return
+            return None
         g, cfg = self.grids[camera], self.floor.config()
         out = Header(stamp=header.stamp, frame_id=cfg.grid_frame)
         s = cfg.spec
@@ -145,12 +152,7 @@ class CameraFloorGrids:
             g.published += 1
         self.node.watchdog.published(f"{camera}/floor_grid")  # made (published if listened)
         self._merge(camera, cells, out)
-        if self.floor.map.subscribed():
-            why = self.floor.map.fuse(cells, s, header, self.floor.map_tf_pose())
-            if why:
-                self.node.get_logger().warning(
-                    f"{camera}: frame not fused into {self.floor.map.pub.topic_name}: {why}",
-                    throttle_duration_sec=LOG_THROTTLE_S)
+        return cells
 
     def _grid(self, camera: str, labels: np.ndarray, header: Header, camera_info: Any,
               confidence: np.ndarray | None) -> np.ndarray | None:

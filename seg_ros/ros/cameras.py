@@ -2,7 +2,7 @@
 
 With the ``cameras`` parameter set to names (e.g. ``[front, left, rear]``), camera ``c``
 subscribes ``c/image`` (or ``c/image/compressed``) and ``c/camera_info`` (relative names:
-remap them) and publishes ``~/c/labels``, ``~/c/confidence``, ... (seg_ros.ros.publishing) with
+remap them) and publishes ``~/c/labels``, ``~/c/confidence``, ... (seg_ros.ros.outputs) with
 its own header. Each camera has its own one-slot mailbox (seg_ros.pipeline.CameraMailboxes:
 latest frame wins per camera, round-robin batches), its own output order and counters. A worker
 takes the frames waiting together (up to ``max_batch``, within ``batch_wait_ms``), decodes each,
@@ -10,8 +10,9 @@ stacks them into one engine call (Segmenter.infer_batch) and publishes each came
 With an engine fixed at batch 1 each frame is inferred and published in turn, the camera served
 first rotating from batch to batch, so every camera sees about the same latency.
 
-Each camera is watched on its own (:func:`camera_health`): one camera going dark, or making no
-floor grid while the merged ~/floor_grid goes on without it, is WARN naming the camera.
+Each camera is watched on its own (:func:`camera_health`): one camera going dark while the
+others' images arrive is WARN naming the camera (the floor grid output watches each camera's
+part of the merged ~/floor_grid).
 """
 
 from __future__ import annotations
@@ -26,22 +27,25 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from seg_ros.pipeline import CameraMailboxes, Frame, OutputOrder, StageTimer, Stats, percentiles
 from seg_ros.ros import intake
-from seg_ros.ros.publishing import OutputPublishers
 from seg_ros.segmenter import Segmenter
 
 
 @dataclass
 class Camera:
-    """One camera's outputs, output order, counters and latest CameraInfo. The single camera
-    of a node without ``cameras`` is one too, named ""."""
+    """One camera's output order, counters and latest CameraInfo. The single camera of a node
+    without ``cameras`` is one too, named ""."""
 
     name: str
-    outputs: OutputPublishers
     order: OutputOrder
     stats: Stats
     camera_info: CameraInfo | None = None
     subs: list[Any] = field(default_factory=list)
     intake: Any = None
+
+    @property
+    def prefix(self) -> str:
+        """Of its output topics (~/<prefix>labels) and watchdog names: "c/", or ""."""
+        return f"{self.name}/" if self.name else ""
 
 
 @dataclass
@@ -53,29 +57,17 @@ class Job:
     timer: StageTimer
     live: Any                  # the LiveSettings snapshot taken with the frame
     rgb: np.ndarray
-    want: dict[str, bool]
-    floor: bool
-    points: bool
+    outputs: tuple[Any, ...]   # the outputs to run, in registry order (seg_ros.ros.outputs)
     in_hw: tuple[int, int]
     out_hw: tuple[int, int]
     need_conf: bool
 
 
 class CameraSet:
-    """The cameras of a node with several: their publishers, subscriptions and counters."""
+    """The cameras of a node with several: their subscriptions, output order and counters."""
 
-    def __init__(self, node: Any, names: tuple[str, ...], stats: Stats,
-                 on_published: Callable[[str], None]) -> None:
-        self.cameras: dict[str, Camera] = {}
-        for name in names:
-            order = OutputOrder()
-            self.cameras[name] = Camera(name, OutputPublishers(node, order, stats, on_published,
-                                                               camera=name), order, Stats())
-
-    def wanted(self, live: Any) -> dict[str, bool]:
-        """"<camera>/<output>" -> wanted (for the watchdog)."""
-        return {f"{c.name}/{k}": v for c in self.cameras.values()
-                for k, v in c.outputs.wanted(live).items()}
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.cameras = {name: Camera(name, OutputOrder(), Stats()) for name in names}
 
     def subscribe(self, node: Any, compressed: bool, qos: Any,
                   on_image: Callable[[Camera, Any], None],
@@ -220,25 +212,13 @@ class BatchServing:
     _publish: Any
 
 
-def camera_health(cams: CameraSet, floors: Any, watchdog: Any, now: float, since: float,
-                  stale_s: float, stall_s: float) -> list[tuple[int, str]]:
-    """WARN for each camera whose images stopped while the node's input goes on, and, while
-    the merged ~/floor_grid is listened to, for each camera whose images arrive but that made
-    no grid for ``stall_s`` (the merge goes on without it): staleness judged per camera, not
-    over all cameras together. ``since``: when the node's input began (monotonic s)."""
-    out: list[tuple[int, str]] = []
-    merged = floors is not None and "floor_grid" in floors.subscribed_outputs()
-    for name in cams.cameras:
-        if why := cams.no_input(f"{name}/image", now, since, stale_s):
-            out.append((1, f"camera {name}: {why}"))
-            continue
-        made = max(watchdog.last(f"{name}/floor_grid"), since,
-                   watchdog.expected_since("floor_grid"))
-        if merged and now - made > stall_s:
-            reason = floors.stall_reason(f"{name}/floor_grid") or "no grid made"
-            out.append((1, f"camera {name}: no floor grid for {now - made:.1f} s, the merged "
-                           f"~/floor_grid goes on without it: {reason}"))
-    return out
+def camera_health(cams: CameraSet, now: float, since: float,
+                  stale_s: float) -> list[tuple[int, str]]:
+    """WARN for each camera whose images stopped while the node's input goes on: staleness
+    judged per camera, not over all cameras together. ``since``: when the node's input began
+    (monotonic s)."""
+    return [(1, f"camera {name}: {why}") for name in cams.cameras
+            if (why := cams.no_input(f"{name}/image", now, since, stale_s))]
 
 
 def new_mailboxes(cameraset: CameraSet) -> CameraMailboxes:

@@ -30,18 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from seg_ros.depth import (
-    CloudBuffer,
-    DepthGridMarker,
-    MarkingSettings,
-    fill_from_flat,
-)
+from seg_ros.depth import DepthGridMarker, MarkingSettings, fill_from_flat
 from seg_ros.depth import depth_to_metres as decode_depth
 from seg_ros.depth.maps import MapCache
 from seg_ros.depth.rays import RayTable
@@ -49,12 +42,10 @@ from seg_ros.depth.stamps import StampBuffer
 from seg_ros.errors import CodecError, ConfigError
 from seg_ros.floor import UNKNOWN, CameraModel, GroundLut
 from seg_ros.ros import params
-from seg_ros.ros.compat import add_parameter_callbacks
 from seg_ros.ros.convert import stamp_ns
-from seg_ros.ros.params import ParamSpec, descriptor
-from seg_ros.ros.points import cloud_msg
+from seg_ros.ros.param_groups import ParamGroup, checked
+from seg_ros.ros.params import ParamSpec
 
-TOPIC = "~/points"
 DEPTH_TOPIC, DEPTH_INFO_TOPIC = "depth/image", "depth/camera_info"
 KEEP_MARGIN_S = 0.25  # stamp time kept beyond max(skew, latency) for matching
 MAX_LAG_S = 2.0  # the most stamp time a colour frame's match may reach back (clocks apart)
@@ -140,38 +131,30 @@ class DepthCounters:
     unmatched: int = 0        # colour frames that needed depth and found no twin
     rejected: int = 0         # depth images that could not be decoded
     no_camera_info: int = 0   # matched depth images without a usable camera_info
-    points_published: int = 0
     depth_grids: int = 0      # floor grids marked from depth
     maps_pending: int = 0     # matched frames skipped while their rays / pixel map were built
 
 
-def _declare(node: Any) -> dict[str, Any]:
-    """Declare :data:`SPECS` (with descriptors) on ``node``; their values by name."""
-    values = {}
-    for spec in SPECS:
-        try:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default,
-                                                       descriptor(spec)).value
-        except ParameterException as e:
-            text = str(e.args[0] if e.args else e).split("Reason: ", 1)[-1]
-            raise ConfigError(f"depth parameter {spec.name}: {text}; fix it in the params file "
-                              "or the -p override") from None
-    return values
+def group() -> ParamGroup:
+    """The depth input's parameter group (depth.*, grid.source)."""
+    return ParamGroup("depth", "RGB-D (`~/points`, depth-based floor)", SPECS, prefix="depth",
+                      what="depth", check=checked(config_from))
 
 
 class DepthInput:
-    """Plugged into SegmentationNode like the floor grid: ``DepthInput(node)`` creates its own
-    subscriptions and publisher; the worker calls it once per frame with the labels.
+    """The node's depth input: ``DepthInput(node, group)`` subscribes depth/image and
+    depth/camera_info; the outputs that need depth (~/points, the floor grid) ask it for the
+    frame matched to theirs.
 
     ``node`` provides ``camera_info`` (the colour CameraInfo), ``startup`` (input QoS) and the
     ROS node API. Raises ConfigError when a depth parameter is invalid at start.
     """
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, group: ParamGroup) -> None:
         self.node = node
         self.log = node.get_logger()
-        self._values = _declare(node)
-        self._cfg = config_from(self._values)  # ConfigError naming the parameters and the fix
+        self.group = group
+        self._cfg = config_from(group.values)  # ConfigError naming the parameters and the fix
         self.counters = DepthCounters()
         self.buffer: StampBuffer[Any] = StampBuffer(self._span_ns(), MAX_KEPT)
         self.maps = MapCache(keep=8)
@@ -184,7 +167,6 @@ class DepthInput:
         self._models: dict[int, tuple[Any, CameraModel | None]] = {}  # id(msg) -> model
         self._recent: OrderedDict[tuple[int, int, int], DepthFrame | None] = OrderedDict()
         self._lock = threading.Lock()
-        self._clouds = threading.local()  # one buffer per worker thread
         self._logged: dict[str, float] = {}
         self.last_skew_ms = float("nan")  # gap to the nearest depth image, matched or not
         self.grid_source_last = "none"  # what marked the last floor grid
@@ -198,28 +180,19 @@ class DepthInput:
         self.depth_sub = node.create_subscription(Image, DEPTH_TOPIC, self._on_depth, qos)
         self.info_sub = node.create_subscription(CameraInfo, DEPTH_INFO_TOPIC, self._on_info,
                                                  qos)
-        self.pub = node.create_publisher(
-            PointCloud2, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        add_parameter_callbacks(node, self._check_params, self._apply_params)
+        self.points_wanted: Any = lambda: False  # set by the ~/points output
+        group.appliers.append(self._apply)
         self.log.info(f"depth input on {self.depth_sub.topic_name} (+ {self.info_sub.topic_name}"
-                      f" when its size differs), ~/points on {self.pub.topic_name}")
+                      " when its size differs)")
 
     # --- parameters and inputs (executor thread) -----------------------------------------------
 
-    def _check_params(self, changed: list[Any]) -> SetParametersResult:
-        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
-        if mine:
-            try:
-                config_from({**self._values, **mine})
-            except ConfigError as e:
-                return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
+    def _apply(self, changed: Mapping[str, Any]) -> None:
+        self._cfg = config_from(self.group.values)  # one reference swap
 
-    def _apply_params(self, changed: list[Any]) -> None:
-        mine = {p.name: p.value for p in changed if p.name in SPEC_BY_NAME}
-        if mine:
-            self._values = {**self._values, **mine}
-            self._cfg = config_from(self._values)  # one reference swap
+    def config(self) -> DepthConfig:
+        """The depth configuration in force (one snapshot per use)."""
+        return self._cfg
 
     def _on_depth(self, msg: Image) -> None:
         self.buffer.put(stamp_ns(msg.header), msg)
@@ -244,28 +217,8 @@ class DepthInput:
     # --- worker thread -------------------------------------------------------------------------
 
     def wanted(self) -> bool:
-        """~/points has a subscriber (the node then computes labels and confidence)."""
-        return self.pub.get_subscription_count() > 0
-
-    def __call__(self, labels: np.ndarray, header: Header, confidence: np.ndarray | None,
-                 rgb: np.ndarray | None = None) -> None:
-        """Publish ~/points for this colour frame when wanted and its depth twin is here."""
-        if not self.wanted():
-            return
-        frame = self.frame_for(header, labels.shape[:2])
-        if frame is None:
-            return
-        cfg = self._cfg
-        h, w = frame.metres.shape
-        wide = labels.dtype == np.uint16
-        cloud = getattr(self._clouds, "buffer", None)
-        if cloud is None or not cloud.fits(h, w, wide, cfg.rgb):
-            cloud = self._clouds.buffer = CloudBuffer(h, w, wide, cfg.rgb)
-        cloud.fill(frame.metres, frame.rays, labels, confidence, rgb if cfg.rgb else None,
-                   frame.pixel_map)
-        self.pub.publish(cloud_msg(cloud, header))
-        self.counters.points_published += 1
-        self.node.watchdog.published("points")
+        """~/points has a subscriber (a colour frame without depth then counts as unmatched)."""
+        return bool(self.points_wanted())
 
     def frame_for(self, header: Header, colour_size: tuple[int, int]) -> DepthFrame | None:
         """The depth frame matched to this colour frame (computed once per stamp), or None:
@@ -474,7 +427,6 @@ class DepthInput:
                 "depth_last_problem": self._fault[0],
                 "depth_last_problem_age_s": (f"{time.monotonic() - self._fault[1]:.1f}"
                                              if self._fault[0] else ""),
-                "points_published": str(c.points_published),
                 "depth_floor_grids": str(c.depth_grids),
                 "floor_grid_source": self.grid_source_last}
 

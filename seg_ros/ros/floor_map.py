@@ -1,8 +1,9 @@
 """~/floor_map: the floor grids fused over time in a fixed frame (nav_msgs/OccupancyGrid).
 
-Owned by the floor hook (seg_ros.ros.floor_hook.FloorGrid), which hands it each frame's grid
-(in grid_frame, the robot's floor frame) with the image header. The robot's pose at the image
-stamp (grid_frame in ``map.frame``) comes from tf2 when the hook uses tf, else from
+An output of its own (seg_ros.ros.outputs.floor_map): it fuses each frame's floor grid (in
+grid_frame, the robot's floor frame; made by the floor grid output for it) with the image header.
+The robot's pose at the image stamp (grid_frame in ``map.frame``) comes from tf2 while the floor
+uses tf (seg_ros.ros.poses), else from
 nav_msgs/Odometry on ``odom`` (remappable; its pose is taken as grid_frame's, on the floor),
 interpolated from a bounded buffer. An odometry pose no map can use (NaN, inf, beyond any
 plausible world, a quaternion far from unit; one near unit is normalised as tf2 does) is refused
@@ -32,7 +33,7 @@ from seg_ros.errors import ConfigError
 from seg_ros.floor import FloorMap, GridSpec, MapSpec, PoseBuffer
 from seg_ros.floor.map import JUMP_BACK_S, checked_pose, pose_problem
 from seg_ros.ros import convert
-from seg_ros.ros.floor_params import declare
+from seg_ros.ros.param_groups import ParamGroup
 from seg_ros.ros.params import ParamSpec
 
 TOPIC = "~/floor_map"
@@ -83,6 +84,21 @@ SPECS: tuple[ParamSpec, ...] = (
 SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
 
 
+def group() -> ParamGroup:
+    """The fused map's parameter group (checked by :func:`map_config_from` once the map is
+    built)."""
+    return ParamGroup("floor_map", "Fused map (`~/floor_map`)", SPECS, prefix="map",
+                      what="floor map", check=_check)
+
+
+def _check(changed: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+    try:
+        map_config_from(values)
+    except ConfigError as e:
+        return str(e)
+    return ""
+
+
 @dataclass(frozen=True)
 class MapConfig:
     spec: MapSpec
@@ -130,11 +146,11 @@ class FloorMapOutput:
 
     ``fuse`` runs on the worker thread, odometry and the timer on the executor: one lock."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, group: ParamGroup) -> None:
         from nav_msgs.msg import OccupancyGrid, Odometry
 
         self.node = node
-        self.values = declare(node, SPECS, "floor map")
+        self.values = dict(group.values)
         try:
             self.cfg = map_config_from(self.values)
         except ConfigError as e:
@@ -161,6 +177,7 @@ class FloorMapOutput:
             Odometry, ODOM_TOPIC, self._on_odom,
             QoSProfile(depth=POSE_BUFFER // 8, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.timer = node.create_timer(1.0 / self.cfg.rate_hz, self._publish)
+        group.appliers.append(self.apply)
 
     def subscribed(self) -> bool:
         return self.pub.get_subscription_count() > 0

@@ -48,8 +48,8 @@ class HealthReport:
             **self._counter_values(),
             "stalled_outputs": "; ".join(x.describe() for x in silent),
             "state": self.state_text(),
-            **(self.floor.diagnostics_values() if self.floor is not None else {}),
-            **(self.depth.diagnostics_values() if hasattr(self, "depth") else {}),
+            **self.depth.diagnostics_values(),
+            **{k: v for out in self.outputs for k, v in out.diagnostics_values().items()},
             **self._model_values(),
             **self._camera_values(),
             **self._reception_values(),
@@ -94,9 +94,7 @@ class HealthReport:
         """With several cameras: each camera's counters and the batch sizes of the engine."""
         if self.cameraset is None:
             return {}
-        floors = self.camera_floors.diagnostics_values() if self.camera_floors else {}
-        return {**self.cameraset.diagnostics_values(self.mailbox), **batch_values(self.stats),
-                **floors}
+        return {**self.cameraset.diagnostics_values(self.mailbox), **batch_values(self.stats)}
 
     def _latency_values(self) -> dict[str, str]:
         st = self.stats
@@ -123,18 +121,16 @@ class HealthReport:
         if failed > 0 and st.processed == px_last:
             found.append((ERROR, f"every frame failing: {st.last_error}"))
         found += [(x.level, x.describe()) for x in silent]
-        if self.serving() and self.floor is not None and (floor := self.floor.health())[0]:
-            found.append(floor)
-        if self.serving() and getattr(self, "depth", None) is not None and (
-                depth := self.depth.health())[0]:
-            found.append(depth)
+        if self.serving():
+            found += [h for out in self.outputs for h in out.health()]
+            if (depth := self.depth.health())[0]:
+                found.append(depth)
         if self.serving() and (blind := self._matched_silence(now)):
             found.append((WARN, blind))  # publishers there, their images lost on the way
         elif self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
             found.append((WARN, f"no images on {self._input_topics()}"))
         elif self.serving() and self.cameraset is not None and self._input_since is not None:
-            found += camera_health(self.cameraset, self.camera_floors, self.watchdog, now,
-                                   self._input_since, STALE_INPUT_S, self.live.stall_s)
+            found += camera_health(self.cameraset, now, self._input_since, STALE_INPUT_S)
         if self.serving() and now - st.last_receive <= STALE_INPUT_S:
             found += [(WARN, r.describe(self._camera_topic(c))) for c, r in self._half_blind()]
         if hasattr(self, "stages") and (stage := self.stages.health()):
@@ -192,13 +188,8 @@ class HealthReport:
     def _silent_outputs(self, now: float) -> list[Silence]:
         """Outputs somebody subscribes to that have been silent too long while images arrive
         (none while the node is not serving: inactive, or paused by ~/enable)."""
-        expected = [k for k, on in self.outputs.wanted(self.live).items() if on]
-        if self.floor is not None and self.cameraset is None and self.floor.subscribed():
-            expected.append("floor_grid")
-        if self.camera_floors is not None:  # several cameras: theirs and the merged grid
-            expected += self.camera_floors.subscribed_outputs()
-        if getattr(self, "depth", None) is not None and self.depth.wanted():
-            expected.append("points")
+        expected = list(dict.fromkeys(name for out in self.outputs
+                                      for name in out.expected(self.live)))
         arriving = self.serving() and now - self.stats.last_receive <= STALE_INPUT_S
         return self.watchdog.check(expected if self.serving() else [],
                                    self._input_since if arriving else None,
@@ -215,13 +206,9 @@ class HealthReport:
                 why := self.cameraset.no_input(output, now, self._input_since,
                                                self.live.stall_s)):
             return why
-        if output == "floor_grid" and self.floor is not None and (why := self.floor.stall_reason()):
-            return why
-        if output.endswith("floor_grid") and self.camera_floors is not None and (
-                why := self.camera_floors.stall_reason(output)):
-            return why
-        if output == "points" and (why := self.depth.stall_reason()):
-            return why
+        for out in self.outputs:
+            if why := out.stall_reason(output):
+                return why
         if now - st.last_error_at < 2 * self.live.stall_s + 1.0:
             return f"frames rejected or failing: {st.last_error}"
         return (f"no frame processed in the last {now - self.watchdog.last(output):.1f} s "
@@ -233,18 +220,16 @@ class HealthReport:
     _input_since: float | None
     _busy_since: dict[str, float]
     fatal: str
-    floor: Any
     mailbox: Any
     workers: list[Any]
     watchdog: Any
-    outputs: Any
+    outputs: tuple[Any, ...]  # seg_ros.ros.outputs: the registry's outputs of this node
     engine: Any
     card: Any
     startup: Any
     image_sub: Any
     cameraset: Any
-    depth: Any  # seg_ros.ros.depth_hook.DepthInput (absent in a bare test double)
-    camera_floors: Any
+    depth: Any  # seg_ros.ros.depth_hook.DepthInput
     param_refusals: int
     last_param_error: str
 

@@ -18,7 +18,8 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
 from seg_ros.errors import is_user_error
-from seg_ros.ros.node import NODE_NAME, SegmentationCore, run
+from seg_ros.ros.node import NODE_NAME, SegmentationCore
+from seg_ros.ros.runner import run
 
 LIFECYCLE_EXECUTABLE = "segmentation_lifecycle_node"
 

@@ -6,20 +6,22 @@ into a one-slot :class:`~seg_ros.pipeline.Mailbox` (latest frame wins); the exec
 camera_info, the diagnostics timer, the ~/enable service and the parameter services.
 ``workers`` worker threads (default one, each with its own engine; seg_ros.ros.workers)
 decode -> segment -> publish, and compute only the outputs somebody subscribes to (confidence
-is not even asked of the model when nobody needs it). Outputs go out most-needed first: labels,
-floor grid, confidence, then the class mask, colour mask and overlay (seg_ros.ros.publishing),
-each output a stage of its own whose failure costs only that output (seg_ros.ros.stages).
+is not even asked of the model when nobody needs it). The outputs are plug-ins
+(seg_ros.ros.outputs): the worker walks their registry, most-needed first (labels, floor grid,
+points, confidence, the pictures, camera_info, the fused map), each a stage of its own whose
+failure costs only that output (seg_ros.ros.stages).
 
 The node's work is in :class:`SegmentationCore`, in phases a managed node runs one by one
-(seg_ros.ros.lifecycle): build (parameters declared, publishers), configure (parameters read,
-model loaded, engine warmed up), activate (subscriptions and workers on), deactivate, cleanup.
+(seg_ros.ros.lifecycle): build (every parameter group declared, seg_ros.ros.param_groups;
+publishers), configure (parameters read, model loaded, engine warmed up), activate
+(subscriptions and workers on), deactivate, cleanup.
 :class:`SegmentationNode`, the plain node, runs the first three at construction.
 
 Topics (relative names: remap them, e.g. ``-r image:=/camera/image_raw``):
     in:  image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info
-    out: see seg_ros.ros.publishing; ~/label_info (seg_ros/msg/SegmentationInfo) and
+    out: see seg_ros.ros.outputs; ~/label_info (seg_ros/msg/SegmentationInfo) and
          ~/label_info/vision (vision_msgs/LabelInfo, where installed), both transient-local;
-         /diagnostics; ~/floor_grid (nav_msgs/OccupancyGrid, seg_ros.ros.floor_hook)
+         /diagnostics
     srv: ~/enable (std_srvs/SetBool): pause and resume without tearing down
 With ``cameras`` (several cameras, one engine, frames batched): c/image, c/camera_info in,
 ~/c/labels, ... out; see seg_ros.ros.cameras and seg_ros.ros.camera_floor.
@@ -29,26 +31,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterNotDeclaredException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from seg_ros.engines import open_engine
-from seg_ros.errors import CodecError, ConfigError, ParameterTypeError, is_user_error
+from seg_ros.errors import CodecError, ConfigError
 from seg_ros.pipeline import (
     OUTPUTS,
     Frame,
@@ -59,62 +57,27 @@ from seg_ros.pipeline import (
     Stats,
 )
 from seg_ros.render import Palette
-from seg_ros.ros import convert, intake, memory, param_types, params
+from seg_ros.ros import convert, intake, outputs, params
 from seg_ros.ros.cadence import InputCadence
-from seg_ros.ros.camera_floor import CameraFloorGrids
 from seg_ros.ros.cameras import BatchServing, Camera, CameraSet, Job, new_mailboxes
 from seg_ros.ros.compat import add_parameter_callbacks
 from seg_ros.ros.depth_hook import DepthInput
-from seg_ros.ros.floor_hook import FloorGrid
 from seg_ros.ros.health import STALE_INPUT_S, HealthReport
 from seg_ros.ros.label_info import LabelInfoPublishers
-from seg_ros.ros.publishing import FrameResult, OutputPublishers, resize_rgb
+from seg_ros.ros.node_params import NodeParameters
+from seg_ros.ros.outputs.images import output_size, resize_rgb
+from seg_ros.ros.param_groups import ParamBoard
+from seg_ros.ros.poses import PoseSource
+from seg_ros.ros.runner import NODE_NAME, run
 from seg_ros.ros.stages import OutputStages
-from seg_ros.ros.workers import EXIT_WORKER_DIED, WorkerThreads
+from seg_ros.ros.workers import WorkerThreads
 from seg_ros.segmenter import Segmenter
 
-NODE_NAME = "segmentation_node"
-# the picture outputs, each group a stage of its own (the overlay reuses the colour mask)
-PICTURE_STAGES = (("confidence", ("confidence",)), ("mask", ("mask",)),
-                  ("color_mask", ("color_mask", "color_mask/compressed")),
-                  ("overlay", ("overlay", "overlay/compressed")))
 __all__ = ["NODE_NAME", "OUTPUTS", "STALE_INPUT_S", "SegmentationCore", "SegmentationNode",
-           "main"]
+           "main", "run"]
 
 
-class FloorHook(Protocol):
-    """What the floor-grid module plugs into the node (see ``SegmentationCore.floor``).
-
-    ``wanted()`` is asked once per frame (True when ~/floor_grid has subscribers; then the
-    labels are computed even if nobody listens to ~/labels); ``needs_confidence()`` asks the
-    model for confidence too; ``__call__`` gets the labels at the input size, the input header,
-    the latest CameraInfo and the confidence (or None) and publishes the grid itself. Runs on
-    the worker thread. ``diagnostics_values()`` is merged into /diagnostics; ``health()`` is
-    the hook's (level, message) for the last period; ``stall_reason()`` says why no grid came
-    out lately (the watchdog names it when ~/floor_grid is silent).
-    """
-
-    def wanted(self) -> bool: ...
-
-    def needs_confidence(self) -> bool: ...
-
-    def __call__(self, labels: np.ndarray, header: Header, camera_info: CameraInfo | None,
-                 confidence: np.ndarray | None) -> None: ...
-
-    def diagnostics_values(self) -> dict[str, str]: ...
-
-    def health(self) -> tuple[int, str]: ...
-
-    def stall_reason(self) -> str: ...
-
-    def subscribed(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-    def set_card(self, card: Any) -> None: ...
-
-
-class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
+class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing):
     """The segmentation node's work, for a plain or a managed (lifecycle) rclpy node.
 
     Raises a :class:`~seg_ros.errors.SegRosError` (one clear line, see :func:`main`) when a
@@ -132,7 +95,9 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         no model, no subscriptions."""
         from std_srvs.srv import SetBool
 
-        params.declare_only(self)
+        node_group = outputs.node_group()
+        node_group.check, node_group.appliers = self._check_params, [self._apply_params]
+        node_group.declare(self, self.managed)
         self.startup: params.StartupSettings | None = None
         self.live = params.LiveSettings()
         self.stats, self.mailbox, self.order = Stats(), Mailbox(), OutputOrder()
@@ -144,8 +109,7 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         self.image_sub: Any = None
         self.info_sub: Any = None
         self.intake: intake.Intake | None = None
-        self.floor: FloorHook | None = None
-        self.camera_floors: CameraFloorGrids | None = None  # with several cameras
+        self.poses: PoseSource | None = None  # tf for the floor outputs, from configure on
         self.camera_info: CameraInfo | None = None
         self._take_lock = threading.Lock()  # max_rate_hz holds across workers
         self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
@@ -159,30 +123,34 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         self._active = False
         self.fatal = ""  # why the node must exit (a worker died); main() returns non-zero
         self._build_cameras()
+        self.params = ParamBoard([node_group, *outputs.other_groups(
+            tuple(self.cameraset.cameras) if self.cameraset is not None else ())])
+        for group in self.params.groups[1:]:
+            group.declare(self, self.managed)
         self.label_info = LabelInfoPublishers(self)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
-        add_parameter_callbacks(self, self._check_params, self._apply_params)
+        add_parameter_callbacks(self, self.params.check, self.params.apply)
         self._last_diag = (time.monotonic(), 0, 0)
         self._seen = (0, 0, 0)  # failed, rejected, parameter refusals at the last diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.stages = OutputStages(self.get_logger(), self.stats.note_error, self._stopped)
-        self.depth = DepthInput(self)  # depth/image in, ~/points out (seg_ros.ros.depth_hook)
+        self.depth = DepthInput(self, self.params["depth"])  # depth/image in (depth_hook)
+        self.outputs = tuple(cls(self) for cls in outputs.REGISTRY)  # their publishers
+        self._warn_undeclared_overrides()
 
     def _build_cameras(self) -> None:
-        """The single camera's outputs (~/labels, ...), or with ``cameras`` (read-only, so read
-        here) each camera's (~/c/labels, ...); ``self.outputs`` answers the watchdog's
-        ``wanted()`` for all of them."""
+        """The single camera (outputs ~/labels, ...), or with ``cameras`` (read-only, so read
+        here) each camera (~/c/labels, ...); ``camera_list`` is what the outputs serve."""
         names = params.camera_names(params.value_of(self, "cameras"))
         self.cameraset: CameraSet | None = None
         self._single: Camera | None = None
         if names:
-            self.cameraset = CameraSet(self, names, self.stats, self.watchdog.published)
-            self.outputs: Any = self.cameraset
+            self.cameraset = CameraSet(names)
+            self.camera_list: tuple[Camera, ...] = tuple(self.cameraset.cameras.values())
         else:
-            self.outputs = OutputPublishers(self, self.order, self.stats,
-                                            self.watchdog.published)
-            self._single = Camera("", self.outputs, self.order, self.stats)
+            self._single = Camera("", self.order, self.stats)
+            self.camera_list = (self._single,)
         self._receive_lock = threading.Lock()
 
     def _configure(self) -> None:
@@ -203,14 +171,10 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
             seg(np.zeros((*self.card.input_size, 3), np.uint8))
         self.palette = Palette.from_card(self.card)
         self.labels_encoding = "mono8" if self.card.num_classes <= 255 else "mono16"
-        if self.floor is None:
-            self.floor = FloorGrid(self)  # declares its parameters, publishes ~/floor_grid
-            if self.cameraset is not None:  # ~/c/floor_grid, c.camera_pose, grid.merge
-                self.camera_floors = CameraFloorGrids(self, tuple(self.cameraset.cameras),
-                                                      self.floor)
-            self._warn_undeclared_overrides()
-        else:
-            self.floor.set_card(self.card)
+        if self.poses is None:  # tf at the image stamps, for the floor outputs
+            self.poses = PoseSource(self, lambda: self.params["floor_grid"].values)
+        for out in self.outputs:
+            out.configure(self.card)
         self.label_info.publish(self.card, self.engine.describe(), self.labels_encoding,
                                 self.live.unknown_below)
 
@@ -308,7 +272,18 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         self.get_logger().error(self.stats.last_error, throttle_duration_sec=5.0)
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self.camera_info = msg  # kept for the floor grid, which converts it (once per message)
+        self.camera_info = msg  # kept for the outputs, which convert it (once per message)
+        if self._single is not None:
+            self._single.camera_info = msg
+
+    def info_topic(self) -> str:
+        """The single camera's camera_info topic (for the lines that name it)."""
+        sub = self.info_sub
+        return sub.topic_name if sub is not None else "camera_info"
+
+    def input_since(self) -> float | None:
+        """Since when images have been arriving without a gap (monotonic s; None: none)."""
+        return self._input_since
 
     def _on_enable(self, request: Any, response: Any) -> Any:
         """~/enable: the same as setting the ``enabled`` parameter (so both always agree)."""
@@ -317,62 +292,6 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         response.message = ("resumed" if request.data else "paused") if result.successful \
             else result.reason
         return response
-
-    # --- parameters ---------------------------------------------------------------------------
-
-    def declare_parameter(self, name: str, value: Any = None, descriptor: Any = None,
-                          ignore_override: bool = False) -> Any:
-        """rclpy's, plus: an integer override of a double parameter is taken as that double
-        (``-p max_rate_hz:=5``, ``overlay_alpha: 1``); any other type mismatch raises
-        ParameterTypeError (one line; the node exits 2)."""
-        if not ignore_override:
-            param_types.fit_override(self, name, value)
-        return super().declare_parameter(  # type: ignore[misc]
-            name, value, descriptor, ignore_override)
-
-    def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
-        """rclpy's (what ``ros2 param set`` and the SetParameters services call), plus: an
-        integer for a double parameter is that double; every refusal (range, type,
-        read-only, undeclared, our checks, the floor hook's) is logged and counted
-        (parameter_refusals, a WARN period)."""
-        try:
-            parameter_list = param_types.integers_as_doubles(self, parameter_list)
-            result = super().set_parameters_atomically(parameter_list)  # type: ignore[misc]
-        except ParameterNotDeclaredException:
-            name = next((p.name for p in parameter_list if p.name not in self._parameters), "?")
-            near = params.closest_name(name, self._parameters)
-            result = SetParametersResult(successful=False, reason=(
-                f"{name} is not a parameter of this node{near}: check the name (ros2 param list)"))
-        if result.reason.startswith("Trying to set a read-only parameter"):
-            result.reason = params.restart_reason(result.reason.split(": ", 1)[-1].rstrip("."))
-        result.reason = _readable_types(result.reason)
-        if not result.successful:
-            self.param_refusals += 1
-            names = ", ".join(p.name for p in parameter_list)
-            self.last_param_error = f"{names}: {result.reason}"
-            self.get_logger().warning(f"refused parameter {self.last_param_error}",
-                                      throttle_duration_sec=1.0)
-        return result
-
-    def _check_params(self, changed: list[rclpy.parameter.Parameter]) -> SetParametersResult:
-        names = self.card.class_names if self.card is not None else ()
-        configured = self.startup is not None  # before configure every value may change
-        for p in changed:
-            reason = (params.check_update(p.name, p.value, names) if configured
-                      else params.check_value(p.name, p.value))
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
-    def _apply_params(self, changed: list[rclpy.parameter.Parameter]) -> None:
-        mine = [p for p in changed if p.name in params.SPEC_BY_NAME]  # hooks log their own
-        if not mine:
-            return
-        self.live = params.live_from({p.name: p.value for p in mine}, self.live)
-        self.get_logger().info("set " + ", ".join(f"{p.name}={p.value!r}" for p in mine))
-        if self.card is not None and any(p.name == "unknown_below" for p in changed):
-            self.label_info.publish(self.card, self.engine.describe(), self.labels_encoding,
-                                    self.live.unknown_below)  # the threshold is in LabelInfo
 
     # --- worker thread ------------------------------------------------------------------------
 
@@ -424,71 +343,45 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
 
     def _plan(self, frame: Frame, cam: Camera) -> Job | None:
         """Decode (CodecError -> rejected) and decide what the frame is for; None (counted
-        idle) when nobody wants anything of it. The depth cloud is the single camera's."""
+        idle) when no output that may run alone wants anything of it."""
         timer, live = StageTimer(), self.live
         with timer("decode"):
             rgb = self._decode(frame.msg, live.max_input_pixels)
-        want = cam.outputs.wanted(live)
-        floor = self._floor_wanted(cam)
-        points = cam is self._single and self.depth.wanted()
-        if not (any(want.values()) or floor or points):
+        run = self._outputs_for(cam, live)
+        if not any(out.alone for out in run):
             self.stats.bump("idle")
             return None
         in_hw = rgb.shape[:2]
-        out_hw = cam.outputs.output_size(live, in_hw, tuple(self.card.input_size))
-        floor_conf = (floor and self.floor is not None and self.floor.needs_confidence()) or points
-        need_conf = (want["confidence"] or floor_conf
-                     or (live.unknown_below > 0 and (want["labels"] or want["labels/compressed"])))
-        return Job(frame, cam, timer, live, rgb, want, floor, points, in_hw, out_hw, need_conf)
+        out_hw = output_size(live, in_hw, tuple(self.card.input_size))
+        need_conf = any(out.needs_confidence(cam, live) for out in run)
+        return Job(frame, cam, timer, live, rgb, run, in_hw, out_hw, need_conf)
 
-    def _publish(self, job: Job, seg: Segmenter, outputs: dict[str, np.ndarray]) -> None:
-        """One frame's outputs from its engine outputs, most-needed first; the accounting."""
-        timer, live, cam, header = job.timer, job.live, job.camera, job.frame.msg.header
+    def _outputs_for(self, cam: Camera, live: params.LiveSettings) -> tuple[Any, ...]:
+        """The outputs to run for a frame of ``cam``, in registry order: those wanted and those
+        they require, each once its inputs are there (``ready``) and what it requires runs."""
+        wanted = {out.name for out in self.outputs if out.wanted(cam, live)}
+        demanded = wanted | {r for out in self.outputs if out.name in wanted
+                             for r in out.requires}
+        run: list[Any] = []
+        for out in self.outputs:
+            if out.name in demanded and all(r in {o.name for o in run} for r in out.requires) \
+                    and out.ready(cam, live):
+                run.append(out)
+        return tuple(run)
+
+    def _publish(self, job: Job, seg: Segmenter, engine_out: dict[str, np.ndarray]) -> None:
+        """One frame's outputs from its engine outputs, in registry order; the accounting."""
+        timer, header = job.timer, job.frame.msg.header
         with timer("postprocess"):
-            labels = seg.labels(outputs, job.out_hw)
-            conf = seg.confidence(outputs, job.out_hw) if job.need_conf else None
-        result = FrameResult(resize_rgb(job.rgb, job.out_hw), labels, conf, header,
-                             job.frame.seq)
-        run, out = self.stages.run, cam.outputs  # each stage's failure costs only its output
-        run("labels", out.publish_labels, job.want, result, self.labels_encoding, live, timer)
-        if job.floor:
-            run("floor_grid", self._floor_grid, seg, outputs, labels, conf, job, result)
-        if job.points:
-            run("points", self._points, labels, conf, result, timer)
-        for name, group in PICTURE_STAGES:
-            if any(job.want[k] for k in group):
-                want = {k: v and k in group for k, v in job.want.items()}
-                run(name, out.publish_pictures, want, result, self.card, self.palette, live,
-                    timer)
-        info = self.camera_info if cam is self._single else cam.camera_info
-        run("camera_info", out.publish_camera_info, info, job.out_hw, header)
+            labels = seg.labels(engine_out, job.out_hw)
+            conf = seg.confidence(engine_out, job.out_hw) if job.need_conf else None
+        result = outputs.FrameResult(resize_rgb(job.rgb, job.out_hw), labels, conf, header,
+                                     job.frame.seq, job.camera, timer, job.live,
+                                     engine_outputs=engine_out, segmenter=seg, in_hw=job.in_hw)
+        for out in job.outputs:  # each stage's failure costs only its output
+            self.stages.run(out.name, out.publish, result)
         timer.record(self.stats.stage_ms)
-        self._account(job.frame, header, cam)
-
-    def _points(self, labels: np.ndarray, conf: np.ndarray | None, result: FrameResult,
-                timer: StageTimer) -> None:
-        with timer("publish"), self.order.turn("points", result.seq):
-            self.depth(labels, result.header, conf, result.rgb)
-
-    def _floor_wanted(self, cam: Camera) -> bool:
-        if cam is self._single:
-            return self.floor is not None and self.floor.wanted()
-        return self.camera_floors is not None and self.camera_floors.wanted(cam.name,
-                                                                             cam.camera_info)
-
-    def _floor_grid(self, seg: Segmenter, outputs: dict[str, np.ndarray], labels: np.ndarray,
-                    conf: np.ndarray | None, job: Job, result: FrameResult) -> None:
-        """The floor grid needs the labels at the camera's size (its camera_info's)."""
-        timer, cam = job.timer, job.camera
-        if job.out_hw != job.in_hw:
-            with timer("postprocess"):
-                labels = seg.labels(outputs, job.in_hw)
-                conf = seg.confidence(outputs, job.in_hw) if conf is not None else None
-        with timer("publish"), cam.order.turn("floor_grid", result.seq):
-            if cam is self._single and self.floor is not None:
-                self.floor(labels, result.header, self.camera_info, conf)
-            elif self.camera_floors is not None:
-                self.camera_floors(cam.name, labels, result.header, cam.camera_info, conf)
+        self._account(job.frame, header, job.camera)
 
     def _infer(self, seg: Segmenter, rgb: np.ndarray, want_confidence: bool,
                timer: StageTimer) -> dict[str, np.ndarray]:
@@ -520,10 +413,8 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
         """Stop and join the workers (before destroy_node, so they never publish on a dead
         node) within ``timeout`` s in all; False when one is still busy (inside the engine)."""
         joined = self._deactivate(timeout)
-        if self.floor is not None:
-            self.floor.close()
-        if self.camera_floors is not None:
-            self.camera_floors.close()
+        for out in self.outputs:
+            out.close()
         return joined
 
     def _warn_oversubscribed(self, threads: int, workers: int) -> None:
@@ -535,17 +426,7 @@ class SegmentationCore(WorkerThreads, HealthReport, BatchServing):
                 f"{cores} CPU cores: oversubscribed, latency will jitter; use threads:=1 with "
                 f"workers <= {cores}, or fewer workers")
 
-    def _warn_undeclared_overrides(self) -> None:
-        """A parameter in the params file or -p that no part of the node declares is a typo
-        (overlay_alfa) that rclpy would ignore without a word: say so, with the closest name."""
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        for name in sorted(set(overrides) - set(self._parameters)):
-            if name.startswith(("qos_overrides.", "use_sim_time", "start_type_description")):
-                continue
-            self.get_logger().warning(
-                f"parameter {name!r} is not a parameter of this node and is ignored"
-                f"{params.closest_name(name, self._parameters)}: fix the name in the params file "
-                "or the -p override (ros2 param list shows the names)")
+    stale_input_s = STALE_INPUT_S
 
     # rclpy.node.Node API the core uses (a plain or a lifecycle node provides it)
     context: Any
@@ -570,77 +451,6 @@ class SegmentationNode(SegmentationCore, Node):
         self._build()
         self._configure()
         self._activate()
-
-
-def _readable_types(reason: str) -> str:
-    """rclpy states parameter types as numbers ("expected '4' got '2'"): name them."""
-    from rcl_interfaces.msg import ParameterType
-
-    names = {str(v): k.removeprefix("PARAMETER_").lower() for k, v in vars(ParameterType).items()
-             if k.startswith("PARAMETER_") and isinstance(v, int)}
-    return re.sub(r"'(\d+)'", lambda m: f"'{names.get(m.group(1), m.group(1))}'", reason or "")
-
-
-def _ros_args_error(e: Exception) -> str:
-    """rcl's argument-parsing error cut to one line that names the fix."""
-    text = re.sub(r", at /\S+:\d+", "", str(e)).replace("failed to initialize rcl: ", "")
-    text = " ".join(text.split())
-    return (f"invalid ROS arguments: {text}; write -p name:=value, --params-file FILE (valid "
-            "ROS 2 parameter YAML), --log-level debug|info|warn|error|fatal")
-
-
-def start(make: Callable[[], Any], name: str = NODE_NAME) -> Any:
-    """The node ``make()`` returns, or the exit code when it cannot start (one line on
-    stderr, no traceback)."""
-    try:
-        return make()
-    except BaseException as e:  # KeyboardInterrupt too: SIGINT while the model loads
-        interrupted = isinstance(e, KeyboardInterrupt | ExternalShutdownException) or (
-            not rclpy.ok())
-        rclpy.try_shutdown()
-        if interrupted:
-            print(f"[{name}] interrupted while starting: exiting", file=sys.stderr, flush=True)
-            return 0
-        if not is_user_error(e):
-            raise
-        print(f"[{name}] error: {e}", file=sys.stderr, flush=True)
-        return 2 if isinstance(e, ParameterTypeError) else 1
-
-
-def run(make: Callable[[], Any], args: list[str] | None, name: str = NODE_NAME) -> int:
-    """rclpy.init, start the node, spin until SIGINT/SIGTERM, shut down within bounds.
-
-    Returns 0 on a clean shutdown (also when interrupted while starting), 1 when the node cannot
-    start, 2 for malformed ROS arguments or a parameter of the wrong type (one line each naming
-    the fix), 70 when a worker thread
-    died. A worker still inside the engine after 5 s is not waited for.
-    """
-    memory.keep_large_buffers()  # before rclpy allocates: image buffers stay in the heap
-    try:
-        rclpy.init(args=args)  # installs SIGINT/SIGTERM handlers that shut the context down
-    except Exception as e:
-        print(f"[{name}] error: {_ros_args_error(e)}", file=sys.stderr, flush=True)
-        return 2
-    node = start(make, name)
-    if isinstance(node, int):
-        return node
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
-        executor.spin()
-    rc = EXIT_WORKER_DIED if node.fatal else 0
-    try:
-        if not node.close():
-            print(f"[{name}] a worker is still inside the engine after 5 s: exiting without "
-                  "waiting for it", file=sys.stderr, flush=True)
-            os._exit(rc)  # tearing rclpy and the engine down under a running thread can abort
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
-        sys.stderr.flush()
-        os._exit(rc)
-    return rc
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """The node's parameter reference (docs/parameters.md), generated from the parameter specs.
 
-Every group of parameters the node can declare is listed here once, so the reference cannot
-drift from the code: ``python -m seg_ros.ros.param_reference`` rewrites the file, and a test
-compares it with what a running node really declares.
+The groups are the ones the node declares (seg_ros.ros.outputs.param_groups: the node, the
+depth input and each output of the registry), so the reference cannot drift from the code:
+``python -m seg_ros.ros.param_reference`` rewrites the file, and a test compares it with what a
+running node really declares.
 """
 
 from __future__ import annotations
@@ -11,35 +12,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from seg_ros.ros import camera_floor, depth_hook, floor_hook, floor_map, params
+from seg_ros.ros.outputs import param_groups
+from seg_ros.ros.param_groups import ParamGroup
 from seg_ros.ros.params import ParamSpec
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "parameters.md"
 CAMERA = "<camera>"  # stands for each name listed in `cameras`
 
 
-class ParamGroup(NamedTuple):
-    """A titled set of specs; ``when`` says under which configuration the node declares it."""
-
-    title: str
-    when: str
-    specs: Sequence[ParamSpec]
-
-
 def groups() -> list[ParamGroup]:
-    """Every parameter group, in the order the reference lists them."""
-    return [
-        ParamGroup("Node", "always", params.SPECS),
-        ParamGroup("Floor grid (`~/floor_grid`)",
-                   "when `camera_pose` is set or `use_tf` is true and the model has "
-                   "traversable classes", floor_hook.SPECS),
-        ParamGroup("Fused map (`~/floor_map`)", "with the floor grid", floor_map.SPECS),
-        ParamGroup("RGB-D (`~/points`, depth-based floor)", "always", depth_hook.SPECS),
-        ParamGroup("Several cameras", f"with `cameras` set; `{CAMERA}` is each camera's name",
-                   camera_floor.camera_specs([CAMERA])),
-    ]
+    """Every parameter group (the node's, the depth input's, each output's in registry order),
+    as a node with several cameras declares them (``<camera>`` for each name)."""
+    return param_groups((CAMERA,))
 
 
 def all_specs() -> dict[str, ParamSpec]:
@@ -82,7 +68,9 @@ def render() -> str:
            "`ros2 param set`; the others are read when the node starts. An integer is accepted",
            "wherever a double is declared.", ""]
     for group in groups():
-        out += [f"## {group.title}", "", f"Declared {group.when}.", "",
+        when = f"{group.when}; `{CAMERA}` is each camera's name" if group.key == "cameras" \
+            else group.when
+        out += [f"## {group.title}", "", f"Declared {when}.", "",
                 "| name | type | default | change | limits | meaning |",
                 "|---|---|---|---|---|---|"]
         for s in group.specs:

@@ -1,6 +1,7 @@
-"""The segmentation node's parameters: one table of specs, their descriptors and validation.
+"""The segmentation node's own parameters (the node group, seg_ros.ros.param_groups): one table
+of specs, their descriptors and validation.
 
-Everything except :func:`declare`, :func:`descriptor` and :func:`qos_profile` is pure Python, so
+Everything except :func:`read`, :func:`descriptor` and :func:`qos_profile` is pure Python, so
 the rules (ranges, choices, which parameters change live and which need a restart) are unit
 tested without a ROS graph. Reasons returned by the checks are shown to whoever set the
 parameter (``ros2 param set`` prints them): each names the problem and the fix.
@@ -400,23 +401,6 @@ def descriptor(spec: ParamSpec, managed: bool = False) -> Any:
         notes.append(RESTART_NOTE)
     d.additional_constraints = "; ".join(notes)
     return d
-
-
-def declare(node: Any) -> tuple[StartupSettings, LiveSettings]:
-    """Declare every parameter on ``node``; returns the validated start-up and live settings."""
-    declare_only(node)
-    return read(node)
-
-
-def declare_only(node: Any) -> None:
-    """Declare every parameter on ``node`` (values from the params file / -p, else defaults),
-    validating nothing yet: a managed node checks them when it is configured."""
-    from rclpy.parameter import Parameter
-
-    managed = bool(getattr(node, "managed", False))
-    for spec in SPECS:
-        default = Parameter.Type.STRING_ARRAY if spec.kind == "string_array" else spec.default
-        node.declare_parameter(spec.name, default, descriptor(spec, managed))
 
 
 def read(node: Any) -> tuple[StartupSettings, LiveSettings]:
