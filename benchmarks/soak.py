@@ -174,13 +174,14 @@ def run_hostile(model: Path) -> dict[str, Any]:
     """Every hostile case, timed, on a raw and a compressed node; blind_seconds over all."""
     import tempfile
 
-    from seg_ros.testing import hostile, hostile_field
+    from seg_ros.testing import hostile, hostile_compressed, hostile_field
 
     out: dict[str, Any] = {}
     blind, episodes = 0.0, []
     for name, compressed, cases in (("soak_hostile_raw", False,
                                      hostile.RAW_CASES + hostile_field.RAW_CASES),
-                                    ("soak_hostile_cmp", True, hostile.COMPRESSED_CASES)):
+                                    ("soak_hostile_cmp", True,
+                                     hostile_compressed.COMPRESSED_CASES)):
         rig = hostile.HostileRig(model, name, compressed=compressed)
         try:
             rig.start_streaming()

@@ -20,7 +20,15 @@ import pytest
 pytest.importorskip("rclpy")
 
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import NodeProcess, hostile, hostile_field, param_args, pick_domain, wait_for
+from seg_ros.testing import (
+    NodeProcess,
+    hostile,
+    hostile_compressed,
+    hostile_field,
+    param_args,
+    pick_domain,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TEST_DIR = str(Path(__file__).resolve().parent)
@@ -68,7 +76,7 @@ def test_node_of_its_own_case(tiny_model: Path, tmp_path: Path, case) -> None:
     case(tiny_model, tmp_path)
 
 
-@pytest.mark.parametrize("case", hostile.COMPRESSED_CASES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("case", hostile_compressed.COMPRESSED_CASES, ids=lambda c: c.__name__)
 def test_compressed_input_case(compressed_rig: hostile.HostileRig, case) -> None:
     case(compressed_rig)
     assert compressed_rig.node.alive()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from seg_ros.ros.outputs.points import TOPIC as POINTS_TOPIC
 from seg_ros.ros.floor_hook import TOPIC as FLOOR_TOPIC
 from seg_ros.ros.floor_map import TOPIC as MAP_TOPIC
 from seg_ros.ros.node import OUTPUTS
+from seg_ros.ros.outputs.points import TOPIC as POINTS_TOPIC
 
 RVIZ = Path(__file__).resolve().parents[1] / "config" / "seg_ros.rviz"
 NODE = "/segmentation_node"

@@ -9,14 +9,14 @@ figure must stay 0 through every case.
 
 Each ``case_*`` function drives one defect found by hostile testing, asserts the level, message
 and counters the node must report (not just that it survives) and returns what it measured.
-Used by test/test_hostile.py (in ``make test``) and benchmarks/soak.py (``make soak``, timed).
+Used by test/test_hostile.py (in ``make test``) and benchmarks/soak.py (``make soak``, timed);
+the compressed-input cases are in seg_ros.testing.hostile_compressed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,52 +24,13 @@ from typing import Any
 import numpy as np
 
 from seg_ros.testing import LiveClient, NodeProcess, param_args, pick_domain, rss_mb, wait_for
+from seg_ros.testing.hostile_images import jpeg
 
 OK, WARN, ERROR = 0, 1, 2
 W, H = 64, 48
 STALL_S = 1.0
 DIAG_PERIOD_S = 1.0
 K_GOOD = (60.0, 0.0, W / 2, 0.0, 60.0, H / 2, 0.0, 0.0, 1.0)
-
-
-# ------------------------------------------------------------------------------ messages
-
-
-def png_bomb(side: int = 20000) -> bytes:
-    """A real grey PNG of side x side pixels (400 MB decoded for 20000) that is ~400 KB."""
-    row = b"\x00" * (side + 1)  # filter byte + pixels
-    z = zlib.compressobj(9)
-    body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (len(data).to_bytes(4, "big") + kind + data
-                + zlib.crc32(kind + data).to_bytes(4, "big"))
-
-    ihdr = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])  # 8-bit grey
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
-def jpeg(rgb: np.ndarray, exif_orientation: int | None = None) -> bytes:
-    """A JPEG of ``rgb``, optionally with an EXIF orientation tag (6 = rotate 90 degrees)."""
-    import io
-
-    from PIL import Image as PilImage
-
-    out = io.BytesIO()
-    img = PilImage.fromarray(rgb)
-    if exif_orientation is None:
-        img.save(out, "JPEG", quality=90)
-    else:
-        exif = PilImage.Exif()
-        exif[0x0112] = exif_orientation
-        img.save(out, "JPEG", quality=90, exif=exif.tobytes())
-    return out.getvalue()
-
-
-def corrupt_jpeg(rgb: np.ndarray) -> bytes:
-    """Half a JPEG with a fake end-of-image marker: libjpeg 'decodes' it with a warning."""
-    data = jpeg(rgb)
-    return data[: len(data) // 2] + b"\xff\xd9"
 
 
 # ------------------------------------------------------------------------------ the rig
@@ -502,63 +463,3 @@ def case_huge_raw_image(rig: HostileRig) -> dict[str, Any]:
 RAW_CASES = (case_bad_camera_info, case_no_visible_cell, case_no_pose, case_huge_grid,
              case_flipping_camera_info, case_rate_limits, case_unstamped,
              case_parameter_refusals, case_huge_raw_image)
-
-
-# ------------------------------------------------------------------------ compressed cases
-
-
-def case_png_bomb(rig: HostileRig) -> dict[str, Any]:
-    """A 20000x20000 PNG of ~400 KB: rejected from its header (no 400 MB decode), counted."""
-    from sensor_msgs.msg import CompressedImage
-
-    from seg_ros.ros.convert import byte_array
-
-    bomb = byte_array(png_bomb())
-    before = rig.counter("frames_rejected")
-    rss0 = rss_mb(rig.node.pid)
-    rig.image_maker = lambda h: CompressedImage(header=h, format="png", data=bomb)
-    rig.diag(lambda lvl, _m, v: lvl >= WARN and int(v["frames_rejected"]) > before + 3
-             and "max_input_pixels" in v["last_error"], 15, "the PNG bomb rejected")
-    growth = rss_mb(rig.node.pid) - rss0
-    assert growth < 100, f"RSS grew {growth:.0f} MB: the PNG was decoded"
-    rig.image_maker = None
-    rig.flowing("labels")
-    settle(rig)
-    return {"png_bomb_bytes": len(bomb), "png_bomb_rss_growth_mb": growth}
-
-
-def case_corrupt_jpeg(rig: HostileRig) -> dict[str, Any]:
-    """Half a JPEG with a fake end marker is rejected as corrupt, not segmented."""
-    from sensor_msgs.msg import CompressedImage
-
-    from seg_ros.ros.convert import byte_array
-
-    bad = byte_array(corrupt_jpeg(rig.rgb))
-    before = rig.counter("frames_rejected")
-    processed = rig.counter("frames_processed")
-    rig.image_maker = lambda h: CompressedImage(header=h, format="jpeg", data=bad)
-    _l, _m, values = rig.diag(lambda lvl, _m, v: lvl >= WARN and int(v["frames_rejected"])
-                              > before + 3 and "corrupt" in v["last_error"].lower(), 15,
-                              "the corrupt JPEG rejected")
-    rig.image_maker = None
-    assert int(values["frames_processed"]) - processed <= 2  # at most frames already in flight
-    settle(rig)
-    return {"corrupt_jpeg_rejected": int(values["frames_rejected"]) - before}
-
-
-def case_exif_orientation(rig: HostileRig) -> dict[str, Any]:
-    """A JPEG tagged 'rotate 90' is segmented as the sensor sent it: labels stay 64x48."""
-    from sensor_msgs.msg import CompressedImage
-
-    from seg_ros.ros.convert import byte_array
-
-    tagged = byte_array(jpeg(rig.rgb, exif_orientation=6))
-    rig.labels_sizes.clear()
-    rig.image_maker = lambda h: CompressedImage(header=h, format="jpeg", data=tagged)
-    rig.flowing("labels", n=3)
-    rig.image_maker = None
-    assert set(rig.labels_sizes) == {(W, H)}, rig.labels_sizes
-    return {"exif_labels_size": f"{W}x{H}"}
-
-
-COMPRESSED_CASES = (case_png_bomb, case_corrupt_jpeg, case_exif_orientation)
