@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -171,6 +172,8 @@ class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing
             seg(np.zeros((*self.card.input_size, 3), np.uint8))
         self.palette = Palette.from_card(self.card)
         self.labels_encoding = "mono8" if self.card.num_classes <= 255 else "mono16"
+        if not self.context.ok():  # shut down (SIGTERM) while the model loaded: no tf, no subs
+            raise ExternalShutdownException("shut down while configuring")
         if self.poses is None:  # tf at the image stamps, for the floor outputs
             self.poses = PoseSource(self, lambda: self.params["floor_grid"].values)
         for out in self.outputs:

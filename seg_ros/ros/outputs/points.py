@@ -31,7 +31,6 @@ class Points(OutputBase):
         self.depth.points_wanted = self.subscribed  # unmatched colour frames count then
         self._clouds = threading.local()  # one buffer per worker thread
         self.published = 0
-        host.get_logger().info(f"~/points on {self.pub.topic_name}")
 
     def subscribed(self) -> bool:
         return bool(self.pub.get_subscription_count() > 0)
