@@ -9,6 +9,7 @@ confidence, the pictures, camera_info, and the fused map (made from the grid).
 from __future__ import annotations
 
 from seg_ros.ros import depth_hook, params
+from seg_ros.ros.outputs import mask
 from seg_ros.ros.outputs.base import FrameResult, Output, OutputBase
 from seg_ros.ros.outputs.camera_info import CameraInfoOutput
 from seg_ros.ros.outputs.color_mask import ColorMask
@@ -25,6 +26,7 @@ REGISTRY: tuple[type[OutputBase], ...] = (
     FloorGridOutput,
     Points,
     Confidence,
+    mask.Mask,
     ColorMask,
     Overlay,
     CameraInfoOutput,
