@@ -29,19 +29,26 @@ def refused(args: list[str], *words: str) -> str:
     return lines[0]
 
 
+# The CLI runs as the grandchild of this test through a small launcher: a child forked from
+# pytest itself inherits pytest's peak RSS in its rusage (Linux keeps the high-water mark of the
+# address space it had before exec), which after hundreds of tests is above the limit measured.
+LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); "
+            "_, status, usage = os.wait4(p.pid, 0); "
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); "
+            "sys.exit(os.waitstatus_to_exitcode(status))")
+
+
 def run_measured(args: list[str], timeout: float = 300.0) -> tuple[int, str, str, int]:
     """(exit status, stdout, stderr, peak RSS bytes) of `seg-ros ARGS`, the RSS from the
-    rusage os.wait4 returns for this child alone."""
+    rusage os.wait4 returns for the CLI process alone."""
     import tempfile
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "seg_ros.cli", *args], stdout=out,
-                                stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss * 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "maxrss"
+        proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss_file), sys.executable,
+                               "-m", "seg_ros.cli", *args], capture_output=True, text=True,
+                              timeout=timeout)
+        return proc.returncode, proc.stdout, proc.stderr, int(rss_file.read_text()) * 1024
 
 
 @pytest.fixture(scope="module")
