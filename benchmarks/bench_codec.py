@@ -18,7 +18,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.codec import (
     ENCODINGS,
     decode_compressed,
@@ -26,6 +25,7 @@ from seg_ros.codec import (
     encode_compressed,
     encode_raw,
 )
+from seg_ros.timing import median_ms
 
 SIZES = ((640, 480), (1920, 1080))
 _COLD_BYTES = 96 << 20  # cycle through this much input per timing (> L3 of current servers)

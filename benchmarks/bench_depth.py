@@ -12,9 +12,9 @@ from functools import partial
 
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.depth import CloudBuffer, DepthGridMarker, MarkingSettings, RayTable, depth_to_metres
 from seg_ros.floor import CameraModel, CameraPose, GridSpec
+from seg_ros.timing import median_ms
 
 K = (500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0)
 D = (-0.28, 0.09, 0.001, -0.0015, -0.012)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.floor import (
     CameraModel,
     CameraPose,
@@ -22,6 +21,7 @@ from seg_ros.floor import (
     Pose2D,
     build_lut,
 )
+from seg_ros.timing import median_ms
 
 K = (500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0)
 D = (-0.28, 0.09, 0.001, -0.0015, -0.012)

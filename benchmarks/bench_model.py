@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import median_ms
+from seg_ros.timing import median_ms
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "camvid.onnx"
 

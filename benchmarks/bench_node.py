@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import samples_ms
 from seg_ros.pipeline import NODE_NAME
 from seg_ros.testing import OUTPUTS, LiveClient, NodeProcess, param_args, pick_domain, stamp_now
 from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
+from seg_ros.timing import samples_ms
 
 THREADS = 1
 FRAMES = 90

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.ros.dds import local_env
 from seg_ros.testing import camvid_frames, pick_domain
+from seg_ros.timing import median_ms
 
 W, H = 640, 480
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from benchmarks.timing import median_ms
 from seg_ros.model_card import ModelCard
 from seg_ros.postprocess import argmax_channels
 from seg_ros.segmenter import Segmenter
+from seg_ros.timing import median_ms
 from seg_ros.train.data import default_data_dir
 
 CLASSES, FRAME, STRIDE = 150, (480, 640), 4

@@ -22,7 +22,8 @@ MAX_FUNCTION_LINES = 80
 BLOCK_LINES = 6
 
 CORE = {"seg_ros", "errors", "frames", "codec", "model_card", "card_builder", "preprocess",
-        "postprocess", "render", "metrics", "pipeline", "segmenter", "engines", "floor", "builds"}
+        "postprocess", "render", "metrics", "pipeline", "segmenter", "engines", "floor", "builds",
+        "timing"}
 # room -> the rooms it must never import (its downstream: the flow runs the other way)
 DOWNSTREAM = {"ros", "bag", "train", "testing", "gpucheck", "cli"}
 NEVER = {

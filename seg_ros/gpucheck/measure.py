@@ -3,6 +3,7 @@ latency, a real node over real topics; one :class:`Row` per backend, never an ex
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -13,12 +14,17 @@ import numpy as np
 
 from seg_ros.gpucheck.backends import CAMVID, MODEL, Candidate, Row
 from seg_ros.pipeline import NODE_NAME
+from seg_ros.timing import samples_ms
 
 SIZES = {"480x360": (480, 360), "640x480": (640, 480)}  # name -> (width, height) of a frame
 AGREEMENT_MIN = 0.995  # labels equal to onnxruntime CPU, fp32 / fp16
 INT8_MIOU_DROP_MAX = 0.015  # int8 moves boundary pixels: its mIoU may drop this much, no more
 NODE = f"/{NODE_NAME}"
 
+
+def _segment_once(seg: Any, rgb: np.ndarray, _k: int) -> object:
+    """One timed call of the segmenter (the sample index is unused)."""
+    return seg(rgb)
 
 
 def val_pairs(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -63,13 +69,7 @@ def latency_ms(engine: Any, frame: np.ndarray, runs: int = 200
     warm = runs // 10
     for name, (w, h) in SIZES.items():
         rgb = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-        for _ in range(warm):
-            seg(rgb)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            seg(rgb)
-            times.append((time.perf_counter() - t0) * 1e3)
+        times = samples_ms(functools.partial(_segment_once, seg, rgb), runs, warm)
         out[name] = (float(np.median(times)), float(np.percentile(times, 99)))
     return out
 

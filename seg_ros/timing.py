@@ -1,4 +1,5 @@
-"""Small timing helpers shared by the benchmarks: medians over repeats, after warm-up."""
+"""Wall-time samples and medians over repeats after warm-up: the one timing loop of the
+benchmarks and `seg-ros gpu-check`."""
 
 from __future__ import annotations
 
