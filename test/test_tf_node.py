@@ -10,6 +10,7 @@ outputs keep coming.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -105,7 +106,7 @@ class Pair:
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for key, name in self.names.items():
             node.create_subscription(OccupancyGrid, f"{name}/floor_map",
-                                     lambda m, k=key: self._on_map(k, m), latched)
+                                     functools.partial(self._on_map, key), latched)
         self.labels = self.client.collect(self.names["tf"], [f"{p}labels" for p in prefix])
         grids = {f"{p}floor_grid": OccupancyGrid for p in prefix}
         self.grids = self.client.collect(self.names["tf"], list(grids), types=grids)
