@@ -20,7 +20,7 @@ left out, the params file's values stand. Fast DDS is switched to its LARGE_DATA
 without which best-effort images of a few hundred KB are dropped.
 
 ``lifecycle:=true`` starts the managed node (segmentation_lifecycle_node) unconfigured, for
-Nav2's lifecycle_manager to configure and activate (README: "Lifecycle").
+Nav2's lifecycle_manager to configure and activate (docs/interfaces.md).
 
 The argument handling (:func:`parameter_overrides`, :func:`executable`) needs no ``launch``
 import, so it is unit-tested without a ROS install (test/test_launch_args.py).
