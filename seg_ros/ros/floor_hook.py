@@ -27,7 +27,7 @@ from seg_ros.floor import CameraModel, CameraPose, GroundProjector
 from seg_ros.floor.lut_cache import LutCache
 from seg_ros.ros import convert
 from seg_ros.ros.floor_config import EXAMPLE_CAMERA_POSE, FloorConfig, config_from
-from seg_ros.ros.param_groups import ParamGroup
+from seg_ros.ros.param_groups import ParamGroup, checked
 
 TOPIC = "~/floor_grid"
 LOG_THROTTLE_S = 10.0
@@ -78,7 +78,7 @@ class FloorGrid:
         self._logged: dict[str, float] = {}  # kind of skip reason -> when it was last logged
         self.pub = node.create_publisher(
             OccupancyGrid, TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-        group.check = self._check
+        group.check = checked(self._config)  # the model's classes are read at each check
         group.appliers.append(self._apply)
         self.log.info(f"floor grid on {self.pub.topic_name}: {self._describe(self._cfg)}")
         if self.pose_source() == "camera_pose" and np.allclose(
@@ -104,15 +104,11 @@ class FloorGrid:
             return "tf"
         return "camera_pose" if cfg.pose is not None else "none"
 
-    def _check(self, changed: Any, values: Any) -> str:
-        try:
-            config_from(values, self._class_names, self._default_trav)
-        except ConfigError as e:
-            return str(e)
-        return ""
+    def _config(self, values: Any) -> FloorConfig:
+        return config_from(values, self._class_names, self._default_trav)
 
     def _apply(self, changed: Any) -> None:
-        cfg = config_from(self.group.values, self._class_names, self._default_trav)
+        cfg = self._config(self.group.values)
         if cfg.use_tf:
             self.poses.start_tf()
         self._cfg = cfg  # one reference swap: the worker reads it once per frame

@@ -33,7 +33,7 @@ from seg_ros.errors import ConfigError
 from seg_ros.floor import FloorMap, GridSpec, MapSpec, PoseBuffer
 from seg_ros.floor.map import JUMP_BACK_S, checked_pose, pose_problem
 from seg_ros.ros import convert
-from seg_ros.ros.param_groups import ParamGroup
+from seg_ros.ros.param_groups import ParamGroup, checked
 from seg_ros.ros.params import ParamSpec
 
 TOPIC = "~/floor_map"
@@ -88,15 +88,7 @@ def group() -> ParamGroup:
     """The fused map's parameter group (checked by :func:`map_config_from` once the map is
     built)."""
     return ParamGroup("floor_map", "Fused map (`~/floor_map`)", SPECS, prefix="map",
-                      what="floor map", check=_check)
-
-
-def _check(changed: Mapping[str, Any], values: Mapping[str, Any]) -> str:
-    try:
-        map_config_from(values)
-    except ConfigError as e:
-        return str(e)
-    return ""
+                      what="floor map", check=checked(map_config_from))
 
 
 @dataclass(frozen=True)
