@@ -36,15 +36,12 @@ TEST_DIR = str(Path(__file__).resolve().parent)
 
 def _rig(model: Path, name: str, compressed: bool) -> Iterator[hostile.HostileRig]:
     rig = hostile.HostileRig(model, name, compressed=compressed)
-    try:
+
+    def start() -> None:
         rig.start_streaming()
         hostile.settle(rig)
-        yield rig
-    finally:
-        blind, episodes = rig.blind.blind_s, rig.blind.episodes[:3]
-        rc = rig.close()
-    assert rc == 0, f"{name} did not shut down cleanly ({rc})"
-    assert blind == 0.0, f"{name} was blind for {blind:.2f} s with diagnostics OK: {episodes}"
+
+    yield from hostile.closed_clean(rig, start)
 
 
 @pytest.fixture(scope="module")

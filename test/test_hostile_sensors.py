@@ -31,19 +31,13 @@ from seg_ros.testing import (
     stamp_now,
 )
 from seg_ros.testing import hostile_sensors as hs
+from seg_ros.testing.hostile import closed_clean
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def _rig(make, model: Path) -> Iterator:
-    rig = make(model)
-    try:
-        yield rig
-    finally:
-        blind, episodes = rig.blind.blind_s, rig.blind.episodes[:3]
-        rc = rig.close()
-    assert rc == 0, f"{rig.node_fqn} did not shut down cleanly ({rc})"
-    assert blind == 0.0, f"{rig.node_fqn} blind for {blind:.2f} s with diagnostics OK: {episodes}"
+    yield from closed_clean(make(model))
 
 
 @pytest.fixture(scope="module")

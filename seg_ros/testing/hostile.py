@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,21 @@ class HostileRig:
         self._thread.join(2)
         self.client.close()
         return self.node.stop()
+
+
+def closed_clean(rig: Any, start: Callable[[], None] | None = None) -> Iterator[Any]:
+    """Run ``start`` and yield the rig (a fixture's body), then close it: its node must exit 0
+    and never have been blind with /diagnostics OK."""
+    try:
+        if start is not None:
+            start()
+        yield rig
+    finally:
+        blind, episodes = rig.blind.blind_s, rig.blind.episodes[:3]
+        rc = rig.close()
+    assert rc == 0, f"{rig.node_fqn} did not shut down cleanly ({rc})"
+    assert blind == 0.0, (f"{rig.node_fqn} was blind for {blind:.2f} s with diagnostics OK: "
+                          f"{episodes}")
 
 
 def settle(rig: HostileRig) -> None:
