@@ -14,8 +14,8 @@ It records what it is asked (:data:`RECORD`), fails where the real API reports f
 to (:data:`FAIL`: the factory ``TypeError`` of ``Builder``/``Runtime``/``OnnxParser``, parse
 False with errors, build None, deserialize None, no execution context, execute_async_v3 False,
 set_calibration_profile False), and "runs" an engine with onnxruntime on the CPU over host
-arrays, so the orchestration in ``trt_build`` and ``TensorRTEngine`` runs end to end. It proves
-nothing about TensorRT kernels: ``make gpu-check`` does that on a GPU.
+arrays, so the orchestration in ``seg_ros.engines.tensorrt.build`` and ``TensorRTEngine`` runs
+end to end. It proves nothing about TensorRT kernels: ``make gpu-check`` does that on a GPU.
 """
 
 from __future__ import annotations

@@ -270,14 +270,15 @@ def test_tensorrt_builds_and_binds_an_nhwc_input(tmp_path, camvid_frame):
     """Through the stand-in TensorRT (test/fake_tensorrt.py; onnxruntime computes the engine's
     outputs): the optimisation profile of the tf2onnx-style dynamic batch is NHWC, the input
     buffer is bound NHWC, and the labels of a 2-frame batch equal onnxruntime's."""
-    from seg_ros.engines import open_engine, trt_build
-    from seg_ros.engines.trt_options import BuildOptions
+    import seg_ros.engines.tensorrt.build as trt_build
+    from seg_ros.engines import open_engine
+    from seg_ros.engines.tensorrt.options import BuildOptions
     from seg_ros.segmenter import Segmenter
 
     carded = tmp_path / "c.onnx"
     assert main(["card", str(tf2onnx_like(tmp_path / "m.onnx", "logits")), "--out",
                  str(carded)]) == 0
-    from seg_ros.engines.trt_plan import profile_shapes
+    from seg_ros.engines.tensorrt.plan import profile_shapes
 
     top = (2, *SIZE, 3)
     assert profile_shapes((-1, *SIZE, 3), SIZE, 2, "nhwc") == ((1, *SIZE, 3), top, top)

@@ -25,8 +25,6 @@ from onnx import TensorProto, helper
 from seg_ros.engines import open_engine
 from seg_ros.engines.auto import Choice, onnx_choice, open_onnx_auto
 from seg_ros.engines.calibration import CalibrationBatches, list_frames
-from seg_ros.engines.cuda_buffers import Buffer
-from seg_ros.engines.cuda_runtime import CudaPythonRuntime, stream_handle
 from seg_ros.engines.gpu import (
     CudaRuntimeFacts,
     GpuInfo,
@@ -42,14 +40,16 @@ from seg_ros.engines.onnxruntime import (
     shadowing_hint,
     tensorrt_provider_options,
 )
-from seg_ros.engines.tensorrt import TensorRTEngine
-from seg_ros.engines.trt_build import add_profile, open_builder
-from seg_ros.engines.trt_cache import timing_cache_path, write_bytes_atomic
-from seg_ros.engines.trt_calibrator import CalibrationFeed
-from seg_ros.engines.trt_io import concrete_shape
-from seg_ros.engines.trt_onnx import has_qdq, labels_to_int32, qdq_problems, tensorrt_onnx
-from seg_ros.engines.trt_options import BuildOptions, check_dla_core, validate_build_options
-from seg_ros.engines.trt_plan import TrtCaps, precision_plan, profile_shapes
+from seg_ros.engines.tensorrt.bindings import concrete_shape
+from seg_ros.engines.tensorrt.build import add_profile, open_builder
+from seg_ros.engines.tensorrt.cache import timing_cache_path, write_bytes_atomic
+from seg_ros.engines.tensorrt.calibrator import CalibrationFeed
+from seg_ros.engines.tensorrt.cuda_buffers import Buffer
+from seg_ros.engines.tensorrt.cuda_runtime import CudaPythonRuntime, stream_handle
+from seg_ros.engines.tensorrt.engine import TensorRTEngine
+from seg_ros.engines.tensorrt.graph import has_qdq, labels_to_int32, qdq_problems, tensorrt_onnx
+from seg_ros.engines.tensorrt.options import BuildOptions, check_dla_core, validate_build_options
+from seg_ros.engines.tensorrt.plan import TrtCaps, precision_plan, profile_shapes
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.frames import read_rgb
 from seg_ros.model_card import camvid_card

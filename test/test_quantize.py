@@ -125,8 +125,8 @@ def test_tensorrt_target_is_symmetric_int8_per_channel(trt_quantized: QuantizeRe
                                                        ) -> None:
     from onnx import numpy_helper
 
-    from seg_ros.engines.trt_onnx import qdq_problems
-    from seg_ros.engines.trt_options import BuildOptions, validate_build_options
+    from seg_ros.engines.tensorrt.graph import qdq_problems
+    from seg_ros.engines.tensorrt.options import BuildOptions, validate_build_options
 
     model = onnx.load(str(trt_quantized.out))
     assert qdq_problems(model) == []  # every zero point int8 and 0: what TensorRT takes
@@ -158,7 +158,7 @@ def test_shipped_tensorrt_int8_model_is_within_a_point_of_fp32_on_val(camvid_dir
     .../camvid/train --target tensorrt`): measured 74.92 vs 75.64 % mIoU on all 101 val
     frames; the first 40 here."""
     from seg_ros.cli.eval import evaluate_model
-    from seg_ros.engines.trt_onnx import qdq_problems
+    from seg_ros.engines.tensorrt.graph import qdq_problems
 
     assert qdq_problems(onnx.load(str(SHIPPED_TRT))) == []
     fp32, int8 = (evaluate_model(m, camvid_dir.parent / "camvid", "val", "onnxruntime",

@@ -18,17 +18,18 @@ import pytest
 
 from seg_ros.cli import main
 from seg_ros.engines import open_engine
-from seg_ros.engines.calibration import (
-    CalibrationBatches,
-    list_frames,
-    preprocessor,
-    read_calibration_cache,
-    read_rgb,
-    write_calibration_cache,
-)
+from seg_ros.engines.calibration import CalibrationBatches, list_frames, preprocessor, read_rgb
 from seg_ros.engines.gpu import GpuInfo, parse_device, tensorrt_usable
-from seg_ros.engines.trt_build import ParserIssue, format_parser_errors
-from seg_ros.engines.trt_cache import (
+from seg_ros.engines.tensorrt.bindings import (
+    TensorSpec,
+    numpy_dtype,
+    tensor_specs,
+    trt_dtype_name,
+    trt_name_of,
+    validate_specs,
+)
+from seg_ros.engines.tensorrt.build import ParserIssue, format_parser_errors
+from seg_ros.engines.tensorrt.cache import (
     PROVENANCE_KEY,
     build_provenance,
     check_engine_compat,
@@ -37,15 +38,8 @@ from seg_ros.engines.trt_cache import (
     ensure_engine,
     find_cached_engine,
 )
-from seg_ros.engines.trt_io import (
-    TensorSpec,
-    numpy_dtype,
-    tensor_specs,
-    trt_dtype_name,
-    trt_name_of,
-    validate_specs,
-)
-from seg_ros.engines.trt_options import (
+from seg_ros.engines.tensorrt.calibrator import read_calibration_cache, write_calibration_cache
+from seg_ros.engines.tensorrt.options import (
     BuildOptions,
     default_engine_path,
     is_jetson,

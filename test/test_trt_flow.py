@@ -18,11 +18,14 @@ import numpy as np
 import onnx
 import pytest
 
-from seg_ros.engines import open_engine, tensorrt, trt_build, trt_options
-from seg_ros.engines.cuda_buffers import Buffer
+import seg_ros.engines.tensorrt.build as trt_build
+import seg_ros.engines.tensorrt.engine as trt_engine
+import seg_ros.engines.tensorrt.options as trt_options
+from seg_ros.engines import open_engine
 from seg_ros.engines.gpu import GpuInfo
-from seg_ros.engines.trt_cache import PROVENANCE_KEY
-from seg_ros.engines.trt_options import BuildOptions
+from seg_ros.engines.tensorrt.cache import PROVENANCE_KEY
+from seg_ros.engines.tensorrt.cuda_buffers import Buffer
+from seg_ros.engines.tensorrt.options import BuildOptions
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import read_sidecar
 from seg_ros.segmenter import Segmenter
@@ -31,11 +34,11 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "camvid.onnx"
 GPU = GpuInfo("Fake GPU", "8.7")
 
 
-def _open_trt(model: Path, device: str, **options: Any) -> tensorrt.TensorRTEngine:
+def _open_trt(model: Path, device: str, **options: Any) -> trt_engine.TensorRTEngine:
     """``open_engine`` as the node calls it, for a test that reads the TensorRT engine's own
     attributes (its plan path, its batch limit)."""
     engine = open_engine(model, "tensorrt", device, **options)
-    assert isinstance(engine, tensorrt.TensorRTEngine)
+    assert isinstance(engine, trt_engine.TensorRTEngine)
     return engine
 
 
@@ -71,7 +74,7 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt)
     fake_tensorrt.RECORD.clear()
     monkeypatch.setattr(fake_tensorrt, "DLA_CORES", 0)
-    for module in (tensorrt, trt_build):
+    for module in (trt_engine, trt_build):
         monkeypatch.setattr(module, "tensorrt_problems", lambda index=0: [])
         monkeypatch.setattr(module, "current_gpu", lambda index=0: GPU)
         monkeypatch.setattr(module, "cuda_runtime", HostCuda)
@@ -180,7 +183,7 @@ def test_batch_engine_runs_several_cameras_in_one_call(fake_trt, tmp_path: Path)
 
 
 def test_batch_profile_spans_one_to_n_frames() -> None:
-    from seg_ros.engines.trt_plan import profile_shapes
+    from seg_ros.engines.tensorrt.plan import profile_shapes
 
     assert profile_shapes((-1, 3, 288, 384), (288, 384), 4) == (
         (1, 3, 288, 384), (4, 3, 288, 384), (4, 3, 288, 384))
@@ -234,7 +237,7 @@ def test_trt11_int8_from_a_float_model_quantizes_qdq_without_calibrator(
                        precision="int8", calib_data=str(calib), log=logs.append)
     assert "calibration_batches" not in trt11 and trt11["flags"] == []
     parsed = onnx.load_from_string(trt11["parsed_bytes"])
-    from seg_ros.engines.trt_onnx import has_qdq, qdq_problems
+    from seg_ros.engines.tensorrt.graph import has_qdq, qdq_problems
 
     assert has_qdq(parsed) and qdq_problems(parsed) == []  # int8, zero points 0
     assert "int8 symmetric Q/DQ graph" in \

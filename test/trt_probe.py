@@ -164,10 +164,10 @@ def run_project(trt: Any) -> dict[str, Any]:
     """seg_ros's TensorRT code against the real module, as far as no GPU allows."""
     import numpy as np
 
-    from seg_ros.engines import trt_build
-    from seg_ros.engines.tensorrt import TensorRTEngine
-    from seg_ros.engines.trt_io import TRT_TO_NUMPY, numpy_dtype, trt_dtype_name
-    from seg_ros.engines.trt_plan import precision_plan, trt_caps
+    import seg_ros.engines.tensorrt.build as trt_build
+    from seg_ros.engines.tensorrt.bindings import TRT_TO_NUMPY, numpy_dtype, trt_dtype_name
+    from seg_ros.engines.tensorrt.engine import TensorRTEngine
+    from seg_ros.engines.tensorrt.plan import precision_plan, trt_caps
     from seg_ros.errors import EngineError
 
     caps = trt_caps(trt)
@@ -210,9 +210,9 @@ def build_until_the_gpu(trt: Any) -> str:
     import tempfile
     from unittest import mock
 
-    from seg_ros.engines import trt_build
+    import seg_ros.engines.tensorrt.build as trt_build
     from seg_ros.engines.gpu import GpuInfo
-    from seg_ros.engines.trt_options import BuildOptions
+    from seg_ros.engines.tensorrt.options import BuildOptions
     from seg_ros.errors import EngineError
 
     # past the GPU checks to the real trt.Builder (their arguments do not matter here)
@@ -231,7 +231,7 @@ def build_until_the_gpu(trt: Any) -> str:
 def io_binding(trt: Any) -> dict[str, Any]:
     """The engine's I/O checks (tensor_specs, validate_specs) over an engine answering with the
     real module's TensorIOMode / DataType members, as the shipped model's engine would."""
-    from seg_ros.engines.trt_io import tensor_specs, validate_specs
+    from seg_ros.engines.tensorrt.bindings import tensor_specs, validate_specs
     from seg_ros.model_card import read_card
 
     card = read_card(SHIPPED)
@@ -279,7 +279,7 @@ def probe_cuda() -> dict[str, Any]:
     import cuda.bindings
     from cuda.bindings import runtime as rt
 
-    from seg_ros.engines.cuda_runtime import CudaPythonRuntime, stream_handle
+    from seg_ros.engines.tensorrt.cuda_runtime import CudaPythonRuntime, stream_handle
     from seg_ros.errors import EngineError
 
     problems = [n for n in CUDA_USED if not hasattr(rt, n)]

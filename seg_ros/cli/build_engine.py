@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seg_ros.engines.trt_cache import PRECISIONS
+from seg_ros.engines.tensorrt.cache import PRECISIONS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seg_ros.engines.trt_build import build_engine
-    from seg_ros.engines.trt_options import BuildOptions, validate_build_options
+    from seg_ros.engines.tensorrt.build import build_engine
+    from seg_ros.engines.tensorrt.options import BuildOptions, validate_build_options
     from seg_ros.model_card import sidecar_path
 
     options = validate_build_options(args.model, BuildOptions(

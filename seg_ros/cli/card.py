@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros import card_builder as cb
-from seg_ros import card_probe as cp
 from seg_ros.errors import ConfigError, EngineError, SegRosError
 from seg_ros.model_card import ModelCard, ModelCardError, read_card, sidecar_path
+from seg_ros.modelprep import card_builder as cb
+from seg_ros.modelprep import card_probe as cp
 
 EXAMPLES = """\
 examples, one per convention (docs/models.md: the conversions and the flags each needs):
@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seg_ros.engines.inspect import ModelProbe
+    from seg_ros.modelprep.inspect import ModelProbe
 
     model = Path(args.model)
     if model.is_dir():

@@ -68,7 +68,7 @@ def _labels_confidence(model: str) -> str:
     """Whether a label-map model also gives a confidence image (a 'confidence' output)."""
     if not model.endswith(".onnx"):
         return "from a 'confidence' output when the engine has one"
-    from seg_ros.engines.inspect import ModelProbe
+    from seg_ros.modelprep.inspect import ModelProbe
 
     names = [o.name for o in ModelProbe(model).outputs]
     return ("from the graph's 'confidence' output" if "confidence" in names else
@@ -76,7 +76,7 @@ def _labels_confidence(model: str) -> str:
 
 
 def _print_cardless(model: Path) -> int:
-    from seg_ros.engines.inspect import ModelProbe
+    from seg_ros.modelprep.inspect import ModelProbe
 
     probe = ModelProbe(model)
     print(f"{model} has no model card; what the graph shows:")

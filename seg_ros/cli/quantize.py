@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model)
     out = args.out or model.with_name(f"{model.stem}.{SUFFIX[args.target]}.onnx")
     if args.target == "fp16":
-        from seg_ros.engines.fp16 import write_fp16
+        from seg_ros.modelprep.fp16 import write_fp16
 
         if args.calib_data is not None:
             raise ConfigError("--calib-data is for the int8 targets: drop it with --target fp16")

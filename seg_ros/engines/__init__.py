@@ -3,16 +3,18 @@
 An :class:`Engine` runs a fixed-shape float32 batch in the card's input layout (NCHW, or
 NHWC for channels-last graphs) and returns the graph's outputs by
 name; the card says which one to read and in what convention (``seg_ros.engines.outputs``
-checks it, the segmenter decodes it). Backends live one per file and are imported only when
-asked for, so a CPU robot never imports TensorRT and the node never imports torch unless the
-model is a torch program.
+checks it, the segmenter decodes it). Backends live one per module (TensorRT, with its build,
+cache and CUDA buffers, is the package ``tensorrt/``) and are imported only when asked for, so a
+CPU robot never imports TensorRT and the node never imports torch unless the model is a torch
+program. Offline model preparation (cards, inspection, fp16 files) is ``seg_ros.modelprep``,
+which imports engines and never the other way.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from inspect import Parameter, signature  # (the name 'inspect' is our submodule)
+from inspect import Parameter, signature
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,7 +52,7 @@ EngineFactory = Callable[..., Engine]
 BACKENDS: dict[str, str] = {
     "onnxruntime": "seg_ros.engines.onnxruntime:OnnxRuntimeEngine",
     "torch": "seg_ros.engines.torch:TorchEngine",
-    "tensorrt": "seg_ros.engines.tensorrt:TensorRTEngine",
+    "tensorrt": "seg_ros.engines.tensorrt.engine:TensorRTEngine",
 }
 _REGISTERED: dict[str, EngineFactory] = {}
 

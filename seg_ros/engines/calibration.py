@@ -1,6 +1,7 @@
 """Calibration frames for int8: one reader shared by the TensorRT entropy calibrator
-(:mod:`seg_ros.engines.trt_build`) and the onnxruntime static quantizer
-(:mod:`seg_ros.engines.quantize`).
+(:mod:`seg_ros.engines.tensorrt.build`) and the onnxruntime static quantizer
+(:mod:`seg_ros.engines.quantize`); an int8 TensorRT build runs one or the other when it opens
+a float model, so this is engine code, not offline preparation.
 
 Frames are turned into engine inputs by :class:`seg_ros.preprocess.Preprocessor` -- the exact
 pre-processing the segmenter runs in the node -- so the int8 ranges are measured on the same
@@ -87,24 +88,3 @@ class CalibrationBatches:
             for j, path in enumerate(order[start:start + self.batch_size]):
                 batch[j] = self._pre.preprocess(read_rgb(path))[0]
             yield batch
-
-
-def read_calibration_cache(path: str | Path | None) -> bytes | None:
-    """Bytes of a calibration cache file, None when there is none (calibration then runs)."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file() or p.stat().st_size == 0:
-        return None
-    return p.read_bytes()
-
-
-def write_calibration_cache(path: str | Path | None, data: bytes | memoryview) -> None:
-    """Write a calibration cache atomically (a killed build never leaves half a cache)."""
-    if path is None:
-        return
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(bytes(data))
-    tmp.replace(p)

@@ -13,6 +13,8 @@ Targets (:data:`TARGETS`): ``cpu`` quantizes activations to uint8 with asymmetri
 onnxruntime's CPU kernels are fastest with); ``tensorrt`` to signed int8 with symmetric ranges
 (zero points 0) for weights and activations, the only explicit quantization TensorRT takes --
 TensorRT 10.1+ and the strongly typed 11.x build it from its own scales, without calibrators.
+It lives with the engines because a strongly typed int8 TensorRT build from a float model runs
+it (:func:`seg_ros.engines.tensorrt.build.qdq_graph`); ``seg-ros quantize`` writes its file.
 """
 
 from __future__ import annotations

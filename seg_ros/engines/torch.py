@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.engines.cuda_buffers import Buffer
 from seg_ros.engines.outputs import OutputSpec, check_card_outputs
+from seg_ros.engines.tensorrt.cuda_buffers import Buffer
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, read_sidecar
 
@@ -100,7 +100,7 @@ def torch_cuda_version() -> str | None:
 
 
 class TorchCudaRuntime:
-    """:class:`seg_ros.engines.cuda_buffers.CudaRuntime` on torch CUDA tensors: pinned host
+    """:class:`seg_ros.engines.tensorrt.cuda_buffers.CudaRuntime` on torch CUDA tensors: pinned host
     tensors, device twins and one stream, for the TensorRT backend (torch stays in this file)."""
 
     def __init__(self, device_index: int = 0) -> None:

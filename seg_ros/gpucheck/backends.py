@@ -114,14 +114,14 @@ def _torch_missing() -> str | None:
 
 def _torch_model() -> Path:
     """TorchScript of the shipped model (seg_ros/train/torch_program.py), made once."""
-    from seg_ros.engines.trt_cache import DEFAULT_CACHE_DIR
+    from seg_ros.engines.tensorrt.cache import DEFAULT_CACHE_DIR
     from seg_ros.train.torch_program import torch_program
 
     return torch_program(MODEL, Path(DEFAULT_CACHE_DIR).expanduser().parent / "camvid.pt")
 
 
 def candidates(env: dict[str, Any], calib: Path) -> list[Candidate]:
-    from seg_ros.engines.trt_cache import DEFAULT_CACHE_DIR
+    from seg_ros.engines.tensorrt.cache import DEFAULT_CACHE_DIR
 
     cache = str(Path(DEFAULT_CACHE_DIR).expanduser())
     trt = {"engine_cache_dir": cache}

@@ -197,7 +197,7 @@ def export_row(n: int = 5) -> Row:
     import onnxruntime as ort
 
     from seg_ros.engines import open_engine
-    from seg_ros.engines.trt_onnx import tensorrt_onnx
+    from seg_ros.engines.tensorrt.graph import tensorrt_onnx
     from seg_ros.segmenter import Segmenter
 
     row = Row("export for TensorRT (labels int32)")

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.engines.calibration import read_calibration_cache, write_calibration_cache
-from seg_ros.engines.cuda_buffers import CudaRuntime
+from seg_ros.engines.tensorrt.cuda_buffers import CudaRuntime
 from seg_ros.errors import EngineError
 
 
@@ -69,6 +68,27 @@ class CalibrationFeed:
         if self.done == 0 and not self.from_cache:
             raise EngineError(f"int8 calibration of {source} received no frames: check "
                               "--calib-data")
+
+
+def read_calibration_cache(path: str | Path | None) -> bytes | None:
+    """Bytes of a calibration cache file, None when there is none (calibration then runs)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return None
+    return p.read_bytes()
+
+
+def write_calibration_cache(path: str | Path | None, data: bytes | memoryview) -> None:
+    """Write a calibration cache atomically (a killed build never leaves half a cache)."""
+    if path is None:
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(bytes(data))
+    tmp.replace(p)
 
 
 def make_entropy_calibrator(trt: Any, feed: CalibrationFeed, cache: Path | None,

@@ -13,16 +13,16 @@ initializers converted and clamped to the fp16 range), with:
   :data:`SENSITIVE_OPS` wherever it appears (reductions and exponentials overflow or lose
   precision in half).
 
-``seg-ros quantize MODEL --target fp16`` writes the converted graph to a file; the TensorRT
-build converts the same way in memory (:func:`fp16_model`).
+The TensorRT build converts in memory (:func:`fp16_model`) when a strongly typed TensorRT is
+asked for fp16, so this lives with the engine; ``seg-ros quantize MODEL --target fp16``
+writes the same graph to a file (:func:`seg_ros.modelprep.fp16.write_fp16`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from seg_ros.errors import ConfigError, EngineError
+from seg_ros.errors import EngineError
 
 # ops kept fp32 wherever they are: accumulations and exponentials that overflow fp16's 65504
 # or lose the small differences argmax decides on
@@ -68,29 +68,3 @@ def fp16_model(model: Any) -> tuple[Any, list[str]]:
                           "re-export the model with `seg-ros export`") from None
     sensitive = [n.name for n in converted.graph.node if n.op_type in SENSITIVE_OPS]
     return converted, sorted({*kept, *sensitive})
-
-
-def write_fp16(src: str | Path, out: str | Path) -> list[str]:
-    """Write the fp16 copy of ``src`` to ``out`` (card kept, its provenance saying fp16);
-    returns the nodes kept fp32."""
-    import onnx
-
-    from seg_ros.model_card import embed_in_onnx, file_sha256, read_card
-
-    src, out = Path(src), Path(out)
-    if src.suffix != ".onnx" or not src.is_file():
-        raise ConfigError(f"{src} is not an .onnx file: convert the exported ONNX model")
-    if out.resolve() == src.resolve():
-        raise ConfigError(f"--out {out} would overwrite the float model: pick another name")
-    card = read_card(src)
-    if card.provenance.get("precision") == "int8":
-        raise ConfigError(f"{src} is int8: convert the float model instead")
-    model, kept = fp16_model(onnx.load(str(src)))
-    embed_in_onnx(card.with_provenance(precision="fp16", fp16={
-        "tool": "onnxruntime.transformers.float16.convert_float_to_float16",
-        "io": "float32", "fp32_nodes": kept, "source_sha256": file_sha256(src)}), model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
-    onnx.save(model, str(part))
-    part.replace(out)
-    return kept

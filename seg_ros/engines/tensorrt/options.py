@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from seg_ros.engines.calibration import list_frames
-from seg_ros.engines.trt_cache import PRECISIONS
-from seg_ros.engines.trt_onnx import has_qdq, qdq_problems
+from seg_ros.engines.tensorrt.cache import PRECISIONS
+from seg_ros.engines.tensorrt.graph import has_qdq, qdq_problems
 from seg_ros.errors import ConfigError, EngineError
 from seg_ros.model_card import file_sha256
 

@@ -1,9 +1,9 @@
 """TensorRT 10.3 .. 11.x backend: a deserialized engine run through the named-tensor API.
 
-Given an ``.onnx`` path the engine comes from the cache (:mod:`seg_ros.engines.trt_cache`),
+Given an ``.onnx`` path the engine comes from the cache (:mod:`seg_ros.engines.tensorrt.cache`),
 built once per model, precision, GPU and TensorRT version; given an ``.engine`` its sidecar
 must record this GPU and TensorRT. Buffers and the stream come from
-:mod:`seg_ros.engines.cuda_runtime`, allocated once; every TensorRT call that can fail is
+:mod:`seg_ros.engines.tensorrt.cuda_runtime`, allocated once; every TensorRT call that can fail is
 checked and turned into one EngineError line.
 """
 
@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.engines.cuda_buffers import Buffer
-from seg_ros.engines.cuda_runtime import cuda_runtime
 from seg_ros.engines.gpu import (
     GpuInfo,
     current_gpu,
@@ -24,13 +22,20 @@ from seg_ros.engines.gpu import (
     tensorrt_problems,
     unavailable_message,
 )
-from seg_ros.engines.trt_cache import (
+from seg_ros.engines.tensorrt.bindings import (
+    TensorSpec,
+    concrete_shape,
+    tensor_specs,
+    validate_specs,
+)
+from seg_ros.engines.tensorrt.cache import (
     DEFAULT_CACHE_DIR,
     PROVENANCE_KEY,
     check_engine_compat,
     ensure_engine,
 )
-from seg_ros.engines.trt_io import TensorSpec, concrete_shape, tensor_specs, validate_specs
+from seg_ros.engines.tensorrt.cuda_buffers import Buffer
+from seg_ros.engines.tensorrt.cuda_runtime import cuda_runtime
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, read_sidecar
 
@@ -41,8 +46,8 @@ def engine_from_onnx(onnx: Path, cache_dir: str | Path, precision: str, device_i
                      gpu: GpuInfo, trt_version: str, log: Callable[[str], None],
                      calib_data: str | Path | None = None) -> Path:
     """The cached engine of ``onnx``, built here (once) when the cache has none."""
-    from seg_ros.engines.trt_build import build_engine
-    from seg_ros.engines.trt_options import BuildOptions
+    from seg_ros.engines.tensorrt.build import build_engine
+    from seg_ros.engines.tensorrt.options import BuildOptions
 
     def build(src: Path, out: Path, key: str, timing: Path) -> Path:
         return build_engine(src, BuildOptions(
@@ -68,7 +73,7 @@ class TensorRTEngine:
     ``path`` is an ``.engine`` with its sidecar, or an ``.onnx`` model: then the engine comes
     from the cache in ``engine_cache_dir`` (default ``~/.cache/seg_ros/engines``) at
     ``precision`` (default fp16; int8 with ``calib_data``); ``cuda_buffers``: 'auto',
-    'cuda-python' or 'torch' (:func:`seg_ros.engines.cuda_runtime.cuda_runtime`); ``log``
+    'cuda-python' or 'torch' (:func:`seg_ros.engines.tensorrt.cuda_runtime.cuda_runtime`); ``log``
     receives the build/cache messages (the node's logger).
     """
 
@@ -119,7 +124,7 @@ class TensorRTEngine:
     def _deserialize(self, trt: Any, path: Path) -> Any:
         """The engine, on the DLA core its sidecar records (set before deserializing)."""
         self._logger = trt.Logger(trt.Logger.WARNING)
-        from seg_ros.engines.trt_build import trt_object
+        from seg_ros.engines.tensorrt.build import trt_object
 
         self._runtime = trt_object(trt.Runtime, self._logger, what="Runtime")
         if self.built.get("dla_core") is not None:

@@ -1,7 +1,7 @@
 """What the TensorRT backend needs of a CUDA runtime: a :class:`Buffer` per I/O tensor and the
 few calls of :class:`CudaRuntime`. Shared by the cuda-python and the torch implementations
-(:mod:`seg_ros.engines.cuda_runtime`, :mod:`seg_ros.engines.torch`) without either importing
-the other."""
+(:mod:`seg_ros.engines.tensorrt.cuda_runtime`, :mod:`seg_ros.engines.torch`) without either
+importing the other."""
 
 from __future__ import annotations
 

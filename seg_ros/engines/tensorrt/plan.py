@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from seg_ros.engines.trt_cache import PRECISIONS
+from seg_ros.engines.tensorrt.cache import PRECISIONS
 from seg_ros.errors import ConfigError, EngineError
 
 
@@ -43,7 +43,7 @@ class PrecisionPlan:
     """Builder flags to set, whether to calibrate, and the path taken in words.
     ``strongly_typed``: the ONNX graph's types decide the precision (TensorRT 11);
     ``convert``: the graph the build parses instead of the float model -- 'fp16'
-    (:func:`seg_ros.engines.fp16.fp16_model`) or 'int8' (symmetric int8 Q/DQ calibrated on
+    (:func:`seg_ros.engines.tensorrt.fp16.fp16_model`) or 'int8' (symmetric int8 Q/DQ calibrated on
     --calib-data, :func:`seg_ros.engines.quantize.quantize_onnx` with target 'tensorrt')."""
 
     flags: tuple[str, ...]

@@ -1,15 +1,15 @@
 """Build a TensorRT 10 engine from a seg_ros ONNX model (``seg-ros build-engine``).
 
 CUDA device selected first (the builder works on the current device) -> ONNX parsed from a copy
-whose label cast TensorRT supports (:mod:`seg_ros.engines.trt_onnx`), every parser error
+whose label cast TensorRT supports (:mod:`seg_ros.engines.tensorrt.graph`), every parser error
 reported -> an optimisation profile for dynamic inputs (batch 1, the card's H x W) -> the
 precision plan this TensorRT supports (:func:`precision_plan`: builder flags where they exist,
 explicit Q/DQ int8, or implicit calibration where it still exists, said in the log and the
 sidecar) -> workspace limit -> optional DLA core with GPU fallback -> a timing cache per GPU and
 TensorRT version -> the engine plus its model-card sidecar.
 
-Argument checks (:mod:`seg_ros.engines.trt_options`), the precision plan
-(:mod:`seg_ros.engines.trt_plan`) and the GPU-free steps here are plain functions tested on CPU
+Argument checks (:mod:`seg_ros.engines.tensorrt.options`), the precision plan
+(:mod:`seg_ros.engines.tensorrt.plan`) and the GPU-free steps here are plain functions tested on CPU
 machines; the build itself runs only where tensorrt and a CUDA GPU are present.
 """
 
@@ -23,23 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.engines.calibration import CalibrationBatches, list_frames
-from seg_ros.engines.cuda_runtime import cuda_runtime
 from seg_ros.engines.gpu import GpuInfo, current_gpu, tensorrt_problems, unavailable_message
-from seg_ros.engines.trt_cache import (
+from seg_ros.engines.tensorrt.cache import (
     PROVENANCE_KEY,
     build_provenance,
     engine_cache_key,
     write_bytes_atomic,
 )
-from seg_ros.engines.trt_calibrator import CalibrationFeed, make_entropy_calibrator
-from seg_ros.engines.trt_onnx import tensorrt_onnx
-from seg_ros.engines.trt_options import (
+from seg_ros.engines.tensorrt.calibrator import CalibrationFeed, make_entropy_calibrator
+from seg_ros.engines.tensorrt.cuda_runtime import cuda_runtime
+from seg_ros.engines.tensorrt.graph import tensorrt_onnx
+from seg_ros.engines.tensorrt.options import (
     BuildOptions,
     check_dla_core,
     is_qdq_model,
     validate_build_options,
 )
-from seg_ros.engines.trt_plan import PrecisionPlan, precision_plan, profile_shapes, trt_caps
+from seg_ros.engines.tensorrt.plan import PrecisionPlan, precision_plan, profile_shapes, trt_caps
 from seg_ros.errors import EngineError
 from seg_ros.model_card import ModelCard, file_sha256, read_card, write_sidecar
 
@@ -112,7 +112,7 @@ def open_builder(trt: Any, logger: Any, device_index: int,
                  runtime: Callable[[int], Any] | None = None) -> tuple[Any, Any]:
     """(CUDA runtime, ``trt.Builder``): the device is selected *before* the builder exists,
     since TensorRT builds on the calling thread's current device. ``runtime`` defaults to
-    :func:`seg_ros.engines.cuda_runtime.cuda_runtime`."""
+    :func:`seg_ros.engines.tensorrt.cuda_runtime.cuda_runtime`."""
     cuda = (runtime or cuda_runtime)(device_index)
     return cuda, trt_object(trt.Builder, logger, what="Builder")
 

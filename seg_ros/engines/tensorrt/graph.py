@@ -65,13 +65,13 @@ def labels_to_int32(model: Any) -> list[str]:
 
 def tensorrt_onnx(path: str | Path, fp16: bool = False) -> tuple[bytes, list[str]]:
     """Serialized ONNX for TensorRT's parser: ``path`` converted to fp16 when asked (strongly
-    typed TensorRT: :func:`seg_ros.engines.fp16.fp16_model`), then :func:`labels_to_int32`
+    typed TensorRT: :func:`seg_ros.engines.tensorrt.fp16.fp16_model`), then :func:`labels_to_int32`
     applied; and the outputs it changed."""
     import onnx
 
     model = onnx.load(str(path))
     if fp16:
-        from seg_ros.engines.fp16 import fp16_model
+        from seg_ros.engines.tensorrt.fp16 import fp16_model
 
         model, _ = fp16_model(model)
     changed = labels_to_int32(model)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.engines.cuda_buffers import Buffer, CudaRuntime
+from seg_ros.engines.tensorrt.cuda_buffers import Buffer, CudaRuntime
 from seg_ros.errors import EngineError
 
 
