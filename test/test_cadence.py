@@ -113,3 +113,34 @@ def test_heavy_loss_with_no_frames_back_to_back():
     stamps = [T0 + k * 50 * MS for k in (0, 3, 10, 14, 19, 27, 30, 38, 45, 49, 57, 60, 66, 75)]
     r = feed(InputCadence(), stamps).half_blind()
     assert r is not None and r.period_s == pytest.approx(0.05) and r.fraction < 0.3
+
+
+def test_the_middlewares_lost_count_judges_before_the_stamps_can():
+    """Samples the middleware reports lost give the fraction from the first second: 2 frames
+    received and 28 lost (stamps too few for a rate) is 7 %, named as the middleware's count."""
+    c = InputCadence()
+    for k, s in enumerate(camera(30, 1.0)[:2]):
+        c.note("", s, now=100.0 + k * 0.4)
+    for k in range(28):
+        c.note_lost("", 1, now=100.0 + k / 30)
+    r = c.half_blind(now=101.0)
+    assert r is not None and (r.received, r.expected, r.lost) == (2, 30, 28)
+    assert r.period_s is None  # two stamps: no rate yet, and none needed
+    line = r.describe("/cam/image_raw")
+    assert line.startswith("half-blind: 7% of the camera's frames received on /cam/image_raw")
+    assert "28 lost in transport by the middleware's count" in line and DDS_CAUSE in line
+    assert c.half_blind(now=101.0 + WINDOW_S + 0.1) is None  # losses age out of the window
+
+
+def test_a_few_lost_samples_are_no_half_blindness_and_nothing_arriving_is():
+    c = InputCadence()
+    for k in range(100):
+        c.note("a", T0 + k * 33 * MS, now=50.0 + k * 0.033)
+    c.note_lost("a", 3, now=52.0)
+    c.note_lost("b", 12, now=52.0)  # camera b: every sample lost, none arrived
+    r = c.reception("a", now=53.3)
+    assert r is not None and r.lost == 3 and r.fraction > 0.95 and c.half_blind("a", 53.3) is None
+    blind = c.half_blind("b", now=53.3)
+    assert blind is not None and blind.received == 0 and blind.fraction == 0.0
+    assert sorted(c.cameras()) == ["a", "b"]
+    assert c.half_blind("b", now=52.1) is not None and c.reception("c") is None

@@ -25,6 +25,8 @@ PKG = REPO / "seg_ros"
 COMPAT = PKG / "ros" / "compat.py"
 # Iron-and-later members that seg_ros.ros.compat reaches through getattr/hasattr, with a fallback
 FALLBACKS = {"add_post_set_parameters_callback", "get_publisher_count"}
+# Iron-and-later modules seg_ros.ros.compat imports with a fallback to Humble's: (new, Humble's)
+MODULE_FALLBACKS = {("rclpy", "event_handler"): ("rclpy", "qos_event")}
 # rclpy members whose names seg_ros also gives to its own objects (the scan cannot tell them
 # apart): never called on an rclpy object by seg_ros
 OWN_NAMES = {"matched"}  # depth_hook's counters.matched, not (Publisher|Subscription)EventCallbacks
@@ -162,9 +164,16 @@ def test_modules_and_names_exist_on_humble(apis):
     (_, h_mod), _ = apis
     imported, _ = _uses()
     assert ("rclpy.node", "Node") in imported  # the scan sees the project's imports
-    missing = sorted(f"{m}.{n}" for m, n in imported
+    missing = sorted(f"{m}.{n}" for m, n in imported - set(MODULE_FALLBACKS)
                      if m not in h_mod or (n not in h_mod[m] and f"{m}.{n}" not in h_mod))
     assert not missing, f"rclpy names seg_ros uses that Humble lacks: {missing}"
+    for (m, n), (hm, hn) in MODULE_FALLBACKS.items():  # the fallback is there, still needed
+        assert f"{hm}.{hn}" in h_mod and f"{m}.{n}" not in h_mod, (m, n)
+        assert {"SubscriptionEventCallbacks", "UnsupportedEventTypeError"} <= h_mod[f"{hm}.{hn}"]
+        users = {p for p in _project_files() for node in ast.walk(ast.parse(p.read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.module == m
+                 and any(a.name == n for a in node.names)} - {COMPAT}
+        assert not users, f"import {m}.{n} through seg_ros.ros.compat: {sorted(users)}"
 
 
 def test_class_members_exist_on_humble(apis):

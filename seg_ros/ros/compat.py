@@ -39,3 +39,13 @@ def publisher_count(node: Any, subscription: Any) -> int:
     if count is not None:
         return int(count())
     return int(node.count_publishers(subscription.topic_name))
+
+
+def event_handler_module() -> Any:
+    """rclpy's middleware-event module (SubscriptionEventCallbacks, UnsupportedEventTypeError):
+    ``rclpy.event_handler`` from Iron on, ``rclpy.qos_event`` on Humble (same names)."""
+    try:
+        from rclpy import event_handler
+    except ImportError:  # Humble
+        from rclpy import qos_event as event_handler  # type: ignore[no-redef]
+    return event_handler

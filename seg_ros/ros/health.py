@@ -125,14 +125,8 @@ class HealthReport:
             found += [h for out in self.outputs for h in out.health()]
             if (depth := self.depth.health())[0]:
                 found.append(depth)
-        if self.serving() and (blind := self._matched_silence(now)):
-            found.append((WARN, blind))  # publishers there, their images lost on the way
-        elif self.serving() and (st.received == 0 or now - st.last_receive > STALE_INPUT_S):
-            found.append((WARN, f"no images on {self._input_topics()}"))
-        elif self.serving() and self.cameraset is not None and self._input_since is not None:
-            found += camera_health(self.cameraset, now, self._input_since, STALE_INPUT_S)
-        if self.serving() and now - st.last_receive <= STALE_INPUT_S:
-            found += [(WARN, r.describe(self._camera_topic(c))) for c, r in self._half_blind()]
+        if self.serving():
+            found += self._input_health(now)
         if hasattr(self, "stages") and (stage := self.stages.health()):
             found.append((WARN, stage))  # one output lost frames; the others went out
         if hasattr(self, "detached_text") and (detached := self.detached_text()):
@@ -146,12 +140,35 @@ class HealthReport:
         top = max(level for level, _ in found)
         return top, next(msg for level, msg in found if level == top)
 
-    def _half_blind(self) -> list[tuple[str, Any]]:
+    def _input_health(self, now: float) -> list[tuple[int, str]]:
+        """Images lost on their way (half-blind, by the middleware's count or the stamps), none
+        arriving (a publisher's QoS mismatched, or none at all), cameras gone quiet."""
+        st = self.stats
+        arriving = st.received > 0 and now - st.last_receive <= STALE_INPUT_S
+        found = [(WARN, r.describe(self._camera_topic(c))) for c, r in self._half_blind(now)
+                 if r.lost or arriving]  # by stamps: only while frames arrive
+        if blind := self._matched_silence(now):
+            found.append((WARN, blind))  # publishers there, their images lost on the way
+        elif not arriving and not found:
+            found.append((WARN, f"no images on {self._input_topics()}{self._refused_text()}"))
+        elif arriving and self.cameraset is not None and self._input_since is not None:
+            found += camera_health(self.cameraset, now, self._input_since, STALE_INPUT_S)
+        return found
+
+    def _refused_text(self) -> str:
+        """Why no image arrives when a publisher's QoS could not match; "" otherwise."""
+        refused = getattr(self, "refused_qos", {})
+        return "".join(f": a publisher on {t} offers incompatible QoS ({p}), none of its images "
+                       f"arrive: set qos.reliability / qos.durability to the camera's "
+                       f"(ros2 topic info -v {t})" for t, p in refused.items())
+
+    def _half_blind(self, now: float) -> list[tuple[str, Any]]:
         """(camera, Reception) of each input receiving well below its camera's rate."""
         cadence = getattr(self, "cadence", None)
         if cadence is None:
             return []
-        return [(c, r) for c in cadence.cameras() if (r := cadence.half_blind(c)) is not None]
+        return [(c, r) for c in cadence.cameras()
+                if (r := cadence.half_blind(c, now)) is not None]
 
     def _camera_topic(self, camera: str) -> str:
         return f"camera {camera}" if camera else self._input_topics()
@@ -182,7 +199,9 @@ class HealthReport:
             r = cadence.reception(c)
             prefix = f"{c}." if c else ""
             out[f"{prefix}input_received_fraction"] = f"{r.fraction:.2f}" if r else "unknown"
-            out[f"{prefix}camera_rate_hz"] = f"{1.0 / r.period_s:.2f}" if r else "unknown"
+            out[f"{prefix}camera_rate_hz"] = (f"{1.0 / r.period_s:.2f}" if r and r.period_s
+                                              else "unknown")
+            out[f"{prefix}input_lost_in_transport"] = str(r.lost if r else 0)
         return out
 
     def _silent_outputs(self, now: float) -> list[Silence]:

@@ -71,6 +71,7 @@ from seg_ros.ros.param_groups import ParamBoard
 from seg_ros.ros.poses import PoseSource
 from seg_ros.ros.runner import NODE_NAME, run
 from seg_ros.ros.stages import OutputStages
+from seg_ros.ros.transport_events import TransportEvents
 from seg_ros.ros.workers import WorkerThreads
 from seg_ros.segmenter import Segmenter
 
@@ -116,6 +117,8 @@ class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing
         self._last_start = 0.0  # monotonic start of the last frame taken (max_rate_hz)
         self._input_since: float | None = None  # images arriving without a gap since then
         self.cadence = InputCadence()  # image stamps per camera: half-blind input (health)
+        self.transport_events: list[TransportEvents] = []  # lost samples, QoS the camera lacks
+        self.refused_qos: dict[str, str] = {}  # image topic -> QoS policy a publisher mismatched
         self._busy_since: dict[str, float] = {}  # worker -> start of the frame it is on
         self._stop = threading.Event()  # this activation's workers stop (a new one each time)
         self._generation = 0  # activations so far (names later workers apart)
@@ -200,6 +203,7 @@ class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing
             "image", self._on_image, in_qos, callback_group=group)
         self.intake = None if group is None else intake.Intake(
             self.image_sub, self.context, self._on_image, self._on_intake_error)
+        self.watch_transport(self.image_sub, "")
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, in_qos)
         self.mailbox = Mailbox()
         self._start_workers()
@@ -215,6 +219,8 @@ class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing
         s, cams = self.startup, self.cameraset
         assert s is not None and cams is not None
         cams.subscribe(self, compressed, in_qos, self._on_camera_image, self._on_intake_error)
+        for cam in cams.cameras.values():
+            self.watch_transport(cam.subs[0], cam.name)
         self.mailbox = new_mailboxes(cams)
         self.batch_size = s.max_batch or len(cams.cameras)
         self._start_workers()
@@ -268,6 +274,21 @@ class SegmentationCore(NodeParameters, WorkerThreads, HealthReport, BatchServing
         st.last_receive = now
         self.cadence.note(camera, convert.stamp_ns(msg.header))
         return Frame(msg, st.last_receive, st.received, camera)
+
+    def watch_transport(self, subscription: Any, camera: str) -> None:
+        """Count ``camera``'s samples the middleware lost (half-blind input) and publishers whose
+        QoS cannot match ``subscription`` (no image of theirs arrives)."""
+        topic = subscription.topic_name
+
+        def incompatible(policy: str) -> None:
+            self.refused_qos[topic] = policy
+            self.get_logger().warning(
+                f"a publisher on {topic} offers QoS incompatible with this subscription "
+                f"({policy}): none of its images will arrive; set qos.reliability / "
+                f"qos.durability to what the camera offers (ros2 topic info -v {topic})")
+
+        self.transport_events.append(TransportEvents(
+            self, subscription, lambda n: self.cadence.note_lost(camera, n), incompatible))
 
     def _on_intake_error(self, e: Exception) -> None:
         self.stats.bump("rejected")

@@ -67,6 +67,9 @@ class WorkerThreads:
         stuck = [(k, w) for k, w in enumerate(self.workers) if w.is_alive() and w is not me]
         for k, w in stuck:
             self._detach(k, w, timeout)
+        for events in self.transport_events:  # before their subscriptions
+            events.close()
+        self.transport_events = []
         for sub in (self.image_sub, self.info_sub):  # the engine holds a frame, not these
             if sub is not None:
                 self.destroy_subscription(sub)
@@ -175,6 +178,7 @@ class WorkerThreads:
     mailbox: Any
     image_sub: Any
     info_sub: Any
+    transport_events: list[Any]  # seg_ros.ros.transport_events, one per image subscription
     live: Any
     batch_size: int
     fatal: str
