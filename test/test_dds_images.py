@@ -215,3 +215,35 @@ def test_a_publisher_with_incompatible_qos_is_named(client: LiveClient, tiny_mod
     assert "RELIABILITY" in message and "qos.reliability" in message, message
     assert "offers QoS incompatible" in proc.tail(), proc.tail()
     print(message)
+
+
+def test_one_of_several_cameras_half_blind_is_named(client: LiveClient, tiny_model: Path,
+                                                    tmp_path: Path) -> None:
+    """A node with cameras front and rear; rear's driver runs with Fast DDS's defaults and
+    loses most of its 640x480 frames: /diagnostics names camera rear, by the middleware's
+    count, and the per-camera values say so (front has no publisher: no claim about it)."""
+    name = "/cams_node"
+    proc = LAUNCH.start(["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
+                         "-p", "use_tf:=false", "-p", "cameras:=[front, rear]",
+                         "-r", f"__node:={name[1:]}"], tmp_path / "node.log")
+    cam = subprocess.Popen(
+        [sys.executable, "-m", "seg_ros.testing.camera", "/rear/image", "640x480", "30", "20",
+         "--best-effort"], env=camera_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    level, message, deadline = 0, "", time.monotonic() + 60.0
+    values: dict[str, str] = {}
+    try:
+        while "camera rear" not in message and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                level, message, values = client.diagnostics(name, timeout=1.0)
+    finally:
+        cam.kill()
+        cam.wait()
+        rc = proc.stop()
+    assert rc == 0, f"the node did not shut down cleanly ({rc}):\n{proc.tail()}"
+    assert level == WARN and message.startswith("half-blind: "), (message, values)
+    assert "camera rear" in message, (message, values)
+    assert "lost in transport by the middleware's count" in message, message
+    assert int(values["rear.input_lost_in_transport"]) > 0, values
+    assert float(values["rear.input_received_fraction"]) < 0.8, values
+    assert not any(k.startswith("front.input") for k in values), values
