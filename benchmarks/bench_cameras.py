@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.testing import LiveClient, NodeProcess, pick_domain, rss_mb, stamp_now
-from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
+from seg_ros.live import LiveClient, NodeProcess, pick_domain, rss_mb, stamp_now
+from seg_ros.live.models import camvid_frames, shipped_or_tiny_model
 
 CAMERAS = ("front", "left", "rear")
 RATE_HZ = 15.0
@@ -83,7 +83,7 @@ def _stream(pub: Any, msg: Any, camera: str, sent: dict[int, float], seconds: fl
 
 def _round(client: LiveClient, s: _Set, frames: dict[str, Any]) -> None:
     """Three cameras at 15 Hz into set ``s`` for SECONDS s; its throughput and latencies."""
-    from seg_ros.testing import RawCounter
+    from seg_ros.live import RawCounter
 
     counters = {c: RawCounter(client, s.outputs[c].rsplit("/", 1)[0], ["labels"])
                 for c in CAMERAS}

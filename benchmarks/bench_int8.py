@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_ros.engines import open_engine
-from seg_ros.testing.models import shipped_or_tiny_model
+from seg_ros.live.models import shipped_or_tiny_model
 from seg_ros.timing import median_ms
 
 REPO = Path(__file__).resolve().parents[1]

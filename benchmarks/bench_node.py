@@ -22,7 +22,7 @@ sizes. ``transport_floor_ms_640x480`` is what rclpy + Fast DDS cost here by them
 ``node_overhead_ratio_floor`` = (engine + floor) / engine the least ``node_overhead_ratio`` any
 rclpy node publishing these outputs could reach on this machine.
 
-Node and client are seg_ros.testing's NodeProcess and LiveClient (seg_ros.ros.dds.local_env:
+Node and client are seg_ros.live's NodeProcess and LiveClient (seg_ros.ros.dds.local_env:
 loopback discovery, a shared-memory segment that fits whole images); the node keeps its default
 sensor-data (best-effort) input QoS.
 """
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from seg_ros.live import OUTPUTS, LiveClient, NodeProcess, param_args, pick_domain, stamp_now
+from seg_ros.live.models import camvid_frames, shipped_or_tiny_model
 from seg_ros.pipeline import NODE_NAME
-from seg_ros.testing import OUTPUTS, LiveClient, NodeProcess, param_args, pick_domain, stamp_now
-from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
 from seg_ros.timing import samples_ms
 
 THREADS = 1

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from seg_ros.live import camvid_frames, pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import camvid_frames, pick_domain
 from seg_ros.timing import median_ms
 
 W, H = 640, 480

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from seg_ros.engines import open_engine
+from seg_ros.live.models import shipped_or_tiny_model
 from seg_ros.model_card import read_card
 from seg_ros.render import Palette
 from seg_ros.segmenter import Segmenter
-from seg_ros.testing.models import shipped_or_tiny_model
 from seg_ros.timing import median_ms
 
 

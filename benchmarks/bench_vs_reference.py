@@ -32,7 +32,7 @@ from typing import Any
 
 import cv2
 
-from seg_ros.testing import (
+from seg_ros.live import (
     OUTPUTS,
     LiveClient,
     NodeProcess,
@@ -42,7 +42,7 @@ from seg_ros.testing import (
     stream,
     wait_for,
 )
-from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
+from seg_ros.live.models import camvid_frames, shipped_or_tiny_model
 
 ROUNDS = 5
 ROUND_S = 3.0

@@ -8,12 +8,12 @@
 3. Endurance: 0.9 R for 10 minutes (``SEG_ROS_SOAK_MINUTES`` to change): RSS sampled every 10 s;
    ``rss_growth_mb_10min`` = median RSS of the last minute - median of the first minute after a
    30 s warm-up.
-4. The full fuzz run (seg_ros/testing/fuzz.py): >= 10,000 malformed messages.
-5. The hostile pass (seg_ros/testing/hostile.py): every in-stream case against a raw and a
+4. The full fuzz run (test/cases/fuzz.py): >= 10,000 malformed messages.
+5. The hostile pass (test/cases/hostile.py): every in-stream case against a raw and a
    compressed node, timed; ``blind_seconds`` = total time any subscribed output was silent
    beyond the node's limit while frames arrived and /diagnostics said OK. Must be 0. Then
-   seg_ros/testing/hostile_sensors.py's cases (several cameras, depth) on their own rigs, and
-   seg_ros/testing/hostile_field.py's (odometry and time on the raw node; parameter types at
+   test/cases/hostile_sensors.py's cases (several cameras, depth) on their own rigs, and
+   test/cases/hostile_field.py's (odometry and time on the raw node; parameter types at
    start and a deactivate with a worker stuck in the engine on nodes of their own).
 
 Writes benchmarks/soak.json. Every process uses seg_ros.ros.dds.local_env.
@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.pipeline import NODE_NAME
-from seg_ros.testing import (
+from seg_ros.live import (
     OUTPUTS,
     LiveClient,
     NodeProcess,
@@ -41,9 +40,14 @@ from seg_ros.testing import (
     rss_mb,
     stream,
 )
-from seg_ros.testing.models import camvid_frames, shipped_or_tiny_model
+from seg_ros.live.models import camvid_frames, shipped_or_tiny_model
+from seg_ros.pipeline import NODE_NAME
 
 HERE = Path(__file__).resolve().parent
+# The hostile and fuzz passes run the test suite's own cases (test/cases/, kept out of the
+# installed package): test/ goes on the import path, as pytest puts it there for the tests.
+if str(HERE.parent / "test") not in sys.path:
+    sys.path.insert(0, str(HERE.parent / "test"))
 OUT = HERE / "soak.json"
 # The node as set up for a loaded 2-core CPU: one frame per core, one intra-op thread each
 # (an intra-op pool split over both cores stalls whenever another thread takes one of them).
@@ -174,7 +178,7 @@ def run_hostile(model: Path) -> dict[str, Any]:
     """Every hostile case, timed, on a raw and a compressed node; blind_seconds over all."""
     import tempfile
 
-    from seg_ros.testing import hostile, hostile_compressed, hostile_field
+    from cases import hostile, hostile_compressed, hostile_field
 
     out: dict[str, Any] = {}
     blind, episodes = 0.0, []
@@ -196,7 +200,7 @@ def run_hostile(model: Path) -> dict[str, Any]:
             blind += rig.blind.blind_s
             episodes += rig.blind.episodes[:5]
             out[f"{name}_exit_code"] = rig.close()
-    from seg_ros.testing import hostile_sensors  # several cameras and depth, own rigs
+    from cases import hostile_sensors  # several cameras and depth, own rigs
 
     sensors = hostile_sensors.run(model)
     out.update(sensors)
@@ -212,7 +216,7 @@ def run_hostile(model: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    from seg_ros.testing.fuzz import run_fuzz
+    from cases.fuzz import run_fuzz
 
     model = shipped_or_tiny_model()
     minutes = float(os.environ.get("SEG_ROS_SOAK_MINUTES", "10"))

@@ -24,7 +24,7 @@ use_local_env()
 os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
 
 from seg_ros.frames import read_rgb  # noqa: E402
-from seg_ros.testing import make_tiny_model  # noqa: E402  (torch only when called)
+from seg_ros.live import make_tiny_model  # noqa: E402  (torch only when called)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from seg_ros.bag import (
 )
 from seg_ros.bag.make import default_camera, make_bag
 from seg_ros.frames import read_rgb
-from seg_ros.testing import pick_domain
+from seg_ros.live import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 START_NS = 1_700_000_000_000_000_000
@@ -447,8 +447,8 @@ def test_label_info_recorded_and_replayed_latched(tiny_model: Path, tmp_path: Pa
 
     from seg_ros.bag.record import record_bag
     from seg_ros.bag.rosio import qos
+    from seg_ros.live import LiveClient, NodeProcess, wait_for
     from seg_ros.model_card import CAMVID_CLASSES
-    from seg_ros.testing import LiveClient, NodeProcess, wait_for
 
     domain = pick_domain()
     node = NodeProcess(["-p", f"model_path:={tiny_model}"], domain)
@@ -486,7 +486,7 @@ def _assert_replayed_latched(bag: Path, domain: int, diags_before: int, info_mod
 
     from seg_ros.bag.play import play_bag
     from seg_ros.bag.rosio import qos
-    from seg_ros.testing import LiveClient, wait_for
+    from seg_ros.live import LiveClient, wait_for
 
     player = threading.Thread(target=play_bag, kwargs=dict(
         bag=bag, domain_id=domain, delay=1.5, progress=False), daemon=True)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import vision_msgs.msg  # noqa: F401 - built into the venv by `make ros-tools`: never skipped
 
+from seg_ros.live import NodeProcess, param_args, wait_for
+from seg_ros.live.domains import pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import NodeProcess, param_args, wait_for
-from seg_ros.testing.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

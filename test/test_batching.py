@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from seg_ros.engines import open_engine
+from seg_ros.live import camvid_frames, make_tiny_model
 from seg_ros.pipeline import CameraMailboxes, Frame
 from seg_ros.segmenter import Segmenter
-from seg_ros.testing import camvid_frames, make_tiny_model
 
 
 def frame(camera: str, seq: int) -> Frame:

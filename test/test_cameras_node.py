@@ -24,8 +24,7 @@ rclpy = pytest.importorskip("rclpy")
 
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     LiveClient,
     NodeProcess,
     camvid_frames,
@@ -34,6 +33,7 @@ from seg_ros.testing import (  # noqa: E402
     stamp_now,
     wait_for,
 )
+from seg_ros.ros.convert import byte_array  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

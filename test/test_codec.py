@@ -480,7 +480,7 @@ def test_size_cap_reads_the_header_before_decoding() -> None:
     """A 20000x20000 PNG of ~400 KB is refused from its IHDR; nothing is decoded."""
     import tracemalloc
 
-    from seg_ros.testing.hostile_images import png_bomb
+    from cases.hostile_images import png_bomb
 
     bomb = png_bomb()
     tracemalloc.start()
@@ -503,7 +503,7 @@ def _png_of(w: int, h: int) -> bytes:
 
 
 def test_jpeg_size_cap_corrupt_data_and_exif_orientation() -> None:
-    from seg_ros.testing.hostile_images import corrupt_jpeg, jpeg
+    from cases.hostile_images import corrupt_jpeg, jpeg
 
     rgb = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (48, 64, 3), np.uint8),
                            (0, 0), 2)

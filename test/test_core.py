@@ -208,7 +208,7 @@ def test_segmenter_rejects_bad_frames(tiny_model):
 
 
 def test_mono16_labels_for_many_classes(tmp_path, camvid_frame):
-    from seg_ros.testing import make_tiny_model
+    from seg_ros.live import make_tiny_model
 
     path = make_tiny_model(tmp_path / "big.onnx", num_classes=300)
     out = Segmenter(open_engine(path))(camvid_frame[0])

@@ -28,8 +28,10 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from cases import process_command  # noqa: E402
+
+from seg_ros.live import LiveClient, NodeLauncher, in_domain, pick_domain  # noqa: E402
 from seg_ros.ros.dds import discovery_localhost  # noqa: E402
-from seg_ros.testing import LiveClient, NodeLauncher, in_domain, pick_domain  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -101,7 +103,7 @@ def test_camera_without_the_profile_is_reported_half_blind(client: LiveClient, n
     gets: runs before the test below), from the samples the middleware reports lost."""
     before = int(client.diagnostics(NODE, timeout=5.0)[2]["frames_received"])
     cam = subprocess.Popen(
-        [sys.executable, "-m", "seg_ros.testing.camera", TOPIC, "640x480", "30", "12",
+        [*process_command("camera"), TOPIC, "640x480", "30", "12",
          "--best-effort"], env=camera_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -227,7 +229,7 @@ def test_one_of_several_cameras_half_blind_is_named(client: LiveClient, tiny_mod
                          "-p", "use_tf:=false", "-p", "cameras:=[front, rear]",
                          "-r", f"__node:={name[1:]}"], tmp_path / "node.log")
     cam = subprocess.Popen(
-        [sys.executable, "-m", "seg_ros.testing.camera", "/rear/image", "640x480", "30", "20",
+        [*process_command("camera"), "/rear/image", "640x480", "30", "20",
          "--best-effort"], env=camera_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     level, message, deadline = 0, "", time.monotonic() + 60.0

@@ -20,8 +20,7 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
-from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     Collector,
     LiveClient,
     NodeLauncher,
@@ -29,6 +28,7 @@ from seg_ros.testing import (  # noqa: E402
     pick_domain,
     wait_for,
 )
+from seg_ros.ros.convert import byte_array  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -337,9 +337,9 @@ def test_fused_map_takes_the_depth_grid(harness: Harness, node: Any, camvid_fram
 
     from seg_ros.depth import depth_to_metres
     from seg_ros.floor import FloorMap, GridSpec, Pose2D
+    from seg_ros.live import stamp_of
     from seg_ros.ros.floor_map import SPECS as MAP_SPECS
     from seg_ros.ros.floor_map import map_config_from
-    from seg_ros.testing import stamp_of
 
     rgb, _ = camvid_frame
     assert harness.client.set_params(NODE, **{"grid.source": "depth"})[0].successful

@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from seg_ros.live import LiveClient, NodeProcess, pick_domain, wait_for
 from seg_ros.ros.convert import to_image_msg
-from seg_ros.testing import LiveClient, NodeProcess, pick_domain, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -27,9 +27,7 @@ from test_floor import nav2_load, read_pgm  # noqa: E402
 
 from seg_ros.cli import main as cli_main  # noqa: E402
 from seg_ros.floor import UNKNOWN, Pose2D, local_grid_spec  # noqa: E402
-from seg_ros.model_card import read_card  # noqa: E402
-from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     LiveClient,
     NodeLauncher,
     camvid_frames,
@@ -38,6 +36,8 @@ from seg_ros.testing import (  # noqa: E402
     stamp_of,
     wait_for,
 )
+from seg_ros.model_card import read_card  # noqa: E402
+from seg_ros.ros.convert import byte_array  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

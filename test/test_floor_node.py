@@ -24,9 +24,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, GroundProjector  # noqa: E402
-from seg_ros.model_card import read_card  # noqa: E402
-from seg_ros.ros.convert import to_image_msg  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     LiveClient,
     NodeLauncher,
     in_domain,
@@ -34,6 +32,8 @@ from seg_ros.testing import (  # noqa: E402
     stamp_of,
     wait_for,
 )
+from seg_ros.model_card import read_card  # noqa: E402
+from seg_ros.ros.convert import to_image_msg  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
 class Harness:
-    """The test side: a :class:`seg_ros.testing.LiveClient` (own context, spin thread,
+    """The test side: a :class:`seg_ros.live.LiveClient` (own context, spin thread,
     diagnostics, service calls) plus image + camera_info publishers and collectors by stamp."""
 
     def __init__(self) -> None:

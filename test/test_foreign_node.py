@@ -24,14 +24,14 @@ from foreign_models import IMAGENET, SIZE, reference, tf2onnx_like  # noqa: E402
 from test_conventions import CARD_FLAGS, INPUT, Backbone, export, reference_labels  # noqa: E402
 
 from seg_ros.cli import main  # noqa: E402
-from seg_ros.ros.convert import to_image_msg  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     LiveClient,
     NodeProcess,
     node_module,
     pick_domain,
     wait_for,
 )
+from seg_ros.ros.convert import to_image_msg  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """Fast fuzz subset (make test): a few hundred malformed Image / CompressedImage / CameraInfo
-messages (hypothesis strategies in seg_ros/testing/fuzz.py) against two live node processes. The
+messages (hypothesis strategies in test/cases/fuzz.py) against two live node processes. The
 full >= 10,000-message run is in `make soak`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from seg_ros.testing.fuzz import bad_images, run_fuzz
+from cases.fuzz import bad_images, run_fuzz
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """Never blind, never silent: the defects hostile testing found, each against a live node
-process, with the diagnostics level, message and counters asserted (seg_ros/testing/hostile.py).
+process, with the diagnostics level, message and counters asserted (test/cases/hostile.py).
 
 Two long-lived nodes (raw and compressed input) take the in-stream cases while a blind meter
 checks that no subscribed output is ever silent beyond the node's limit with /diagnostics OK;
@@ -19,16 +19,10 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from cases import hostile, hostile_compressed, hostile_field
+
+from seg_ros.live import NodeProcess, param_args, pick_domain, wait_for
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import (
-    NodeProcess,
-    hostile,
-    hostile_compressed,
-    hostile_field,
-    param_args,
-    pick_domain,
-    wait_for,
-)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TEST_DIR = str(Path(__file__).resolve().parent)
@@ -147,7 +141,7 @@ def test_signal_while_the_model_loads_exits_cleanly(tiny_model: Path, sig: int) 
 
 def test_shutdown_with_a_hung_engine_is_bounded(tiny_model: Path) -> None:
     """A worker inside a 30 s engine call: SIGINT still exits within ~5 s, rc 0, no abort."""
-    from seg_ros.testing.hostile import HostileRig
+    from cases.hostile import HostileRig
 
     rig = HostileRig(tiny_model, "hung_node", extra={"backend": "fault_backend:FaultyEngine"},
                      env={"PYTHONPATH": TEST_DIR, "SEG_ROS_FAULT_HANG_S": "30"})
@@ -168,7 +162,7 @@ def test_shutdown_with_a_hung_engine_is_bounded(tiny_model: Path) -> None:
 def test_worker_death_exits_non_zero(tiny_model: Path, tmp_path: Path) -> None:
     """An error escaping the worker's per-frame handling ends the process with code 70 (so
     launch's respawn restarts it), never a half-alive node without a worker."""
-    from seg_ros.testing.hostile import HostileRig
+    from cases.hostile import HostileRig
 
     fatal = tmp_path / "die"
     rig = HostileRig(tiny_model, "dying_node", extra={"backend": "fault_backend:FaultyEngine"},

@@ -1,5 +1,5 @@
 """Several cameras behind one merged grid, depth under hostile input, and latency fairness
-between cameras: each against a live node process (seg_ros/testing/hostile_sensors.py).
+between cameras: each against a live node process (test/cases/hostile_sensors.py).
 
 A camera going dark or sending zeros as its camera_info must be WARN naming it although the
 merged ~/floor_grid goes on; depth faults are reported with their own cause; 150 Hz depth still
@@ -20,7 +20,10 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from seg_ros.testing import (
+from cases import hostile_sensors as hs
+from cases.hostile import closed_clean
+
+from seg_ros.live import (
     LiveClient,
     NodeProcess,
     RawCounter,
@@ -30,8 +33,6 @@ from seg_ros.testing import (
     shipped_or_tiny_model,
     stamp_now,
 )
-from seg_ros.testing import hostile_sensors as hs
-from seg_ros.testing.hostile import closed_clean
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seg_ros.live import pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = yaml.safe_load((REPO / "rosdep" / "keys.yaml").read_text())

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from seg_ros.testing import pick_domain
+from seg_ros.live import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"

@@ -24,12 +24,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 
 from seg_ros import codec  # noqa: E402
 from seg_ros.engines import open_engine  # noqa: E402
-from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
-from seg_ros.pipeline import OUTPUTS  # noqa: E402
-from seg_ros.render import Palette  # noqa: E402
-from seg_ros.ros.convert import byte_array  # noqa: E402
-from seg_ros.segmenter import Segmenter  # noqa: E402
-from seg_ros.testing import (  # noqa: E402
+from seg_ros.live import (  # noqa: E402
     Collector,
     LiveClient,
     NodeLauncher,
@@ -37,6 +32,11 @@ from seg_ros.testing import (  # noqa: E402
     pick_domain,
     wait_for,
 )
+from seg_ros.model_card import CAMVID_CLASSES  # noqa: E402
+from seg_ros.pipeline import OUTPUTS  # noqa: E402
+from seg_ros.render import Palette  # noqa: E402
+from seg_ros.ros.convert import byte_array  # noqa: E402
+from seg_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ LAUNCH = NodeLauncher(DOMAIN, PARAMS_FILE)
 
 
 class Harness:
-    """The test side: a :class:`seg_ros.testing.LiveClient` (own context, spin thread,
+    """The test side: a :class:`seg_ros.live.LiveClient` (own context, spin thread,
     diagnostics, parameter calls) plus this module's publishers, headers and collectors."""
 
     def __init__(self) -> None:

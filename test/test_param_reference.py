@@ -19,7 +19,7 @@ rclpy = pytest.importorskip("rclpy")
 from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: E402
 from rclpy.parameter import parameter_value_to_python  # noqa: E402
 
-from seg_ros.testing import LiveClient, NodeProcess, pick_domain, wait_for  # noqa: E402
+from seg_ros.live import LiveClient, NodeProcess, pick_domain, wait_for  # noqa: E402
 
 CAMERAS = ("front", "rear")
 ROS_OWN = {"use_sim_time", "start_type_description_service"}  # declared by rclpy itself

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from seg_ros.testing import pick_domain
+from seg_ros.live import pick_domain
 
 REPO = Path(__file__).resolve().parents[1]
 HUMBLE_TAR = REPO.parent / "shared" / "ros-src" / "rclpy-humble.tar.gz"

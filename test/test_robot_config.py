@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seg_ros.testing import LiveClient, NodeLauncher, wait_for
-from seg_ros.testing.domains import pick_domain
+from seg_ros.live import LiveClient, NodeLauncher, wait_for
+from seg_ros.live.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -21,9 +21,7 @@ pytest.importorskip("rclpy")
 pytest.importorskip("rclpy.lifecycle")
 
 from seg_ros.intrinsics import received_intrinsics, scaled_intrinsics
-from seg_ros.ros.convert import to_image_msg
-from seg_ros.ros.dds import local_env
-from seg_ros.testing import (
+from seg_ros.live import (
     Collector,
     LiveClient,
     NodeProcess,
@@ -31,6 +29,8 @@ from seg_ros.testing import (
     pick_domain,
     wait_for,
 )
+from seg_ros.ros.convert import to_image_msg
+from seg_ros.ros.dds import local_env
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 W, H = 96, 72

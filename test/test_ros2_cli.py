@@ -23,9 +23,9 @@ import pytest
 import vision_msgs.msg  # noqa: F401
 import yaml
 
+from seg_ros.live import LiveClient, camvid_frames, stream, wait_for
+from seg_ros.live.domains import pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import LiveClient, camvid_frames, stream, wait_for
-from seg_ros.testing.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

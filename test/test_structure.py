@@ -4,7 +4,7 @@ block of six lines is written twice, no function grows past 80 lines.
 Rooms and arrows follow ARCHITECTURE: the ROS-free core (codec, model card, engines, segmenter,
 render, floor, pipeline, metrics) knows nothing of the rooms downstream of it; ``ros`` is the
 node's glue; ``modelprep`` (offline model preparation) builds on engines and the card, and
-neither the core nor the node imports it; ``bag``, ``train`` and ``testing`` are tools around
+neither the core nor the node imports it; ``bag``, ``train`` and ``live`` are tools around
 it, ``gpucheck`` a tool over them; ``cli`` calls them all.
 Every import counts, lazy ones inside functions included.
 """
@@ -25,23 +25,23 @@ BLOCK_LINES = 6
 CORE = {"seg_ros", "errors", "frames", "codec", "model_card", "preprocess", "postprocess",
         "render", "metrics", "pipeline", "segmenter", "engines", "floor", "builds", "timing"}
 # room -> the rooms it must never import (its downstream: the flow runs the other way)
-DOWNSTREAM = {"ros", "bag", "train", "testing", "gpucheck", "cli"}
+DOWNSTREAM = {"ros", "bag", "train", "live", "gpucheck", "cli"}
 NEVER = {
     **{room: DOWNSTREAM | {"modelprep"} for room in CORE},
     "modelprep": DOWNSTREAM,  # offline preparation: engines and the card, never the node
     "ros": (DOWNSTREAM - {"ros"}) | {"modelprep"},
     "train": DOWNSTREAM - {"train"},
     "bag": {"train", "gpucheck", "cli"},
-    "testing": {"bag", "gpucheck", "cli"},
-    "gpucheck": {"cli"},  # a tool over all of them: engines, a node (testing), torch (train)
+    "live": {"bag", "gpucheck", "cli"},
+    "gpucheck": {"cli"},  # a tool over all of them: engines, a node (live), torch (train)
     "cli": set(),
 }
 # engines know neither the segmenter nor the offline preparation built on them
 NEVER["engines"] = DOWNSTREAM | {"modelprep", "segmenter"}
 # third-party packages only some rooms may import (module name -> rooms or files allowed)
 GUARDED = {
-    "rclpy": ("seg_ros.ros", "seg_ros.bag", "seg_ros.testing"),
-    "torch": ("seg_ros.train", "seg_ros.engines.torch", "seg_ros.testing.models"),
+    "rclpy": ("seg_ros.ros", "seg_ros.bag", "seg_ros.live"),
+    "torch": ("seg_ros.train", "seg_ros.engines.torch", "seg_ros.live.models"),
 }
 
 

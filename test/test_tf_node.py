@@ -1,6 +1,6 @@
 """The floor grid and ~/floor_map with the real tf2_ros, as on a robot: the cameras' mounts on
 /tf_static and ``odom -> base_link`` on /tf from a tf publisher process of its own
-(seg_ros.testing.tf_publisher, tf2_ros's broadcasters), a node with ``use_tf`` beside a node
+(test/cases/tf_publisher.py, tf2_ros's broadcasters), a node with ``use_tf`` beside a node
 fed the same poses as nav_msgs/Odometry and camera_pose parameters; both get the same CamVid
 frames. The map the tf node fuses equals the odometry node's, cell for cell, with one camera and
 with several; tf failures (unknown frame, extrapolation past map.max_pose_age, a stamp older
@@ -14,7 +14,6 @@ import functools
 import json
 import math
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,13 +23,14 @@ import numpy as np
 import pytest
 import tf2_ros  # noqa: F401 - built into the venv by `make ros-tools`: never skipped
 import yaml
+from cases import process_command
 from test_floor_map_node import camera_info, image_msg
 from test_floor_node import matrix_quaternion
 
 from seg_ros.floor import UNKNOWN, CameraPose, Pose2D
+from seg_ros.live import LiveClient, NodeLauncher, camvid_frames, param_args, stamp_of, wait_for
+from seg_ros.live.domains import pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing import LiveClient, NodeLauncher, camvid_frames, param_args, stamp_of, wait_for
-from seg_ros.testing.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -50,12 +50,12 @@ FRONT = [0.2, 0.0, 1.0, 0.0, 0.3, 0.0]
 
 
 class TfPublisher:
-    """seg_ros.testing.tf_publisher in a process of its own, in ``domain``."""
+    """test/cases/tf_publisher.py in a process of its own, in ``domain``."""
 
     def __init__(self, domain: int, log_path: Path) -> None:
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "seg_ros.testing.tf_publisher"], env=local_env(domain),
+            process_command("tf_publisher"), env=local_env(domain),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self._reply() == "ready", log_path.read_text()
 

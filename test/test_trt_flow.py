@@ -166,7 +166,7 @@ def test_batch_engine_runs_several_cameras_in_one_call(fake_trt, tmp_path: Path)
     """build-engine --batch 3 on a dynamic-batch export: a profile of 1..3 frames, recorded in
     the sidecar; the engine then takes 1, 2 or 3 frames per call and each frame's labels equal
     a single call's."""
-    from seg_ros.testing import camvid_frames, make_tiny_model
+    from seg_ros.live import camvid_frames, make_tiny_model
 
     model = make_tiny_model(tmp_path / "dyn.onnx", batch=0)
     out = trt_build.build_engine(model, BuildOptions(out=tmp_path / "dyn.engine", max_batch=3))

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from seg_ros.live.domains import pick_domain
 from seg_ros.ros.dds import local_env
-from seg_ros.testing.domains import pick_domain
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -102,7 +102,7 @@ WITHOUT_VISION_MSGS = ("-c", "import sys; sys.modules['vision_msgs'] = None; "
 def test_without_vision_msgs_the_node_says_once_why(tiny_model) -> None:
     """The node still segments; at start one WARN says ~/label_info/vision is off, why, and
     the fix; the topic is not offered."""
-    from seg_ros.testing import NodeProcess, param_args, wait_for
+    from seg_ros.live import NodeProcess, param_args, wait_for
 
     domain = pick_domain()
     node = NodeProcess(param_args({"model_path": tiny_model, "threads": 1}), domain,

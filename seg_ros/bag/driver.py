@@ -1,7 +1,7 @@
 """Bag eval's driver: a bag's frames into a real node process over real topics, its outputs back.
 
-The node is a :class:`seg_ros.testing.NodeProcess` in a private ROS domain and the client a
-:class:`seg_ros.testing.LiveClient` (its spin thread runs the callbacks below). Outputs are taken
+The node is a :class:`seg_ros.live.NodeProcess` in a private ROS domain and the client a
+:class:`seg_ros.live.LiveClient` (its spin thread runs the callbacks below). Outputs are taken
 raw (CDR) and decoded with rosbags, so they can be written unchanged to the output bag.
 
 Start-up: the graph can list a subscription before its reader accepts our writer, and the first
@@ -28,10 +28,10 @@ from seg_ros.bag import (
     header_stamp_ns,
     image_from_msg,
 )
+from seg_ros.live import LiveClient, NodeProcess, pick_domain
 from seg_ros.pipeline import NODE_NAME
 from seg_ros.ros.compat import publisher_count
 from seg_ros.stamps import stamp_ns
-from seg_ros.testing import LiveClient, NodeProcess, pick_domain
 
 LABELS_TOPIC = f"/{NODE_NAME}/labels"
 GRID_TOPIC = f"/{NODE_NAME}/floor_grid"

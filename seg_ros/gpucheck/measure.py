@@ -81,8 +81,8 @@ def node_end_to_end(params: dict[str, str], frames: list[np.ndarray], n: int = 5
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
+    from seg_ros.live import LiveClient, NodeProcess, ask, param_args, pick_domain
     from seg_ros.ros.convert import to_image_msg
-    from seg_ros.testing import LiveClient, NodeProcess, ask, param_args, pick_domain
 
     domain = pick_domain()
     node = NodeProcess([*param_args({"model_path": str(MODEL), **params}),

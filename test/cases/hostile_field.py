@@ -1,7 +1,7 @@
 """Hostile cases of the second field round: odometry, time, parameter types and lifecycle.
 
-The in-stream cases (:data:`RAW_CASES`) run on a :class:`~seg_ros.testing.hostile.HostileRig`
-after seg_ros.testing.hostile's own; they subscribe ~/floor_map (and the picture outputs) only
+The in-stream cases (:data:`RAW_CASES`) run on a :class:`~cases.hostile.HostileRig`
+after cases.hostile's own; they subscribe ~/floor_map (and the picture outputs) only
 while they run, and feed nav_msgs/Odometry at 50 Hz. The cases with a node of their own
 (:data:`STANDALONE_CASES`) take the model path. Each asserts what the node must report and
 returns what it measured. Used by test/test_hostile.py and benchmarks/soak.py.
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.testing import LiveClient, NodeProcess, param_args, pick_domain, wait_for
-from seg_ros.testing.hostile import OK, WARN, HostileRig, settle
+from cases.hostile import OK, WARN, HostileRig, settle
+from seg_ros.live import LiveClient, NodeProcess, param_args, pick_domain, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PICTURES = ("confidence", "color_mask", "overlay")

@@ -2,7 +2,7 @@
 each stamped with its capture time on a fixed cadence (as a driver with hardware stamps does),
 in whatever DDS environment the process is started with (the point of running it apart).
 
-    python -m seg_ros.testing.camera TOPIC WIDTHxHEIGHT HZ SECONDS [--best-effort]
+    python test/cases/camera.py TOPIC WIDTHxHEIGHT HZ SECONDS [--best-effort]
 
 Prints ``matched`` once a subscriber is matched (publishing starts then) and ``published N``
 at the end. The ROS domain comes from ROS_DOMAIN_ID.
@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="seg_ros.testing.camera")
+    ap = argparse.ArgumentParser(prog="camera.py")
     ap.add_argument("topic")
     ap.add_argument("size", help="WIDTHxHEIGHT")
     ap.add_argument("hz", type=float)

@@ -1,4 +1,4 @@
-"""The hostile cases of a node on compressed input (a :class:`~seg_ros.testing.hostile.HostileRig`
+"""The hostile cases of a node on compressed input (a :class:`~cases.hostile.HostileRig`
 with ``compressed=True``): a PNG bomb, a corrupt JPEG, an EXIF-rotated JPEG, each with what the
 node must say."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from seg_ros.testing import rss_mb
-from seg_ros.testing.hostile import WARN, H, HostileRig, W, settle
-from seg_ros.testing.hostile_images import corrupt_jpeg, jpeg, png_bomb
+from cases.hostile import WARN, H, HostileRig, W, settle
+from cases.hostile_images import corrupt_jpeg, jpeg, png_bomb
+from seg_ros.live import rss_mb
 
 
 def case_png_bomb(rig: HostileRig) -> dict[str, Any]:

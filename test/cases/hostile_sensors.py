@@ -1,7 +1,7 @@
 """Hostile cases on a node's other sensors: several cameras behind one merged grid, and depth.
 
 Two rigs, each one node process and a client streaming good frames at 10 Hz and watching what a
-robot would watch, with seg_ros.testing.hostile's :class:`~seg_ros.testing.hostile.BlindMeter`:
+robot would watch, with cases.hostile's :class:`~cases.hostile.BlindMeter`:
 
 - :class:`CamerasRig`: ``cameras:=[front, rear]`` with ``grid.merge``; only the merged
   ~/floor_grid is subscribed (what Nav2 takes). A camera that stops, or whose camera_info turns
@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.testing import LiveClient, NodeProcess, param_args, pick_domain, rss_mb, wait_for
-from seg_ros.testing.hostile import (
+from cases.hostile import (
     DIAG_PERIOD_S,
     K_GOOD,
     OK,
@@ -35,6 +34,7 @@ from seg_ros.testing.hostile import (
     H,
     W,
 )
+from seg_ros.live import LiveClient, NodeProcess, param_args, pick_domain, rss_mb, wait_for
 
 FRONT_POSE = "[0.0, 0.0, 1.0, 0.0, 0.4, 0.0]"
 REAR_POSE = "[0.0, 0.0, 1.0, 0.0, 0.4, 3.14159]"

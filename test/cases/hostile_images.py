@@ -1,5 +1,5 @@
 """Hostile compressed images, made for real: a PNG bomb, a JPEG with an EXIF orientation tag,
-a truncated JPEG (seg_ros.testing.hostile_compressed throws them at a live node)."""
+a truncated JPEG (cases.hostile_compressed throws them at a live node)."""
 
 from __future__ import annotations
 

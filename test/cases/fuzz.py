@@ -28,11 +28,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from seg_ros import codec
+from seg_ros.live.client import LiveClient
+from seg_ros.live.domains import pick_domain
+from seg_ros.live.process import NodeProcess
+from seg_ros.live.wait import wait_for
 from seg_ros.stamps import stamp_ns
-from seg_ros.testing.client import LiveClient
-from seg_ros.testing.domains import pick_domain
-from seg_ros.testing.process import NodeProcess
-from seg_ros.testing.wait import wait_for
 
 KNOWN = sorted(codec.ENCODINGS) if hasattr(codec, "ENCODINGS") else ["rgb8", "bgr8", "mono8"]
 U32 = 2**32 - 1

@@ -10,7 +10,7 @@ figure must stay 0 through every case.
 Each ``case_*`` function drives one defect found by hostile testing, asserts the level, message
 and counters the node must report (not just that it survives) and returns what it measured.
 Used by test/test_hostile.py (in ``make test``) and benchmarks/soak.py (``make soak``, timed);
-the compressed-input cases are in seg_ros.testing.hostile_compressed.
+the compressed-input cases are in cases.hostile_compressed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.testing import LiveClient, NodeProcess, param_args, pick_domain, rss_mb, wait_for
-from seg_ros.testing.hostile_images import jpeg
+from cases.hostile_images import jpeg
+from seg_ros.live import LiveClient, NodeProcess, param_args, pick_domain, rss_mb, wait_for
 
 OK, WARN, ERROR = 0, 1, 2
 W, H = 64, 48

@@ -8,7 +8,7 @@
 - ``{"wait_subscribers": n, "timeout": s}``: until /tf has ``n`` subscribers (dynamic tf sent
   before a listener joins is lost, as on a robot).
 
-    python -m seg_ros.testing.tf_publisher    (in the ROS domain of the nodes under test)
+    python test/cases/tf_publisher.py    (in the ROS domain of the nodes under test)
 """
 
 from __future__ import annotations

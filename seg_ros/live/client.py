@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
+from seg_ros.live.process import NodeProcess
+from seg_ros.live.wait import wait_for
 from seg_ros.pipeline import OUTPUTS  # the node's image outputs, by name
 from seg_ros.ros.dds import use_local_env
 from seg_ros.ros.memory import keep_large_buffers
 from seg_ros.stamps import stamp_ns
-from seg_ros.testing.process import NodeProcess
-from seg_ros.testing.wait import wait_for
 
 
 def param_args(values: dict[str, Any]) -> list[str]:
