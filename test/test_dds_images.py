@@ -29,6 +29,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from cases import process_command  # noqa: E402
+from cases.live_node import running  # noqa: E402
 
 from seg_ros.live import LiveClient, NodeLauncher, in_domain, pick_domain  # noqa: E402
 from seg_ros.ros.dds import discovery_localhost  # noqa: E402
@@ -56,13 +57,9 @@ def node(client: LiveClient, tiny_model: Path, tmp_path_factory) -> Iterator[Any
     proc = LAUNCH.start(["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
                          "-r", f"image:={TOPIC}"], log)
     probe = client.publisher(Image, TOPIC, depth=5, reliable=False)
-    try:
-        client.wait_ready(proc, probe, NODE, outputs=("overlay",))
+    with running(client, NODE, proc, [probe], ("overlay",)):
         client.node.destroy_publisher(probe)
         yield proc
-    finally:
-        rc = proc.stop()
-    assert rc == 0, f"the node did not shut down cleanly ({rc}):\n{proc.tail()}"
 
 
 def camera_stream(pub: Any, msg: Any, hz: float, count: int) -> list[int]:

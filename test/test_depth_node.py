@@ -20,6 +20,8 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
+from cases.live_node import running  # noqa: E402
+
 from seg_ros.live import (  # noqa: E402
     Collector,
     LiveClient,
@@ -150,17 +152,9 @@ def node(harness: Harness, tmp_path_factory: Any) -> Iterator[Any]:
                          "-r", f"depth/camera_info:={CAM}/depth/camera_info",
                          "-r", f"odom:={CAM}/odom"],
                         tmp_path_factory.mktemp("depth_node") / "node.log")
-    try:
-        def ready() -> bool:
-            assert proc.alive(), f"node exited:\n{proc.log()[-4000:]}"
-            return (harness.image_pub.get_subscription_count() > 0
-                    and harness.depth_pub.get_subscription_count() > 0
-                    and harness.node.count_publishers(f"{NODE}/points") > 0)
-        wait_for(ready, 60, "the node to start")
+    with running(harness.client, NODE, proc, [harness.image_pub, harness.depth_pub],
+                 ("points",)):
         yield proc
-    finally:
-        rc = proc.stop()
-        assert rc == 0, f"node did not shut down cleanly ({rc}):\n{proc.log()[-4000:]}"
 
 
 def cloud_arrays(msg: Any) -> dict[str, np.ndarray]:

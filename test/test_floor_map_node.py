@@ -23,6 +23,7 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
+from cases.live_node import running  # noqa: E402
 from test_floor import nav2_load, read_pgm  # noqa: E402
 
 from seg_ros.cli import main as cli_main  # noqa: E402
@@ -170,16 +171,9 @@ def node(harness: Harness, tmp_path_factory) -> Iterator[Any]:
                          "-r", f"camera_info:={INFO}", "-r", f"odom:={ODOM}",
                          *param_args(OVERRIDES)],
                         tmp_path_factory.mktemp("floor_map_node") / "node.log")
-    try:
-        def ready() -> bool:
-            assert proc.alive(), f"node exited {proc.proc.returncode}:\n{proc.tail()}"
-            return (harness.image_pub.get_subscription_count() > 0
-                    and harness.odom_pub.get_subscription_count() > 0
-                    and harness.client.node.count_publishers(f"{NODE}/floor_map") > 0)
-        wait_for(ready, 60, "the node to start")
+    with running(harness.client, NODE, proc, [harness.image_pub, harness.odom_pub],
+                 ("floor_map",)):
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.tail()
 
 
 def test_floor_map_matches_offline_fusion(harness: Harness, node: Any, tmp_path: Path) -> None:

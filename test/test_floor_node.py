@@ -20,6 +20,7 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
+from cases.live_node import running  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
@@ -27,6 +28,7 @@ from seg_ros.floor import FREE, UNKNOWN, CameraModel, CameraPose, GridSpec, Grou
 from seg_ros.live import (  # noqa: E402
     LiveClient,
     NodeLauncher,
+    NodeProcess,
     in_domain,
     pick_domain,
     stamp_of,
@@ -135,39 +137,27 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.fixture(scope="module")
-def node(harness: Harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
+def node(harness: Harness, tmp_path_factory) -> Iterator[NodeProcess]:
     """The node process (shipped model, camvid.yaml), up and subscribed."""
     proc = LAUNCH.start(["-r", f"__node:={NODE.strip('/')}", "-r", f"image:={IMAGE_TOPIC}",
                        "-r", f"camera_info:={INFO_TOPIC}"],
                       tmp_path_factory.mktemp("floor_node") / "node.log")
-
-    def tail() -> str:
-        return proc.log()[-4000:]
-
-    try:
-        def ready() -> bool:
-            assert proc.alive(), f"node exited {proc.proc.returncode}:\n{tail()}"
-            return (harness.image_pub.get_subscription_count() > 0
-                    and harness.info_pub.get_subscription_count() > 0
-                    and harness.node.count_publishers(f"{NODE}/floor_grid") > 0)
-        wait_for(ready, 60, "the node to start")
-        yield {"proc": proc, "tail": tail}
-    finally:
-        rc = proc.stop()  # SIGINT: the node shuts down cleanly
-        assert rc == 0, f"node did not shut down cleanly on SIGINT ({rc}):\n{tail()}"
+    with running(harness.client, NODE, proc, [harness.image_pub, harness.info_pub],
+                 ("floor_grid",)):
+        yield proc
 
 
 # --------------------------------------------------------------------------------- tests
 
 
-def test_no_camera_info_no_grid(harness: Harness, node: dict, camvid_frame) -> None:
+def test_no_camera_info_no_grid(harness: Harness, node: NodeProcess, camvid_frame) -> None:
     """Runs first: ~/floor_grid subscribed but no camera_info yet -> no grid, and a log line."""
     rgb, _ = camvid_frame
     subs = [harness.subscribe("labels"), harness.subscribe("floor_grid")]
     try:
         got = harness.request(rgb, None, ("labels", "floor_grid"), timeout=2.0, expect=False)
         assert "labels" in got and "floor_grid" not in got
-        wait_for(lambda: "no camera_info has arrived" in node["tail"](), 5, "the log line")
+        wait_for(lambda: "no camera_info has arrived" in node.log(), 5, "the log line")
         assert harness.diagnostics()["floor_grids_published"] == "0"
     finally:
         for s in subs:
@@ -175,7 +165,7 @@ def test_no_camera_info_no_grid(harness: Harness, node: dict, camvid_frame) -> N
     wait_for(lambda: harness.node.count_subscribers(f"{NODE}/floor_grid") == 0, 5, "unsubscribe")
 
 
-def test_no_subscriber_no_grid(harness: Harness, node: dict, camvid_frame) -> None:
+def test_no_subscriber_no_grid(harness: Harness, node: NodeProcess, camvid_frame) -> None:
     """(b) Nobody subscribes ~/floor_grid -> labels flow, no grid is computed (camera_info
     and camera_pose present)."""
     rgb, _ = camvid_frame
@@ -190,7 +180,7 @@ def test_no_subscriber_no_grid(harness: Harness, node: dict, camvid_frame) -> No
         harness.node.destroy_subscription(sub)
 
 
-def test_grid_matches_projection_of_the_node_labels(harness: Harness, node: dict,
+def test_grid_matches_projection_of_the_node_labels(harness: Harness, node: NodeProcess,
                                                     camvid_frame) -> None:
     """(a) The grid: stamp, frame, geometry as configured; cell for cell the in-process
     GroundProjector of the node's own labels; free road cells ahead, agreeing with the CamVid
@@ -245,7 +235,7 @@ def test_grid_matches_projection_of_the_node_labels(harness: Harness, node: dict
             harness.node.destroy_subscription(s)
 
 
-def test_camera_info_size_mismatch_is_skipped(harness: Harness, node: dict,
+def test_camera_info_size_mismatch_is_skipped(harness: Harness, node: NodeProcess,
                                               camvid_frame) -> None:
     rgb, _ = camvid_frame
     subs = [harness.subscribe("labels"), harness.subscribe("floor_grid")]
@@ -255,14 +245,14 @@ def test_camera_info_size_mismatch_is_skipped(harness: Harness, node: dict,
                               expect=False)
         assert "labels" in got and "floor_grid" not in got  # labels keep flowing
         assert int(harness.diagnostics()["floor_size_mismatches"]) > before
-        wait_for(lambda: "camera_info describes a 640x480 image" in node["tail"]()
-                 and "the image is 480x360" in node["tail"](), 5, "the size error in the log")
+        wait_for(lambda: "camera_info describes a 640x480 image" in node.log()
+                 and "the image is 480x360" in node.log(), 5, "the size error in the log")
     finally:
         for s in subs:
             harness.node.destroy_subscription(s)
 
 
-def test_live_grid_parameters(harness: Harness, node: dict, camvid_frame) -> None:
+def test_live_grid_parameters(harness: Harness, node: NodeProcess, camvid_frame) -> None:
     """Valid sets rebuild the grid (new geometry, one LUT build); invalid ones are refused."""
     rgb, _ = camvid_frame
     h, w = rgb.shape[:2]
@@ -300,7 +290,7 @@ def test_live_grid_parameters(harness: Harness, node: dict, camvid_frame) -> Non
         harness.node.destroy_subscription(sub)
 
 
-def test_tf_pose(harness: Harness, node: dict, camvid_frame) -> None:
+def test_tf_pose(harness: Harness, node: NodeProcess, camvid_frame) -> None:
     """(c) use_tf with the real tf2_ros: the pose comes from a static transform published here,
     not from camvid.yaml's camera_pose (tf wins while use_tf is true)."""
     rgb, _ = camvid_frame

@@ -19,6 +19,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from cases.live_node import running  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
@@ -28,6 +29,7 @@ from seg_ros.live import (  # noqa: E402
     Collector,
     LiveClient,
     NodeLauncher,
+    NodeProcess,
     in_domain,
     pick_domain,
     wait_for,
@@ -105,7 +107,8 @@ def harness() -> Iterator[Harness]:
 
 
 @pytest.fixture(scope="module")
-def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict[str, Any]]:
+def nodes(harness: Harness, tiny_model: Path, tmp_path_factory
+          ) -> Iterator[dict[str, NodeProcess]]:
     """Both node processes, up and subscribed."""
     logs = tmp_path_factory.mktemp("node_logs")
     common = ["-p", f"model_path:={tiny_model}", "-p", "threads:=1",
@@ -114,25 +117,14 @@ def nodes(harness: Harness, tiny_model: Path, tmp_path_factory) -> Iterator[dict
     # the compressed node runs two workers: every JPEG test also checks the multi-worker path
     specs = {RAW: [], CMP: ["-r", "__node:=seg_compressed", "-p", "input_transport:=compressed",
                             "-p", "workers:=2"]}
-    procs = {name: LAUNCH.start([*common, *extra], logs / f"{name.strip('/')}.log")
-             for name, extra in specs.items()}
 
-    def tail(name: str) -> str:
-        return procs[name].log()[-3000:]
+    def start(name: str) -> NodeProcess:
+        return LAUNCH.start([*common, *specs[name]], logs / f"{name.strip('/')}.log")
 
-    try:
-        for name, pub in ((RAW, harness.raw_pub), (CMP, harness.cmp_pub)):
-            def ready(name: str = name, pub: Any = pub) -> bool:
-                proc = procs[name]
-                assert proc.alive(), f"{name} exited {proc.proc.returncode}:\n{tail(name)}"
-                return (pub.get_subscription_count() > 0
-                        and harness.node.count_publishers(f"{name}/labels") > 0)
-            wait_for(ready, 60, f"{name} to start")
-        yield {"procs": procs, "tail": tail}
-    finally:
-        rcs = {name: proc.stop() for name, proc in procs.items()}  # SIGINT: a clean shutdown
-        for name, rc in rcs.items():
-            assert rc == 0, f"{name} did not shut down cleanly on SIGINT ({rc}):\n{tail(name)}"
+    client = harness.client
+    with (running(client, RAW, start(RAW), [harness.raw_pub], ("labels",)) as raw,
+          running(client, CMP, start(CMP), [harness.cmp_pub], ("labels",)) as cmp):
+        yield {RAW: raw, CMP: cmp}
 
 
 @pytest.fixture(scope="module")
