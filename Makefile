@@ -72,7 +72,8 @@ $(ROS_TOOLS): $(PIP_STAMP) scripts/build_ros_tools.sh scripts/pip_ros_fixups.cma
 	bash scripts/build_ros_tools.sh $(VENV) $(ROS_SRC)
 	touch $@
 
-# TESTS: test files or folders to run (default: all of test/)
+# TESTS: test files or folders to run (default: all of test/: unit/ ROS-free, node/ live nodes
+# and ROS tools, install/ packaging and code shape, gpu/ the GPU paths, checked without a GPU)
 test: $(STAMP) $(ROS_TOOLS)
 	$(PY) -m pytest -q -ra $(or $(TESTS),test)
 

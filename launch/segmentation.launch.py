@@ -23,7 +23,7 @@ without which best-effort images of a few hundred KB are dropped.
 Nav2's lifecycle_manager to configure and activate (docs/interfaces.md).
 
 The argument handling (:func:`parameter_overrides`, :func:`executable`) needs no ``launch``
-import, so it is unit-tested without a ROS install (test/test_launch_args.py).
+import, so it is unit-tested without a ROS install (test/node/test_launch_args.py).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
     python scripts/trim_rosdistro.py /path/to/rosdistro-checkout-or-git-dir
 
 Each kept rule is copied verbatim from the commit named in rosdep/keys.yaml, so rosdep resolves
-package.xml offline (test/test_install.py) exactly as it does against the full files, for every
-distribution keys.yaml lists under ``distros``.
+package.xml offline (test/install/test_install.py) exactly as it does against the full files, for
+every distribution keys.yaml lists under ``distros``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
-"""Shared fixtures: real CamVid frames and small real ONNX models exported with torch."""
+"""Shared fixtures: real CamVid frames, small real ONNX models exported with torch, the stand-in
+TensorRT. Test modules live in unit/, node/, install/ and gpu/; the helpers more than one of
+those rooms imports (cases/, floor_world, foreign_models, torch_conventions, fake_tensorrt,
+trt_stand_in, fault_backend) live here, on the import path (pyproject: pytest pythonpath)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,3 +65,12 @@ def tiny_model(tmp_path_factory) -> Path:
 def tiny_logits_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny_logits.onnx",
                            output_kind="logits")
+
+
+@pytest.fixture
+def fake_trt(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The stand-in TensorRT on a made-up GPU with host buffers (trt_stand_in.py); what it
+    was asked."""
+    from trt_stand_in import install
+
+    return install(monkeypatch)

@@ -3,18 +3,20 @@
 The world: the floor plane z = 0 painted with class rectangles, and axis-aligned boxes of real
 height standing on it. Every received pixel's ray (exact inverse of the lens model, by OpenCV's
 iterative undistortion, independent of the projection the grid uses) is cast from the camera
-centre; the label is the class of the first thing it meets (sky when nothing).
+centre; the label is the class of the first thing it meets (sky when nothing). Also the
+readers of the nav2 map files (pgm + yaml) `seg-ros floor` and the node's map saver write.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from seg_ros.floor import FREE, OCCUPIED, CameraModel, CameraPose, GridSpec, Pose2D
+from seg_ros.floor import FREE, OCCUPIED, UNKNOWN, CameraModel, CameraPose, GridSpec, Pose2D
 
 SKY, OCC, GRASS, FLOOR, RUG, BOX = 0, 1, 2, 3, 4, 5
 TRAVERSABLE = (FLOOR, RUG)
@@ -177,3 +179,36 @@ def with_noise(labels: np.ndarray, fraction: float, cls: int, seed: int) -> np.n
     out = labels.copy()
     out.reshape(-1)[rng.random(labels.size) < fraction] = cls
     return out
+
+
+# ------------------------------------------------------------------ nav2 map files
+
+
+def read_pgm(path: Path) -> np.ndarray:
+    """The pixels of a binary (P5) 8-bit PGM file, as `seg-ros floor` writes the map."""
+    data = path.read_bytes()
+    tokens: list[str] = []
+    pos = 0
+    while len(tokens) < 4:  # magic, width, height, maxval; '#' comments allowed
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos) + 1
+            continue
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        tokens.append(data[pos:end].decode())
+        pos = end
+    assert tokens[0] == "P5" and tokens[3] == "255"
+    w, h = int(tokens[1]), int(tokens[2])
+    return np.frombuffer(data[pos + 1:], np.uint8).reshape(h, w)
+
+
+def nav2_load(meta: dict, img: np.ndarray) -> np.ndarray:
+    """nav2 map_server's trinary loader: occ = 1 - shade, thresholds, rows flipped."""
+    occ = 1.0 - img / 255.0
+    grid = np.full(img.shape, UNKNOWN, np.int8)
+    grid[occ > meta["occupied_thresh"]] = OCCUPIED
+    grid[occ < meta["free_thresh"]] = FREE
+    return grid[::-1]

@@ -1,7 +1,7 @@
 """rclpy API that differs between the supported distributions (Humble's rclpy 3.x, Jazzy's 7.x,
 Kilted's 9.x): one call here instead of a version check at each use.
 
-test/test_rclpy_humble.py checks every rclpy name the project uses against Humble's sources.
+test/node/test_rclpy_humble.py checks every rclpy name the project uses against Humble's sources.
 """
 
 from __future__ import annotations

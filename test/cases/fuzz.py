@@ -9,7 +9,7 @@ frame to the raw node (waited for), so the floor hook converts it. Every ``check
 messages a good frame is sent to each node and must come back on ~/labels within a timeout (the
 node keeps answering).
 
-Used by ``test/test_fuzz.py`` (a few hundred messages, in ``make test``) and
+Used by ``test/node/test_fuzz.py`` (a few hundred messages, in ``make test``) and
 ``benchmarks/soak.py`` (>= 10,000 messages, ``make soak``).
 """
 

@@ -9,7 +9,7 @@ figure must stay 0 through every case.
 
 Each ``case_*`` function drives one defect found by hostile testing, asserts the level, message
 and counters the node must report (not just that it survives) and returns what it measured.
-Used by test/test_hostile.py (in ``make test``) and benchmarks/soak.py (``make soak``, timed);
+Used by test/node/test_hostile.py (in ``make test``) and benchmarks/soak.py (``make soak``, timed);
 the compressed-input cases are in cases.hostile_compressed.
 """
 

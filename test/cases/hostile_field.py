@@ -4,7 +4,7 @@ The in-stream cases (:data:`RAW_CASES`) run on a :class:`~cases.hostile.HostileR
 after cases.hostile's own; they subscribe ~/floor_map (and the picture outputs) only
 while they run, and feed nav_msgs/Odometry at 50 Hz. The cases with a node of their own
 (:data:`STANDALONE_CASES`) take the model path. Each asserts what the node must report and
-returns what it measured. Used by test/test_hostile.py and benchmarks/soak.py.
+returns what it measured. Used by test/node/test_hostile.py and benchmarks/soak.py.
 """
 
 from __future__ import annotations

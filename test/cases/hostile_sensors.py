@@ -11,7 +11,7 @@ robot would watch, with cases.hostile's :class:`~cases.hostile.BlindMeter`:
   camera_info cycling through six values (:data:`DEPTH_CASES`).
 
 Each ``case_*`` asserts the level, message and counters the node must report and returns what
-it measured. Used by test/test_hostile_sensors.py and benchmarks/soak.py (``make soak``).
+it measured. Used by test/node/test_hostile_sensors.py and benchmarks/soak.py (``make soak``).
 """
 
 from __future__ import annotations
